@@ -1,0 +1,38 @@
+# The two commands a newcomer needs:  make run   and   make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test venv system-deps bench lint clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Debian packages the test suite drives for real: Prometheus/promtool and headless Chromium.
+system-deps:
+	@./scripts/system-deps
+
+## Run the service on its embedded default (SQLite, local cache, filesystem broker) or on
+## DATABASE_URL/REDIS_URL when set: migrate, demo users, demo cohort, model, worker, beat, web.
+run: venv
+	./scripts/run --host $(HOST) --port $(PORT)
+
+## Run the whole test suite (PostgreSQL and Redis when DATABASE_URL/REDIS_URL are set).
+test: venv system-deps
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: venv
+	$(PY) -m bench.run_all
+
+clean:
+	rm -rf $(VENV) var db.sqlite3

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+api_v1 = [
+    path("", include("patients.api.urls")),
+    path("", include("predictions.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("monitoring.urls")),
+]
+
+handler400 = "iit_service.api.errors.handler400"
+handler403 = "iit_service.api.errors.handler403"
+handler404 = "iit_service.api.errors.handler404"
+handler500 = "iit_service.api.errors.handler500"

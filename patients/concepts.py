@@ -1,0 +1,114 @@
+"""The controlled vocabulary of observations.
+
+Shaped after OpenMRS obs: each concept fixes the type of its value and the
+range a value may take.  Anything outside this table is refused at ingest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+NUMERIC, CODED, DATE, TEXT, BOOLEAN = "numeric", "coded", "date", "text", "boolean"
+
+
+@dataclass(frozen=True)
+class Concept:
+    code: str
+    label: str
+    kind: str
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+    choices: tuple[str, ...] = ()
+    unit: str = ""
+
+    def clean(self, value):
+        """Return the value in its stored Python type, or raise ValueError with a clinician-readable reason."""
+        cleaner = _CLEANERS[self.kind]
+        return cleaner(self, value)
+
+
+def _clean_numeric(concept: Concept, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{concept.code} takes a number")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{concept.code} takes a finite number")
+    if concept.integer and float(value) != int(value):
+        raise ValueError(f"{concept.code} takes a whole number")
+    if concept.minimum is not None and value < concept.minimum:
+        raise ValueError(f"{concept.code} must be at least {concept.minimum:g}")
+    if concept.maximum is not None and value > concept.maximum:
+        raise ValueError(f"{concept.code} must be at most {concept.maximum:g}")
+    return int(value) if concept.integer else float(value)
+
+
+def _clean_coded(concept: Concept, value):
+    if value not in concept.choices:
+        raise ValueError(f"{concept.code} must be one of: {', '.join(concept.choices)}")
+    return value
+
+
+def _clean_date(concept: Concept, value):
+    if not isinstance(value, str):
+        raise ValueError(f"{concept.code} takes an ISO date (YYYY-MM-DD)")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{concept.code} takes an ISO date (YYYY-MM-DD)") from None
+
+
+def _clean_text(concept: Concept, value):
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{concept.code} takes non-empty text")
+    if len(value) > 200:
+        raise ValueError(f"{concept.code} is at most 200 characters")
+    return value.strip()
+
+
+def _clean_boolean(concept: Concept, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{concept.code} takes true or false")
+    return value
+
+
+_CLEANERS = {
+    NUMERIC: _clean_numeric,
+    CODED: _clean_coded,
+    DATE: _clean_date,
+    TEXT: _clean_text,
+    BOOLEAN: _clean_boolean,
+}
+
+VISIT = "visit"
+NEXT_APPOINTMENT = "next_appointment"
+ARV_DAYS_SUPPLIED = "arv_days_supplied"
+ARV_REGIMEN = "arv_regimen"
+VIRAL_LOAD = "viral_load"
+CD4 = "cd4"
+WHO_STAGE = "who_stage"
+ADHERENCE = "adherence"
+PREGNANT = "pregnant"
+BREASTFEEDING = "breastfeeding"
+TB_SCREEN = "tb_screen"
+WEIGHT = "weight"
+
+CONCEPTS: dict[str, Concept] = {
+    c.code: c
+    for c in (
+        Concept(VISIT, "Clinical visit", CODED, choices=("scheduled", "unscheduled")),
+        Concept(NEXT_APPOINTMENT, "Next appointment date", DATE),
+        Concept(ARV_DAYS_SUPPLIED, "ARV dispense: days supplied", NUMERIC, 1, 365, integer=True, unit="days"),
+        Concept(ARV_REGIMEN, "ARV dispense: regimen", TEXT),
+        Concept(VIRAL_LOAD, "HIV viral load", NUMERIC, 0, None, unit="copies/mL"),
+        Concept(CD4, "CD4 count", NUMERIC, 0, None, unit="cells/µL"),
+        Concept(WHO_STAGE, "WHO clinical stage", NUMERIC, 1, 4, integer=True),
+        Concept(ADHERENCE, "Adherence assessment", CODED, choices=("good", "fair", "poor")),
+        Concept(PREGNANT, "Pregnant", BOOLEAN),
+        Concept(BREASTFEEDING, "Breastfeeding", BOOLEAN),
+        Concept(TB_SCREEN, "TB screening result", CODED, choices=("positive", "negative")),
+        Concept(WEIGHT, "Weight", NUMERIC, 0.5, 300, unit="kg"),
+    )
+}
+
+CONCEPT_CHOICES = [(c.code, c.label) for c in CONCEPTS.values()]

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import models
+
+from patients.concepts import BOOLEAN, CODED, CONCEPT_CHOICES, CONCEPTS, DATE, NUMERIC, TEXT
+
+
+class Facility(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200)
+    region = models.CharField(max_length=100, blank=True)
+    district = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "facilities"
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Patient(models.Model):
+    """A person on ART at one facility.  Pseudonymous: no names, no phone numbers."""
+
+    class Sex(models.TextChoices):
+        FEMALE = "F", "Female"
+        MALE = "M", "Male"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        TRANSFERRED_OUT = "transferred_out", "Transferred out"
+        DIED = "died", "Died"
+        STOPPED = "stopped", "Stopped"
+
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="patients")
+    identifier = models.CharField(max_length=64, help_text="ART number, unique within the facility")
+    sex = models.CharField(max_length=1, choices=Sex.choices)
+    birth_date = models.DateField()
+    art_start_date = models.DateField()
+    enrollment_date = models.DateField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    status_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["facility", "identifier"], name="patient_identifier_unique_in_facility"),
+        ]
+        indexes = [models.Index(fields=["facility", "status"], name="patient_facility_status")]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} @ {self.facility_id}"
+
+    def age_on(self, day: dt.date) -> int:
+        years = day.year - self.birth_date.year
+        return years - ((day.month, day.day) < (self.birth_date.month, self.birth_date.day))
+
+
+class Observation(models.Model):
+    """One dated clinical fact, after OpenMRS obs.
+
+    The value sits in the column its concept's type requires; ``facility`` is
+    copied from the patient so that "a facility's observations since a date"
+    and idempotent ingest per facility are single index look-ups.
+    """
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="observations")
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
+    concept = models.CharField(max_length=32, choices=CONCEPT_CHOICES)
+    observed_at = models.DateTimeField()
+    value_numeric = models.FloatField(null=True, blank=True)
+    value_text = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 NULL = not this type
+    value_date = models.DateField(null=True, blank=True)
+    external_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 NULL = none, unique otherwise
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["observed_at", "id"]
+        indexes = [
+            models.Index(fields=["patient", "observed_at"], name="obs_patient_time"),
+            models.Index(fields=["facility", "observed_at"], name="obs_facility_time"),
+            models.Index(fields=["created_at"], name="obs_created"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["facility", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="obs_external_id_unique_in_facility",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.concept}={self.value} @ {self.observed_at:%Y-%m-%d}"
+
+    @property
+    def value(self):
+        kind = CONCEPTS[self.concept].kind
+        if kind == DATE:
+            return self.value_date
+        if kind in (CODED, TEXT):
+            return self.value_text
+        if kind == BOOLEAN:
+            return None if self.value_numeric is None else bool(self.value_numeric)
+        if kind == NUMERIC and CONCEPTS[self.concept].integer and self.value_numeric is not None:
+            return int(self.value_numeric)
+        return self.value_numeric
+
+    @staticmethod
+    def value_columns(concept: str, value) -> dict:
+        """The column values for an already-cleaned value of ``concept``."""
+        kind = CONCEPTS[concept].kind
+        columns = {"value_numeric": None, "value_text": None, "value_date": None}
+        if kind == DATE:
+            columns["value_date"] = value
+        elif kind in (CODED, TEXT):
+            columns["value_text"] = value
+        else:
+            columns["value_numeric"] = float(value)
+        return columns
+
+
+class ClinicianFacility(models.Model):
+    """Membership: a clinician reads and writes only the patients of their facilities."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="facility_memberships")
+    facility = models.ForeignKey(Facility, on_delete=models.CASCADE, related_name="memberships")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "facility"], name="clinician_facility_unique")]
+        verbose_name = "clinician facility membership"
+
+    def __str__(self) -> str:
+        return f"{self.user} → {self.facility.code}"
+
+
+class AuditEvent(models.Model):
+    """Who touched which patient's data, how, when and from where.  Append-only."""
+
+    class Action(models.TextChoices):
+        READ = "read", "Read"
+        LIST = "list", "List"
+        CREATE = "create", "Create"
+        UPDATE = "update", "Update"
+        PREDICT = "predict", "Predict"
+        EXPORT = "export", "Export"
+        DENIED = "denied", "Denied"
+
+    occurred_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    resource = models.CharField(max_length=64)
+    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    facility = models.ForeignKey(Facility, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    object_count = models.PositiveIntegerField(default=1)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    path = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [
+            models.Index(fields=["occurred_at"], name="audit_time"),
+            models.Index(fields=["patient", "occurred_at"], name="audit_patient_time"),
+            models.Index(fields=["user", "occurred_at"], name="audit_user_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} {self.resource} @ {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,94 @@
+"""Shared fixtures: a facility with its clinician (the owner), another facility
+with its own clinician (the outsider), and API clients authenticated as each."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from patients.models import ClinicianFacility, Facility, Patient
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def facility(db) -> Facility:
+    return Facility.objects.create(code="FAC-A", name="Facility A", region="Central", district="North")
+
+
+@pytest.fixture
+def other_facility(db) -> Facility:
+    return Facility.objects.create(code="FAC-B", name="Facility B", region="Coast", district="South")
+
+
+def _clinician(username: str, *facilities: Facility):
+    user = get_user_model().objects.create_user(username=username, password="correct-horse-battery-staple")
+    for facility in facilities:
+        ClinicianFacility.objects.create(user=user, facility=facility)
+    return user
+
+
+@pytest.fixture
+def clinician(facility):
+    return _clinician("owner", facility)
+
+
+@pytest.fixture
+def outsider(other_facility):
+    return _clinician("outsider", other_facility)
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api(clinician) -> APIClient:
+    return _client_for(clinician)
+
+
+@pytest.fixture
+def outsider_api(outsider) -> APIClient:
+    return _client_for(outsider)
+
+
+@pytest.fixture
+def staff(db):
+    return get_user_model().objects.create_superuser(username="staff", password="correct-horse-battery-staple")
+
+
+@pytest.fixture
+def patient(facility) -> Patient:
+    return Patient.objects.create(
+        facility=facility,
+        identifier="ART-0001",
+        sex="F",
+        birth_date=dt.date(1990, 5, 17),
+        art_start_date=dt.date(2020, 1, 10),
+        enrollment_date=dt.date(2020, 1, 10),
+    )
+
+
+@pytest.fixture
+def other_patient(other_facility) -> Patient:
+    return Patient.objects.create(
+        facility=other_facility,
+        identifier="ART-9999",
+        sex="M",
+        birth_date=dt.date(1985, 2, 1),
+        art_start_date=dt.date(2019, 6, 1),
+        enrollment_date=dt.date(2019, 6, 1),
+    )
