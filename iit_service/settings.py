@@ -241,6 +241,15 @@ LOG_DIR = Path(env_str("LOG_DIR", str(VAR_DIR / "log")))
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 APP_LOG_RETENTION_DAYS = env_int("APP_LOG_RETENTION_DAYS", 30, minimum=1)
 AUDIT_LOG_RETENTION_DAYS = env_int("AUDIT_LOG_RETENTION_DAYS", 90, minimum=1)
+# Scheduled evaluation (monitoring.jobs): AUC over resolved predictions, drift over recent ones.
+MONITORING_AUC_WINDOW_DAYS = env_int("MONITORING_AUC_WINDOW_DAYS", 28, minimum=1)
+MONITORING_AUC_MIN_EVENTS = env_int("MONITORING_AUC_MIN_EVENTS", 50, minimum=2)
+MONITORING_AUC_SEGMENT_MIN_EVENTS = env_int("MONITORING_AUC_SEGMENT_MIN_EVENTS", 20, minimum=2)
+MONITORING_DRIFT_WINDOW_DAYS = env_int("MONITORING_DRIFT_WINDOW_DAYS", 7, minimum=1)
+MONITORING_DRIFT_MIN_ROWS = env_int("MONITORING_DRIFT_MIN_ROWS", 500, minimum=1)
+# Rates and P95s of the system job are over this trailing window (PromQL's rate(...[5m])).
+MONITORING_RATE_WINDOW_SECONDS = env_int("MONITORING_RATE_WINDOW_SECONDS", 300, minimum=30)
+METRIC_SAMPLE_RETENTION_DAYS = env_int("METRIC_SAMPLE_RETENTION_DAYS", 90, minimum=1)
 OPS_EMAILS = env_list("OPS_EMAILS")
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
@@ -254,6 +263,14 @@ SLACK_WEBHOOK_URL = env_str("SLACK_WEBHOOK_URL")
 PAGERDUTY_ROUTING_KEY = env_str("PAGERDUTY_ROUTING_KEY")
 PAGERDUTY_EVENTS_URL = env_str("PAGERDUTY_EVENTS_URL", "https://events.pagerduty.com/v2/enqueue")
 ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
+# Alerting: a metric sample older than this no longer counts as the current value.
+ALERT_SAMPLE_MAX_AGE_SECONDS = env_int("ALERT_SAMPLE_MAX_AGE_SECONDS", 300, minimum=1)
+NOTIFY_HTTP_TIMEOUT = env_float("NOTIFY_HTTP_TIMEOUT", 5.0, minimum=0.1)
+NOTIFY_MAX_RETRIES = env_int("NOTIFY_MAX_RETRIES", 5, minimum=0)
+NOTIFY_RETRY_BASE_SECONDS = env_float("NOTIFY_RETRY_BASE_SECONDS", 30.0, minimum=0)
+# Base URL of the service for links in notifications and reports (admin console, runbook).
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+HEALTH_REPORT_PERIOD_HOURS = env_int("HEALTH_REPORT_PERIOD_HOURS", 24, minimum=1)
 
 # --- Production hardening -------------------------------------------------
 if PRODUCTION:

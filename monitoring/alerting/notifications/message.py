@@ -1,0 +1,76 @@
+"""What every channel says about an alert, built once from the row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from monitoring.models import Alert
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    alert_id: int
+    event: str  # trigger or resolve
+    rule: str
+    subject: str
+    severity: str
+    state: str
+    value: float | None
+    text: str
+    action: str
+    runbook_url: str
+    console_url: str
+    at: str
+
+    @property
+    def dedup_key(self) -> str:
+        """Stable per alert, so PagerDuty's resolve closes the incident its trigger opened."""
+        return f"iit-ml-service-alert-{self.alert_id}"
+
+    @property
+    def title(self) -> str:
+        verb = "FIRING" if self.event == "trigger" else "RESOLVED"
+        subject = f" ({self.subject})" if self.subject else ""
+        return f"[IIT {self.severity.upper()}] {verb}: {self.rule}{subject}"
+
+    def as_dict(self) -> dict:
+        return {
+            "alert_id": self.alert_id,
+            "event": self.event,
+            "rule": self.rule,
+            "subject": self.subject,
+            "severity": self.severity,
+            "state": self.state,
+            "value": self.value,
+            "message": self.text,
+            "action": self.action,
+            "runbook_url": self.runbook_url,
+            "console_url": self.console_url,
+            "at": self.at,
+        }
+
+    def body(self) -> str:
+        return (
+            f"{self.title}\n\n{self.text}\nAction: {self.action}\n"
+            f"Runbook: {self.runbook_url}\nConsole: {self.console_url}\n"
+        )
+
+
+def alert_message(*, alert: Alert, event: str) -> AlertMessage:
+    at = alert.resolved_at if event == "resolve" and alert.resolved_at else alert.fired_at or alert.pending_since
+    return AlertMessage(
+        alert_id=alert.pk,
+        event=event,
+        rule=alert.rule.name,
+        subject=alert.subject,
+        severity=alert.severity,
+        state=alert.state,
+        value=alert.value,
+        text=alert.message,
+        action=alert.rule.action,
+        runbook_url=f"{settings.SITE_URL}/{alert.rule.runbook_url}" if alert.rule.runbook_url else "",
+        console_url=f"{settings.SITE_URL}/admin/monitoring/console/alerts/?alert={alert.pk}",
+        at=at.isoformat(),
+    )

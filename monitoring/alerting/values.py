@@ -1,0 +1,90 @@
+"""The current value of each metric an alert rule can name.
+
+``None`` means "no evidence": the rule is neither held nor cleared, so a
+metric that stops being sampled never resolves an alert by accident.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import logging
+
+from django.conf import settings
+
+from monitoring.models import AucEvaluation, DriftEvaluation, MetricSample
+
+logger = logging.getLogger(__name__)
+
+# The system job writes this every 15-30 s; its absence means the worker or beat stopped.
+HEARTBEAT_SAMPLE = "cpu_percent"
+
+
+def latest_sample(name: str, *, now: dt.datetime) -> float | None:
+    """The newest sample of ``name`` that is not older than ALERT_SAMPLE_MAX_AGE_SECONDS."""
+    oldest = now - dt.timedelta(seconds=settings.ALERT_SAMPLE_MAX_AGE_SECONDS)
+    row = (
+        MetricSample.objects.filter(name=name, recorded_at__gte=oldest, recorded_at__lte=now)
+        .order_by("-recorded_at")
+        .values_list("value", flat=True)
+        .first()
+    )
+    return row
+
+
+def model_auc(*, now: dt.datetime) -> float | None:
+    return (
+        AucEvaluation.objects.filter(status=AucEvaluation.Status.OK, evaluated_at__lte=now, roc_auc__isnull=False)
+        .order_by("-evaluated_at", "-id")
+        .values_list("roc_auc", flat=True)
+        .first()
+    )
+
+
+def model_drift_detected(*, now: dt.datetime) -> float | None:
+    detected = (
+        DriftEvaluation.objects.filter(status=DriftEvaluation.Status.OK, evaluated_at__lte=now)
+        .order_by("-evaluated_at", "-id")
+        .values_list("drift_detected", flat=True)
+        .first()
+    )
+    return None if detected is None else float(detected)
+
+
+def service_up(*, now: dt.datetime) -> float | None:
+    """1 when the system job's heartbeat is fresh and the dependencies answer, else 0.
+
+    Before the first heartbeat there is no evidence (a fresh install is not "down").
+    """
+    has_ever_sampled = MetricSample.objects.filter(name=HEARTBEAT_SAMPLE, recorded_at__lte=now).exists()
+    if not has_ever_sampled:
+        return None
+    if latest_sample(HEARTBEAT_SAMPLE, now=now) is None:
+        return 0.0
+    return 1.0 if dependencies_healthy() else 0.0
+
+
+def dependencies_healthy() -> bool:
+    """The health probe's verdict (monitoring.health), when that module provides one."""
+    try:
+        health = importlib.import_module("monitoring.health")
+    except ImportError:
+        return True
+    check = getattr(health, "health_status", None)
+    if check is None:
+        return True
+    try:
+        return check().get("status") != "unhealthy"
+    except Exception:  # a broken probe is itself a failing service
+        logger.exception("health probe raised")
+        return False
+
+
+_SPECIAL = {"service_up": service_up, "model_auc": model_auc, "model_drift_detected": model_drift_detected}
+
+
+def current_value(metric: str, *, now: dt.datetime) -> float | None:
+    reader = _SPECIAL.get(metric)
+    if reader is not None:
+        return reader(now=now)
+    return latest_sample(metric, now=now)
