@@ -1,0 +1,261 @@
+"""THE feature pipeline: training rows, batch scoring and single predictions all come through
+``compute_features``.
+
+A query is (patient, as-of moment).  Only observations strictly before the moment
+are used, so adding later observations never changes a feature (tested).  Every
+step is vectorized over all queries at once with numpy: appointment history is
+precomputed per scheduling visit with cumulative sums over the patient's
+appointments, and each query picks its patient's last scheduling visit before
+the moment with one ``searchsorted``.  No per-patient Python loop anywhere, so
+the same code takes ~0.2 ms for one patient and seconds for 100,000.
+
+Missing values are NaN (XGBoost learns a default direction for them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from predictions.timeline import (
+    ADHERENCE,
+    BREASTFEEDING,
+    DAY,
+    ENCOUNTER_CONCEPTS,
+    PREGNANT,
+    UNSCHEDULED,
+    VIRAL_LOAD,
+    VISIT,
+    WHO_STAGE,
+    Appointments,
+    PatientTable,
+    Timeline,
+    appointments_of,
+    group_starts,
+    last_before,
+    pair_key,
+    take,
+)
+
+WINDOWS = (3, 5, 10)
+SUPPRESSED_BELOW = 1000.0
+VL_CURRENT_DAYS = 365
+PREGNANCY_DAYS = 280
+BREASTFEEDING_DAYS = 365
+MULTI_MONTH_DAYS = 90
+
+_HISTORY = ["days_late_last"] + [
+    f"{stat}_{w}" for w in WINDOWS for stat in ("late_mean", "late_gt0", "late_gt14", "late_gt28")
+]
+FEATURES: list[str] = [
+    *_HISTORY,
+    "prior_interruptions",
+    "days_since_return",
+    "n_prior_appointments",
+    "months_on_art",
+    "first_6_months",
+    "age_years",
+    "sex_male",
+    "days_supplied_last",
+    "mmd_share",
+    "days_to_next_appointment",
+    "days_since_last_visit",
+    "vl_category",
+    "vl_age_days",
+    "who_stage",
+    "adherence",
+    "unscheduled_visits_12m",
+    "pregnant_or_breastfeeding",
+    "facility_iit_rate",
+    "facility_mean_days_late",
+]
+# Categorical features: code -> meaning (drift compares their frequencies, not bins).
+CATEGORIES: dict[str, dict[int, str]] = {
+    "first_6_months": {0: "no", 1: "yes"},
+    "sex_male": {0: "female", 1: "male"},
+    "vl_category": {0: "suppressed", 1: "unsuppressed", 2: "none in 12 months"},
+    "who_stage": {1: "1", 2: "2", 3: "3", 4: "4"},
+    "adherence": {0: "good", 1: "fair", 2: "poor"},
+    "pregnant_or_breastfeeding": {0: "no", 1: "yes"},
+}
+
+
+@dataclass(frozen=True)
+class FeatureRows:
+    """One row per query, columns in ``FEATURES`` order, plus the appointment each row predicts."""
+
+    matrix: np.ndarray  # float64 (n, len(FEATURES))
+    appointment_day: np.ndarray  # day of the upcoming appointment, NaN if none on record
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.matrix, columns=FEATURES)
+
+    def row_dict(self, i: int) -> dict[str, float | None]:
+        return {name: _json_number(v) for name, v in zip(FEATURES, self.matrix[i].tolist(), strict=True)}
+
+
+def compute_features(
+    *,
+    timeline: Timeline,
+    patients: PatientTable,
+    patient_ids: np.ndarray,
+    as_of: np.ndarray,
+    facility_stats: dict | None = None,
+) -> FeatureRows:
+    """Features for each (patient_ids[i], as_of[i] in epoch seconds) from observations before as_of[i]."""
+    pid = np.asarray(patient_ids, dtype=np.int64)
+    seconds = np.asarray(as_of, dtype=np.int64)
+    if len(seconds):
+        timeline = timeline.before(int(seconds.max()))
+    today = ((seconds - 1) // DAY).astype(np.float64)  # the last day whose data the query may see
+    columns: dict[str, np.ndarray] = {}
+    appts = appointments_of(timeline)
+    k = last_before(pair_key(appts.pid, appts.scheduled_t), appts.pid, pid, pair_key(pid, seconds))
+    history = appointment_history(appts)
+    for name, values in history.items():
+        if name not in ("last_return", "due"):
+            columns[name] = take(values, k)
+    columns["days_since_return"] = today - take(history["last_return"], k)
+    due = take(appts.due, k)
+    columns["days_to_next_appointment"] = due - today
+    columns["days_since_last_visit"] = today - _last_value(timeline, pid, seconds, *ENCOUNTER_CONCEPTS, of="day")
+    columns.update(_demographics(patients, pid, today))
+    columns.update(_clinical(timeline, pid, seconds, today, columns["sex_male"]))
+    columns.update(_facility(patients, pid, facility_stats or {}))
+    matrix = np.column_stack([columns[name] for name in FEATURES]) if len(pid) else np.zeros((0, len(FEATURES)))
+    return FeatureRows(matrix=matrix.astype(np.float64), appointment_day=due)
+
+
+def appointment_history(appts: Appointments) -> dict[str, np.ndarray]:
+    """Per scheduling visit k: what the patient's earlier appointments (j < k) looked like.
+
+    Every earlier appointment has its return on or before visit k (visit k is itself a
+    contact), so these never look past the visit that scheduled appointment k.
+    """
+    n = len(appts)
+    i = np.arange(n)
+    start = group_starts(appts.pid)
+    late = np.clip(appts.days_late, 0, None)
+    known = ~np.isnan(late)
+    late0 = np.where(known, late, 0.0)
+
+    def csum(x: np.ndarray) -> np.ndarray:
+        return np.r_[0.0, np.cumsum(x, dtype=np.float64)]
+
+    sums = {"late_mean": csum(late0), "late_gt0": csum(late0 > 0), "late_gt14": csum(late0 > 14)}
+    sums["late_gt28"] = csum(late0 > 28)
+    count = csum(known)
+    out: dict[str, np.ndarray] = {"days_late_last": np.where(i > start, late[np.maximum(i - 1, 0)], np.nan)}
+    for w in WINDOWS:
+        lo = np.maximum(start, i - w)
+        n_known = count[i] - count[lo]
+        for stat, cs in sums.items():
+            total = cs[i] - cs[lo]
+            value = total / np.maximum(n_known, 1) if stat == "late_mean" else total
+            out[f"{stat}_{w}"] = np.where(n_known > 0, value, np.nan)
+    out["prior_interruptions"] = sums["late_gt28"][i] - sums["late_gt28"][start]
+    out["n_prior_appointments"] = (i - start).astype(np.float64)
+    out["last_return"] = _previous_return_from_interruption(appts, late0 > 28, i, start)
+    out.update(_dispensing(appts.supplied, i, start))
+    return out
+
+
+def _previous_return_from_interruption(appts: Appointments, interrupted, i, start) -> np.ndarray:
+    # Running max per patient of the return day after an interruption, taken from j < k.
+    # Offsetting each patient by pid << 21 keeps the running max inside the patient.
+    offset = appts.pid.astype(np.int64) << 21
+    marked = offset + np.where(interrupted, np.nan_to_num(appts.returned, nan=-1) + 1, 0).astype(np.int64)
+    running = np.maximum.accumulate(marked) - offset - 1 if len(marked) else marked
+    previous = np.where(i > start, running[np.maximum(i - 1, 0)], -1)
+    return np.where(previous >= 0, previous, np.nan).astype(np.float64)
+
+
+def _dispensing(supplied: np.ndarray, i: np.ndarray, start: np.ndarray) -> dict[str, np.ndarray]:
+    dispensed = ~np.isnan(supplied)
+    last = np.maximum.accumulate(np.where(dispensed, i, -1)) if len(i) else i
+    n_disp = np.r_[0, np.cumsum(dispensed)]
+    n_mmd = np.r_[0, np.cumsum(np.nan_to_num(supplied) >= MULTI_MONTH_DAYS)]
+    disp = n_disp[i + 1] - n_disp[start]
+    share = (n_mmd[i + 1] - n_mmd[start]) / np.maximum(disp, 1)
+    return {
+        "days_supplied_last": np.where(last >= start, supplied[np.maximum(last, 0)], np.nan),
+        "mmd_share": np.where(disp > 0, share, np.nan),
+    }
+
+
+def _last_value(timeline: Timeline, pid, seconds, *codes: int, of: str = "value", where=None) -> np.ndarray:
+    """Each query's last observation of ``codes`` before its moment: its value, or its day."""
+    opid, ot, ovalue = timeline.of(*codes)
+    if where is not None:
+        keep = where(ovalue)
+        opid, ot, ovalue = opid[keep], ot[keep], ovalue[keep]
+    idx = last_before(pair_key(opid, ot), opid, pid, pair_key(pid, seconds))
+    return take(ot // DAY if of == "day" else ovalue, idx)
+
+
+def _count_between(timeline: Timeline, pid, lo_seconds, hi_seconds, code: int, where) -> np.ndarray:
+    opid, ot, ovalue = timeline.of(code)
+    keep = where(ovalue)
+    keys = pair_key(opid[keep], ot[keep])
+    hi = np.searchsorted(keys, pair_key(pid, hi_seconds), side="left")
+    lo = np.searchsorted(keys, pair_key(pid, np.maximum(lo_seconds, 0)), side="left")
+    return (hi - lo).astype(np.float64)
+
+
+def _demographics(patients: PatientTable, pid: np.ndarray, today: np.ndarray) -> dict[str, np.ndarray]:
+    rows = patients.rows_of(pid)
+    months = (today - patients.art_start[rows]) / 30.4375
+    return {
+        "age_years": (today - patients.birth[rows]) / 365.25,
+        "sex_male": patients.male[rows],
+        "months_on_art": months,
+        "first_6_months": np.where(np.isnan(months), np.nan, (months < 6).astype(np.float64)),
+    }
+
+
+def _clinical(timeline: Timeline, pid, seconds, today, male) -> dict[str, np.ndarray]:
+    vl = _last_value(timeline, pid, seconds, VIRAL_LOAD)
+    vl_age = today - _last_value(timeline, pid, seconds, VIRAL_LOAD, of="day")
+    category = np.where(vl >= SUPPRESSED_BELOW, 1.0, 0.0)
+    category = np.where(np.isnan(vl) | (vl_age > VL_CURRENT_DAYS), 2.0, category)
+    pregnant = _recent_flag(timeline, pid, seconds, today, PREGNANT, PREGNANCY_DAYS)
+    feeding = _recent_flag(timeline, pid, seconds, today, BREASTFEEDING, BREASTFEEDING_DAYS)
+    year_ago = seconds - VL_CURRENT_DAYS * DAY
+    return {
+        "vl_category": category,
+        "vl_age_days": vl_age,
+        "who_stage": _last_value(timeline, pid, seconds, WHO_STAGE),
+        "adherence": _last_value(timeline, pid, seconds, ADHERENCE),
+        "unscheduled_visits_12m": _count_between(
+            timeline, pid, year_ago, seconds, VISIT, where=lambda v: v == UNSCHEDULED
+        ),
+        "pregnant_or_breastfeeding": np.where(male == 1, 0.0, np.maximum(pregnant, feeding)),
+    }
+
+
+def _recent_flag(timeline: Timeline, pid, seconds, today, code: int, within_days: int) -> np.ndarray:
+    value = _last_value(timeline, pid, seconds, code)
+    age = today - _last_value(timeline, pid, seconds, code, of="day")
+    return np.where(np.isnan(value) | (age > within_days), 0.0, value)
+
+
+def _facility(patients: PatientTable, pid: np.ndarray, stats: dict) -> dict[str, np.ndarray]:
+    """Facility aggregates frozen on the model version at training (see training.facility_stats)."""
+    facility_ids = patients.facility_id[patients.rows_of(pid)]
+    overall = stats.get("overall", {})
+    by_facility = stats.get("facilities", {})
+    known = np.array(sorted(int(f) for f in by_facility), dtype=np.int64)
+    idx = np.minimum(np.searchsorted(known, facility_ids), max(len(known) - 1, 0))
+    found = (known[idx] == facility_ids) if len(known) else np.zeros(len(pid), dtype=bool)
+    out = {}
+    for name, key in (("facility_iit_rate", "iit_rate"), ("facility_mean_days_late", "mean_days_late")):
+        default = overall.get(key, np.nan)
+        values = np.array([by_facility[str(f)].get(key, default) for f in known], dtype=np.float64)
+        out[name] = np.where(found, values[idx] if len(known) else default, default)
+    return out
+
+
+def _json_number(value: float) -> float | None:
+    return None if value != value else round(float(value), 4)

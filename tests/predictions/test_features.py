@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from predictions.features import FEATURES, compute_features
+from predictions.timeline import seconds_of
+from tests.predictions.timelines import day, obs, patients, timeline, visit
+
+
+def _history(pid: int = 1):
+    """Back 20 days late; then seen early (an unscheduled visit); then 35 days late (an interruption)."""
+    return (
+        visit(pid, 0, next_in=30, supplied=30)
+        + [obs(pid, 0, "who_stage", number=2)]
+        + visit(pid, 50, next_in=30, supplied=90)  # due day 140 (supply outlasts the booking)
+        + [obs(pid, 100, "viral_load", number=5000)]
+        + [obs(pid, 120, "visit", text="unscheduled")]
+        + visit(pid, 145, next_in=30, supplied=30)
+        + [obs(pid, 145, "adherence", text="poor")]
+        + visit(pid, 210, next_in=30)
+    )
+
+
+def _features(rows, *, at: dt.date, pid: int = 1, stats=None, **patient) -> dict[str, float]:
+    result = compute_features(
+        timeline=timeline(rows),
+        patients=patients({"patient_id": pid, **patient}),
+        patient_ids=np.array([pid]),
+        as_of=np.array([seconds_of(at)]),
+        facility_stats=stats,
+    )
+    return dict(zip(FEATURES, result.matrix[0].tolist(), strict=True))
+
+
+def test_lateness_history_counts_each_past_appointment():
+    f = _features(_history(), at=day(211))
+    assert f["days_late_last"] == 35
+    assert f["late_mean_3"] == pytest.approx(55 / 3)
+    assert (f["late_gt0_3"], f["late_gt14_3"], f["late_gt28_3"]) == (2, 2, 1)
+    assert (f["days_late_last"], f["late_mean_5"], f["late_gt0_10"]) == (35, f["late_mean_3"], 2)
+    assert (f["prior_interruptions"], f["n_prior_appointments"], f["days_since_return"]) == (1, 3, 0)
+
+
+def test_dispensing_and_appointment_features_come_from_the_last_visit():
+    f = _features(_history(), at=day(211))
+    assert f["days_supplied_last"] == 30
+    assert f["mmd_share"] == pytest.approx(1 / 3)
+    assert f["days_to_next_appointment"] == 30
+    assert f["days_since_last_visit"] == 0
+
+
+def test_clinical_features_are_the_latest_values():
+    f = _features(_history(), at=day(211))
+    assert (f["vl_category"], f["vl_age_days"]) == (1, 110)
+    assert (f["who_stage"], f["adherence"], f["unscheduled_visits_12m"]) == (2, 2, 1)
+    assert f["pregnant_or_breastfeeding"] == 0
+
+
+def test_demographics_are_as_of_the_query_day():
+    f = _features(_history(), at=day(211), sex="M", art_start_date=day(100), birth_date=dt.date(2000, 1, 1))
+    assert f["sex_male"] == 1
+    assert f["age_years"] == pytest.approx((day(210) - dt.date(2000, 1, 1)).days / 365.25)
+    assert f["months_on_art"] == pytest.approx(110 / 30.4375)
+    assert f["first_6_months"] == 1
+
+
+def test_a_viral_load_older_than_a_year_counts_as_none():
+    f = _features(_history() + visit(1, 500, next_in=30), at=day(501))
+    assert (f["vl_category"], f["vl_age_days"]) == (2, 400)
+
+
+def test_a_new_patient_has_missing_history_not_zeros():
+    f = _features(visit(1, 0, next_in=30, supplied=30), at=day(1))
+    assert np.isnan(f["days_late_last"]) and np.isnan(f["late_mean_10"])
+    assert f["n_prior_appointments"] == 0
+    assert f["vl_category"] == 2 and np.isnan(f["vl_age_days"])
+
+
+def test_pregnancy_counts_while_recent():
+    rows = _history() + [obs(1, 150, "pregnant", number=1)]
+    assert _features(rows, at=day(211))["pregnant_or_breastfeeding"] == 1
+    assert _features(rows + visit(1, 500, next_in=30), at=day(501))["pregnant_or_breastfeeding"] == 0
+
+
+def test_facility_aggregates_come_from_the_frozen_statistics():
+    stats = {"overall": {"iit_rate": 0.1, "mean_days_late": 3.0}, "facilities": {"1": {"iit_rate": 0.2}}}
+    f = _features(_history(), at=day(211), stats=stats)
+    assert (f["facility_iit_rate"], f["facility_mean_days_late"]) == (0.2, 3.0)
+    other = _features(_history(), at=day(211), stats=stats, facility_id=7)
+    assert other["facility_iit_rate"] == 0.1
+
+
+def test_later_observations_never_change_earlier_features():
+    later = visit(1, 211, next_in=10, supplied=180) + [
+        obs(1, 211, "viral_load", number=20),
+        obs(1, 300, "who_stage", number=4),
+    ]
+    for at in (day(1), day(51), day(146), day(211)):
+        before = _features(_history(), at=at)
+        after = _features(_history() + later, at=at)
+        assert before.keys() == after.keys()
+        np.testing.assert_array_equal(list(before.values()), list(after.values()), err_msg=str(at))
+
+
+def test_same_day_observations_after_the_moment_are_not_seen():
+    moment = dt.datetime.combine(day(145), dt.time(10), tzinfo=dt.UTC)  # visit rows are at 09:00
+    rows = _history() + [obs(1, 145, "viral_load", number=50_000, hour=11)]
+    result = compute_features(
+        timeline=timeline(rows),
+        patients=patients({"patient_id": 1}),
+        patient_ids=np.array([1]),
+        as_of=np.array([seconds_of(moment)]),
+    )
+    assert dict(zip(FEATURES, result.matrix[0], strict=True))["vl_age_days"] == 45
+
+
+def test_many_queries_at_once_equal_one_at_a_time():
+    rows = _history(1) + _history(2) + visit(3, 5, next_in=60, supplied=60)
+    table = patients({"patient_id": 1}, {"patient_id": 2, "sex": "M"}, {"patient_id": 3})
+    queries = [(1, day(51)), (2, day(211)), (3, day(20)), (1, day(211)), (2, day(1))]
+    together = compute_features(
+        timeline=timeline(rows),
+        patients=table,
+        patient_ids=np.array([q[0] for q in queries]),
+        as_of=np.array([seconds_of(q[1]) for q in queries]),
+    )
+    for i, (pid, at) in enumerate(queries):
+        alone = compute_features(
+            timeline=timeline(rows), patients=table, patient_ids=np.array([pid]), as_of=np.array([seconds_of(at)])
+        )
+        np.testing.assert_array_equal(together.matrix[i], alone.matrix[0])
+        np.testing.assert_array_equal(together.appointment_day[i], alone.appointment_day[0])
