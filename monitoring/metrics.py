@@ -1,36 +1,53 @@
-"""The service's own Prometheus metrics, named as the monitoring guide names them.
+"""The service's own in-process Prometheus metrics, named as the monitoring guide names them.
 
-Defined once here and imported where they are observed.  Under gunicorn the
-prometheus_client multiprocess mode aggregates them across workers (see
-``PROMETHEUS_MULTIPROC_DIR``); each gauge states how its per-process values
-combine.  Values owned by scheduled jobs (AUC, drift, last job success) are
-not kept in process memory at all: they are read from the database at scrape
-time, so they survive restarts (see ``monitoring.collectors``).
+Defined once here and imported where they are observed.  Under gunicorn (and
+in Celery workers) prometheus_client's multiprocess mode aggregates them
+across processes: ``PROMETHEUS_MULTIPROC_DIR`` must be set before the process
+starts (see ``iit_service/gunicorn_conf.py`` and ``monitoring.worker_metrics``).
+
+Only counters and histograms live here: they add up across processes.  Values
+owned by scheduled jobs (AUC, drift, CPU, memory, cache hit ratio, last job
+success, the active model version) are gauges read from the database at scrape
+time by ``monitoring.collectors``, so they survive restarts and are the same
+whichever process answers the scrape.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from prometheus_client import Counter, Histogram, disable_created_metrics
+
+performance_log = logging.getLogger("iit.performance")
+
+# *_created series double the series count and multiprocess mode drops them anyway.
+disable_created_metrics()
 
 # Buckets resolve both a 5 ms single prediction and a 5 s alert threshold.
-_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 30.0)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 30.0)
+RISK_LEVELS = ("low", "medium", "high", "very_high")
+PREDICTION_MODES = ("single", "batch")
 
 API_ERRORS = Counter(
     "iit_api_errors_total",
-    "API responses with a 4xx or 5xx status, by endpoint template and error class.",
+    "API responses with a 4xx or 5xx status, by endpoint template, method, status class and error class.",
     ["endpoint", "method", "status_class", "error"],
 )
 PREDICTION_DURATION = Histogram(
     "iit_prediction_duration_seconds",
     "Time to score: features, model and explanation (mode=single per request, mode=batch per chunk).",
     ["mode"],
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 DB_QUERY_DURATION = Histogram(
     "iit_db_query_duration_seconds",
-    "Database query execution time, as seen by the service.",
+    "Database query execution time as seen by the service, by vendor and statement kind.",
     ["vendor", "statement"],
-    buckets=_LATENCY_BUCKETS,
+    buckets=LATENCY_BUCKETS,
 )
 PREDICTIONS = Counter(
     "iit_predictions_total",
@@ -42,28 +59,33 @@ PREDICTION_CACHE_REQUESTS = Counter(
     "Prediction cache look-ups by result (hit or miss).",
     ["result"],
 )
-SYSTEM_CPU = Gauge(
-    "iit_system_cpu_usage_percent",
-    "Host CPU usage, percent of all cores, sampled by the system job.",
-    multiprocess_mode="mostrecent",
+CELERY_TASKS = Counter(
+    "iit_celery_tasks_total",
+    "Celery tasks finished by this service's workers, by task name and outcome.",
+    ["task", "outcome"],
 )
-SYSTEM_MEMORY = Gauge(
-    "iit_system_memory_usage_bytes",
-    "Host memory in use, bytes, sampled by the system job.",
-    multiprocess_mode="mostrecent",
-)
-SYSTEM_MEMORY_TOTAL = Gauge(
-    "iit_system_memory_total_bytes",
-    "Host memory in all, bytes: divide usage by this for a percentage.",
-    multiprocess_mode="mostrecent",
-)
-PROCESS_RESIDENT_MEMORY = Gauge(
-    "iit_process_resident_memory_bytes",
-    "Resident memory of each live service process.",
-    multiprocess_mode="livesum",
-)
-CACHE_HIT_RATIO = Gauge(
-    "iit_cache_hit_ratio",
-    "Share of cache look-ups that hit over the last window (0-1), sampled by the system job.",
-    multiprocess_mode="mostrecent",
-)
+
+# Series exist from the first scrape (value 0), so rate() and histogram_quantile()
+# answer "zero" rather than "no data" before the first prediction.
+for _mode in PREDICTION_MODES:
+    PREDICTION_DURATION.labels(mode=_mode)
+    for _level in RISK_LEVELS:
+        PREDICTIONS.labels(risk_level=_level, mode=_mode)
+for _result in ("hit", "miss"):
+    PREDICTION_CACHE_REQUESTS.labels(result=_result)
+
+
+@contextmanager
+def prediction_timer(*, mode: str, size: int = 1) -> Iterator[None]:
+    """Time one scoring call: observe the histogram, and log it to iit.performance when slow."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        elapsed = time.perf_counter() - started
+        PREDICTION_DURATION.labels(mode=mode).observe(elapsed)
+        if elapsed > settings.SLOW_PREDICTION_SECONDS:
+            performance_log.warning(
+                "slow prediction",
+                extra={"event": "slow_prediction", "mode": mode, "size": size, "duration_ms": round(elapsed * 1000, 1)},
+            )

@@ -1,1 +1,10 @@
-urlpatterns: list = []
+from django.urls import path
+
+from monitoring import views
+
+urlpatterns = [
+    path("health", views.health, name="health"),
+    path("health/live", views.health_live, name="health-live"),
+    path("health/db", views.health_db, name="health-db"),
+    path("metrics", views.metrics, name="metrics"),
+]

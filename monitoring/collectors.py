@@ -1,0 +1,176 @@
+"""Gauges read from the database (and Redis) at scrape time.
+
+Scheduled jobs write their results as rows: the system job's MetricSample
+points, AucEvaluation, DriftEvaluation and JobRun rows.  Exporting them here,
+instead of from process memory, means they survive restarts, are identical in
+every gunicorn worker, and need no coordination with the Celery processes that
+computed them.  Each scrape costs a handful of indexed single-row queries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Iterator
+
+from django.conf import settings
+from django.db.models import Count, Max
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from monitoring import health
+from monitoring.models import Alert, AucEvaluation, DriftEvaluation, JobRun, MetricSample
+from predictions.models import ModelVersion
+
+error_log = logging.getLogger("iit.error")
+
+# A sample older than this means the system job stopped: show "no data", not a frozen value.
+SAMPLE_MAX_AGE = dt.timedelta(minutes=10)
+SYSTEM_SAMPLES = {
+    "cpu_percent": ("iit_system_cpu_usage_percent", "Host CPU usage, percent of all cores (system job)."),
+    "memory_used_bytes": ("iit_system_memory_usage_bytes", "Host memory in use, bytes (system job)."),
+    "memory_total_bytes": ("iit_system_memory_total_bytes", "Host memory in all, bytes: usage / total = share used."),
+    "cache_hit_ratio": (
+        "iit_cache_hit_ratio",
+        "Share of cache look-ups that hit over the last window, 0-1 (system job).",
+    ),
+}
+
+
+class DatabaseCollector(Collector):
+    """Job-owned values, database pool and table figures, open alerts, Redis memory."""
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._from_database()
+        except Exception as exc:  # noqa: BLE001 - a scrape must still return the process metrics
+            error_log.warning("metrics collector failed", extra={"event": "collector_failed", "error": str(exc)[:300]})
+        yield from redis_metrics()
+
+    def _from_database(self) -> Iterator[Metric]:
+        # Materialised section by section: a failure part-way yields nothing half-built.
+        yield from list(system_samples())
+        yield from list(model_metrics())
+        yield from list(job_metrics())
+        yield from list(alert_metrics())
+        yield from list(database_metrics())
+
+
+def system_samples(now: dt.datetime | None = None) -> Iterable[Metric]:
+    since = (now or timezone.now()) - SAMPLE_MAX_AGE
+    for sample_name, (metric_name, documentation) in SYSTEM_SAMPLES.items():
+        sample = MetricSample.objects.filter(name=sample_name, recorded_at__gte=since).order_by("-recorded_at").first()
+        family = GaugeMetricFamily(metric_name, documentation)
+        if sample is not None:
+            family.add_metric([], sample.value)
+        yield family
+
+
+def model_metrics() -> Iterable[Metric]:
+    version = ModelVersion.objects.filter(is_active=True).first()
+    info = GaugeMetricFamily(
+        "iit_model_active_version_info", "The model version serving predictions (value 1).", labels=["version"]
+    )
+    auc = GaugeMetricFamily(
+        "iit_model_auc_score", "ROC AUC of the active model on resolved outcomes (auc job).", labels=["model_version"]
+    )
+    lower = GaugeMetricFamily(
+        "iit_model_auc_score_lower", "Lower bound of the AUC's 95% interval.", labels=["model_version"]
+    )
+    upper = GaugeMetricFamily(
+        "iit_model_auc_score_upper", "Upper bound of the AUC's 95% interval.", labels=["model_version"]
+    )
+    drift = GaugeMetricFamily(
+        "iit_model_drift_detected", "1 when the drift job found persistent drift, else 0.", labels=["model_version"]
+    )
+    if version is not None:
+        info.add_metric([version.version], 1)
+        evaluation = (
+            AucEvaluation.objects.filter(model_version=version, status=AucEvaluation.Status.OK, roc_auc__isnull=False)
+            .order_by("-evaluated_at", "-id")
+            .first()
+        )
+        if evaluation is not None:
+            auc.add_metric([version.version], evaluation.roc_auc)
+            for family, value in ((lower, evaluation.roc_auc_lower), (upper, evaluation.roc_auc_upper)):
+                if value is not None:
+                    family.add_metric([version.version], value)
+        verdict = (
+            DriftEvaluation.objects.filter(model_version=version, status=DriftEvaluation.Status.OK)
+            .order_by("-evaluated_at", "-id")
+            .first()
+        )
+        if verdict is not None:
+            drift.add_metric([version.version], 1.0 if verdict.drift_detected else 0.0)
+    return [info, auc, lower, upper, drift]
+
+
+def job_metrics() -> Iterable[Metric]:
+    family = GaugeMetricFamily(
+        "iit_job_last_success_timestamp_seconds",
+        "When each scheduled job last finished successfully (Unix time).",
+        labels=["job"],
+    )
+    rows = (
+        JobRun.objects.filter(status=JobRun.Status.SUCCEEDED, finished_at__isnull=False)
+        .values("job")
+        .annotate(last=Max("finished_at"))
+        .values_list("job", "last")
+    )
+    for job, last in rows:
+        family.add_metric([job], last.timestamp())
+    return [family]
+
+
+def alert_metrics() -> Iterable[Metric]:
+    family = GaugeMetricFamily(
+        "iit_alerts_open",
+        "The service's own unresolved alerts (admin console), by severity and state.",
+        labels=["severity", "state"],
+    )
+    rows = Alert.objects.filter(state__in=Alert.OPEN_STATES).values("severity", "state").annotate(n=Count("id"))
+    counts = {(row["severity"], row["state"]): row["n"] for row in rows}
+    for severity in ("critical", "warning"):
+        for state in Alert.OPEN_STATES:
+            family.add_metric([severity, str(state)], counts.get((severity, str(state)), 0))
+    return [family]
+
+
+def database_metrics() -> Iterable[Metric]:
+    pool_max = GaugeMetricFamily("iit_db_connections_max", "The most connections the service may hold (DB_POOL_MAX).")
+    pool_max.add_metric([], settings.DB_POOL_MAX)
+    connections = GaugeMetricFamily(
+        "iit_db_connections",
+        "The service's database connections by state (pg_stat_activity by application_name).",
+        labels=["state"],
+    )
+    for state, count in health.connection_states().items():
+        connections.add_metric([state], count)
+    rows = GaugeMetricFamily(
+        "iit_db_table_rows", "Rows of the big tables (PostgreSQL planner estimate; exact on SQLite).", labels=["table"]
+    )
+    for table, count in health.table_rows().items():
+        rows.add_metric([table], count)
+    sizes = GaugeMetricFamily(
+        "iit_db_table_size_bytes", "On-disk size of the big tables with indexes (PostgreSQL).", labels=["table"]
+    )
+    for table, size in health.table_sizes().items():
+        sizes.add_metric([table], size)
+    return [pool_max, connections, rows, sizes]
+
+
+def redis_metrics() -> Iterable[Metric]:
+    """Redis memory in use (INFO used_memory): the cache's size.  Absent without Redis."""
+    family = GaugeMetricFamily("iit_cache_size_bytes", "Memory Redis uses for the cache and broker (INFO used_memory).")
+    if settings.REDIS_URL:
+        import redis
+
+        client = health.redis_client(timeout=settings.HEALTH_PROBE_TIMEOUT)
+        try:
+            family.add_metric([], float(client.info("memory")["used_memory"]))
+        except redis.RedisError as exc:
+            error_log.warning("redis metrics failed", extra={"event": "collector_failed", "error": str(exc)[:300]})
+        finally:
+            client.close()
+    return [family]

@@ -1,0 +1,250 @@
+"""Health probes: is each dependency of the service answering, and how busy is the database.
+
+Every probe is bounded by ``settings.HEALTH_PROBE_TIMEOUT``: the database and
+Redis probes open their own short-lived connections with connect and
+statement/socket timeouts, and run in a worker thread the request waits on for
+at most that long, so a dead or partitioned dependency answers "false" fast
+instead of hanging the orchestrator's probe.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, connection
+from django.db.utils import load_backend
+from django.utils import timezone
+
+from patients.models import Observation, Patient
+from predictions.models import Prediction
+
+error_log = logging.getLogger("iit.error")
+
+# Threads outlive a timed-out probe until their own socket timeout ends it; a
+# small pool bounds how many can pile up if a dependency hangs.
+_PROBES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-probe")
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+TABLES = {"patients": Patient, "predictions": Prediction, "observations": Observation}
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    database_connected: bool
+    redis_connected: bool
+    model_loaded: bool
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.status == UNHEALTHY else 200
+
+    def as_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "timestamp": timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "database_connected": self.database_connected,
+            "redis_connected": self.redis_connected,
+            "model_loaded": self.model_loaded,
+        }
+
+
+def health_check() -> Health:
+    """The service's verdict: unhealthy without its database or a model, degraded without Redis."""
+    timeout = settings.HEALTH_PROBE_TIMEOUT
+    database = _PROBES.submit(database_probe, timeout=timeout)
+    redis = _PROBES.submit(redis_probe, timeout=timeout)
+    database_ok, redis_ok = _result(database, timeout), _result(redis, timeout)
+    model_ok = model_probe() if database_ok else False
+    if not (database_ok and model_ok):
+        status = UNHEALTHY
+    elif not redis_ok:
+        status = DEGRADED
+    else:
+        status = HEALTHY
+    return Health(status, database_ok, redis_ok, model_ok)
+
+
+def _result(future, timeout: float) -> bool:
+    try:
+        # A little slack over the probe's own timeouts, which normally end it first.
+        return bool(future.result(timeout=timeout + 0.25))
+    except FutureTimeout:
+        return False
+
+
+def database_probe(*, timeout: float, alias: str = "default") -> bool:
+    """SELECT 1 over a fresh connection with connect and statement timeouts."""
+    settings_dict = probe_database_settings(settings.DATABASES[alias], timeout=timeout)
+    wrapper = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, alias=f"{alias}-health")
+    try:
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone() == (1,)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not connected"
+        error_log.warning(
+            "database probe failed",
+            extra={"event": "health_probe_failed", "dependency": "database", "error": str(exc)[:300]},
+        )
+        return False
+    finally:
+        wrapper.close()
+
+
+def probe_database_settings(settings_dict: dict, *, timeout: float) -> dict:
+    """A copy of a DATABASES entry whose connection gives up after ``timeout``.
+
+    libpq's connect_timeout is whole seconds with a floor of 2; the statement
+    timeout is in milliseconds.  On SQLite the timeout is the lock wait.
+    """
+    probe = {
+        **settings_dict,
+        "CONN_MAX_AGE": 0,
+        "CONN_HEALTH_CHECKS": False,
+        "OPTIONS": dict(settings_dict.get("OPTIONS", {})),
+    }
+    probe.setdefault("TIME_ZONE", None)
+    probe.setdefault("AUTOCOMMIT", True)
+    probe.setdefault("ATOMIC_REQUESTS", False)
+    if "postgresql" in probe["ENGINE"]:
+        probe["OPTIONS"]["connect_timeout"] = max(2, math.ceil(timeout))
+        probe["OPTIONS"]["options"] = f"-c statement_timeout={int(timeout * 1000)}"
+    else:
+        probe["OPTIONS"]["timeout"] = timeout
+    return probe
+
+
+def redis_probe(*, timeout: float) -> bool:
+    """PING Redis with socket timeouts; without REDIS_URL, a round trip through the embedded cache."""
+    if not settings.REDIS_URL:
+        return _embedded_cache_probe()
+    import redis
+
+    client = redis_client(timeout=timeout)
+    try:
+        return bool(client.ping())
+    except redis.RedisError as exc:
+        error_log.warning(
+            "redis probe failed", extra={"event": "health_probe_failed", "dependency": "redis", "error": str(exc)[:300]}
+        )
+        return False
+    finally:
+        client.close()
+
+
+def redis_client(*, timeout: float):
+    """A one-off client for REDIS_URL that gives up connecting or reading after ``timeout``."""
+    import redis
+
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=0
+    )
+
+
+def _embedded_cache_probe() -> bool:
+    key = "health:probe"
+    cache.set(key, "ok", timeout=10)
+    return cache.get(key) == "ok"
+
+
+def model_probe() -> bool:
+    """Is a model loaded for serving (the model registry's own answer)."""
+    try:
+        from predictions.registry import model_status
+    except ImportError:
+        return False
+    try:
+        return bool(model_status().get("loaded"))
+    except Exception as exc:  # noqa: BLE001 - a registry that cannot answer has no model
+        error_log.warning(
+            "model probe failed", extra={"event": "health_probe_failed", "dependency": "model", "error": str(exc)[:300]}
+        )
+        return False
+
+
+# --- /health/db --------------------------------------------------------------
+
+
+def database_health() -> dict:
+    """The guide's /health/db body, plus how it was measured."""
+    unreachable = {
+        "database_status": UNHEALTHY,
+        "connection_pool": {"total": settings.DB_POOL_MAX, "active": 0, "idle": 0},
+        "table_stats": None,
+        "vendor": connection.vendor,
+    }
+    if not database_probe(timeout=settings.HEALTH_PROBE_TIMEOUT):
+        return unreachable
+    try:
+        return {
+            "database_status": HEALTHY,
+            "connection_pool": connection_pool(),
+            "table_stats": table_rows(),
+            "vendor": connection.vendor,
+            "estimated": connection.vendor == "postgresql",
+        }
+    except DatabaseError as exc:  # reachable but unusable, e.g. not migrated
+        error_log.warning("database health failed", extra={"event": "health_probe_failed", "error": str(exc)[:300]})
+        return unreachable
+
+
+def connection_pool() -> dict:
+    """total = DB_POOL_MAX (the configured ceiling); active = connections of this service running
+    a statement or holding a transaction; idle = total - active (capacity left).
+
+    ``open`` is how many connections of the service PostgreSQL holds right now.
+    """
+    counts = connection_states()
+    active = counts.get("active", 0) + counts.get("idle in transaction", 0)
+    total = settings.DB_POOL_MAX
+    return {"total": total, "active": active, "idle": max(total - active, 0), "open": sum(counts.values())}
+
+
+def connection_states() -> dict[str, int]:
+    """This service's connections by state, from pg_stat_activity (by application_name); SQLite: this one."""
+    if connection.vendor != "postgresql":
+        return {"active": 1}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity "
+            "WHERE application_name = %s AND datname = current_database() GROUP BY 1",
+            [settings.DB_APPLICATION_NAME],
+        )
+        return dict(cursor.fetchall())
+
+
+def table_rows() -> dict[str, int]:
+    """Row counts: PostgreSQL planner estimates (reltuples, else the stats collector's live tuples),
+    exact COUNT(*) on SQLite where tables are small."""
+    if connection.vendor != "postgresql":
+        return {name: model.objects.count() for name, model in TABLES.items()}
+    tables = {model._meta.db_table: name for name, model in TABLES.items()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reltuples, coalesce(s.n_live_tup, 0) FROM pg_class c "
+            "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+            "WHERE c.relkind = 'r' AND pg_table_is_visible(c.oid) AND c.relname = ANY(%s)",
+            [list(tables)],
+        )
+        rows = {relname: int(reltuples if reltuples >= 0 else live) for relname, reltuples, live in cursor.fetchall()}
+    return {name: rows.get(table, 0) for table, name in tables.items()}
+
+
+def table_sizes() -> dict[str, int]:
+    """On-disk bytes of each big table with its indexes and TOAST (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        return {}
+    tables = {model._meta.db_table: name for name, model in TABLES.items()}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+            "WHERE relkind = 'r' AND pg_table_is_visible(oid) AND relname = ANY(%s)",
+            [list(tables)],
+        )
+        return {tables[relname]: int(size) for relname, size in cursor.fetchall()}

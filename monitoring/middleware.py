@@ -1,0 +1,128 @@
+"""Request id, access log, error counter, slow-request and denial logs, query timing.
+
+Order in MIDDLEWARE: ``RequestIdMiddleware`` first (every later log line of
+the request carries its id), ``ObservabilityMiddleware`` right after it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from iit_service.api.errors import error_body
+from monitoring.instrumentation import query_timing
+from monitoring.logging import request_id_var
+from monitoring.metrics import API_ERRORS
+from patients.services import client_address
+
+access_log = logging.getLogger("iit.access")
+error_log = logging.getLogger("iit.error")
+performance_log = logging.getLogger("iit.performance")
+security_log = logging.getLogger("iit.security")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+UNMATCHED = "<unmatched>"
+
+
+class RequestIdMiddleware:
+    """Takes a sane X-Request-ID from the caller (a proxy's) or makes one; echoes it back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get("X-Request-ID", "")
+        request.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request.request_id)
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request.request_id
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+class ObservabilityMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        with query_timing():
+            response = self.get_response(request)
+        request_observed(request, response, time.perf_counter() - started)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+        request._iit_exception = type(exception).__name__
+        error_log.error(
+            "unhandled exception",
+            exc_info=exception,
+            extra={"event": "unhandled_exception", "method": request.method, "path": request.path},
+        )
+
+
+def request_observed(request: HttpRequest, response: HttpResponse, seconds: float) -> None:
+    endpoint = endpoint_of(request)
+    method = request.method if request.method in _METHODS else "OTHER"
+    status = response.status_code
+    user = getattr(request, "user", None)
+    username = user.get_username() if user is not None and user.is_authenticated else None
+    fields = {
+        "method": request.method,
+        "path": request.path,
+        "endpoint": endpoint,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 1),
+        "user": username,
+        "client_address": client_address(request),
+    }
+    access_log.info("request", extra={"event": "request", **fields})
+    if status >= 400:
+        API_ERRORS.labels(
+            endpoint=endpoint, method=method, status_class=f"{status // 100}xx", error=error_class(request, response)
+        ).inc()
+    if seconds > settings.SLOW_REQUEST_SECONDS:
+        performance_log.warning("slow request", extra={"event": "slow_request", **fields})
+    if status in (401, 403):
+        security_log.warning("access denied", extra={"event": "access_denied", **fields})
+    elif username and _token_auth(request):
+        security_log.info("token used", extra={"event": "token_used", **fields})
+
+
+def endpoint_of(request: HttpRequest) -> str:
+    """The URL pattern that served the request ("api/v1/patients/<int:pk>/"), never the concrete path."""
+    match = getattr(request, "resolver_match", None)
+    return match.route if match is not None and match.route else UNMATCHED
+
+
+def error_class(request: HttpRequest, response: HttpResponse) -> str:
+    """The exception class for crashes, else the error code of the one JSON error shape."""
+    crashed = getattr(request, "_iit_exception", None)
+    if crashed:
+        return crashed
+    data = getattr(response, "data", None)
+    if (
+        data is None
+        and not response.streaming
+        and response.get("Content-Type", "").startswith("application/json")
+        and len(response.content) < 65536
+    ):
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            data = None
+    code = data.get("error", {}).get("code") if isinstance(data, dict) and isinstance(data.get("error"), dict) else None
+    return str(code)[:48] if code else error_body(response.status_code, "")["error"]["code"]
+
+
+def _token_auth(request: HttpRequest) -> bool:
+    auth = getattr(request, "auth", None)
+    return auth is not None and type(auth).__name__ == "Token"

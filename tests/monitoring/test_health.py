@@ -1,0 +1,158 @@
+"""/health, /health/live and /health/db against the real database and cache.
+
+Dead dependencies are real closed ports (nothing listens), not mocks.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client, override_settings
+
+from monitoring import health
+from patients.models import Observation, Patient
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on: bound then released."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def unreachable_database() -> dict:
+    return {
+        **settings.DATABASES,
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": "iit",
+            "USER": "postgres",
+            "PASSWORD": "",
+            "HOST": "127.0.0.1",
+            "PORT": str(closed_port()),
+            "OPTIONS": {"application_name": settings.DB_APPLICATION_NAME},
+        },
+    }
+
+
+@pytest.fixture
+def client(db) -> Client:
+    return Client()
+
+
+def test_it_reports_the_guide_fields_and_nothing_else(client):
+    body = client.get("/health").json()
+    assert set(body) == {"status", "timestamp", "database_connected", "redis_connected", "model_loaded"}
+    assert body["timestamp"].endswith("Z")
+
+
+def test_it_is_unhealthy_with_503_when_no_model_is_loaded(client):
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json() | {"timestamp": None} == {
+        "status": "unhealthy",
+        "timestamp": None,
+        "database_connected": True,
+        "redis_connected": True,
+        "model_loaded": False,
+    }
+
+
+def test_it_reports_redis_down_when_redis_listens_nowhere(client):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/3"):
+        body = client.get("/health").json()
+    assert body["redis_connected"] is False
+    assert body["database_connected"] is True
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_it_is_unhealthy_with_503_when_the_database_is_unreachable(client):
+    with override_settings(DATABASES=unreachable_database()):
+        response = client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unhealthy"
+    assert body["database_connected"] is False
+    assert body["model_loaded"] is False
+
+
+def test_without_redis_url_the_embedded_cache_answers_for_redis(client):
+    with override_settings(REDIS_URL=""):
+        assert client.get("/health").json()["redis_connected"] is True
+
+
+def test_the_database_probe_gives_up_after_the_configured_timeout():
+    postgres = {"ENGINE": "django.db.backends.postgresql", "OPTIONS": {"connect_timeout": 30}}
+    probe = health.probe_database_settings(postgres, timeout=1.5)
+    assert probe["OPTIONS"]["connect_timeout"] == 2  # libpq's floor
+    assert probe["OPTIONS"]["options"] == "-c statement_timeout=1500"
+    sqlite = health.probe_database_settings(
+        {"ENGINE": "django.db.backends.sqlite3", "OPTIONS": {"timeout": 20}}, timeout=1.5
+    )
+    assert sqlite["OPTIONS"]["timeout"] == 1.5
+
+
+def test_the_redis_probe_gives_up_after_the_configured_timeout():
+    with override_settings(REDIS_URL="redis://127.0.0.1:6379/3"):
+        client = health.redis_client(timeout=settings.HEALTH_PROBE_TIMEOUT)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == settings.HEALTH_PROBE_TIMEOUT
+    assert 0.1 <= settings.HEALTH_PROBE_TIMEOUT <= 2
+
+
+def test_liveness_touches_no_dependency(client, django_assert_num_queries):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/3"), django_assert_num_queries(0):
+        response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+
+
+def test_database_health_has_the_guide_shape_and_counts_rows(client, patient):
+    Observation.objects.create(
+        patient=patient,
+        facility=patient.facility,
+        concept="weight",
+        observed_at="2025-01-01T00:00:00Z",
+        value_numeric=60,
+    )
+    response = client.get("/health/db")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database_status"] == "healthy"
+    pool = body["connection_pool"]
+    assert pool["total"] == settings.DB_POOL_MAX
+    assert pool["active"] + pool["idle"] == pool["total"]
+    assert set(body["table_stats"]) == {"patients", "predictions", "observations"}
+    if connection.vendor != "postgresql":
+        assert body["table_stats"] == {"patients": Patient.objects.count(), "predictions": 0, "observations": 1}
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_database_health_answers_503_when_the_database_is_unreachable(client):
+    with override_settings(DATABASES=unreachable_database()):
+        response = client.get("/health/db")
+    assert response.status_code == 503
+    assert response.json()["database_status"] == "unhealthy"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_stat_activity is PostgreSQL's")
+def test_database_health_on_postgresql_counts_the_service_connections_by_application_name(client):
+    import psycopg2
+
+    params = connection.get_connection_params()
+    params["application_name"] = settings.DB_APPLICATION_NAME
+    extra = psycopg2.connect(**params)  # a second connection of "the service", idle
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('application_name')")
+            assert cursor.fetchone()[0] == settings.DB_APPLICATION_NAME
+        body = client.get("/health/db").json()
+    finally:
+        extra.close()
+    assert body["vendor"] == "postgresql"
+    assert body["estimated"] is True
+    assert body["connection_pool"]["open"] >= 2
+    assert body["connection_pool"]["active"] >= 1  # the test's own connection, in its transaction
