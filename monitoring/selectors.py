@@ -1,0 +1,130 @@
+"""Reads for the monitoring jobs, the console and the metrics collector.
+
+The evaluation reads return plain numpy arrays built from ``values_list``:
+a window can hold a million predictions, and model instances for each would
+cost seconds before any statistics start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import Max
+
+from monitoring.models import DriftEvaluation, JobRun, MetricSample
+from predictions.models import ModelVersion, Prediction
+
+
+def model_version_active() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+@dataclass
+class LabelledWindow:
+    """One row per (patient, appointment): the latest prediction made for it, with its outcome."""
+
+    y: np.ndarray  # 1 = interruption
+    score: np.ndarray
+    facility: np.ndarray  # facility code
+    sex: np.ndarray
+    age_years: np.ndarray
+    art_months: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.y.size)
+
+
+_LABELLED_COLUMNS = (
+    "patient_id",
+    "appointment_date",
+    "score",
+    "outcome",
+    "as_of",
+    "facility__code",
+    "patient__sex",
+    "patient__birth_date",
+    "patient__art_start_date",
+)
+
+
+def labelled_window(*, version: ModelVersion, start: dt.date, end: dt.date) -> LabelledWindow:
+    """Resolved predictions of ``version`` whose appointment falls in [start, end].
+
+    A patient rescanned five times before one appointment would otherwise
+    count five times; only the last prediction before the outcome counts.
+    """
+    rows = list(
+        Prediction.objects.filter(
+            model_version=version,
+            outcome__in=(Prediction.Outcome.IIT, Prediction.Outcome.RETAINED),
+            appointment_date__range=(start, end),
+        )
+        .order_by("patient_id", "appointment_date", "created_at", "id")
+        .values_list(*_LABELLED_COLUMNS)
+    )
+    # Rows are sorted by (patient, appointment): keep the last of each run.
+    keep = [i for i in range(len(rows)) if i + 1 == len(rows) or rows[i][:2] != rows[i + 1][:2]]
+    rows = [rows[i] for i in keep]
+    as_of = np.array([r[4].date() for r in rows], dtype="datetime64[D]")
+    birth = np.array([r[7] for r in rows], dtype="datetime64[D]")
+    art_start = np.array([r[8] for r in rows], dtype="datetime64[D]")
+    return LabelledWindow(
+        y=np.array([r[3] == Prediction.Outcome.IIT for r in rows], dtype=np.int8),
+        score=np.array([r[2] for r in rows], dtype=float),
+        facility=np.array([r[5] for r in rows], dtype=object),
+        sex=np.array([r[6] for r in rows], dtype=object),
+        age_years=(as_of - birth).astype(float) / 365.25,
+        art_months=(as_of - art_start).astype(float) / (365.25 / 12),
+    )
+
+
+def prediction_window(*, version: ModelVersion, start: dt.datetime, end: dt.datetime) -> tuple[list, np.ndarray, list]:
+    """(features dicts, scores, risk levels) of ``version``'s predictions created in [start, end)."""
+    rows = Prediction.objects.filter(model_version=version, created_at__gte=start, created_at__lt=end).values_list(
+        "features", "score", "risk_level"
+    )
+    features, scores, tiers = [], [], []
+    for row_features, score, tier in rows.iterator(chunk_size=10_000):
+        features.append(row_features)
+        scores.append(score)
+        tiers.append(tier)
+    return features, np.array(scores, dtype=float), tiers
+
+
+def drift_evaluation_previous(*, version: ModelVersion) -> DriftEvaluation | None:
+    """The last evaluation that reached a verdict (insufficient windows neither raise nor clear drift)."""
+    return (
+        DriftEvaluation.objects.filter(model_version=version, status=DriftEvaluation.Status.OK)
+        .order_by("-evaluated_at", "-id")
+        .first()
+    )
+
+
+def job_last_successes() -> dict[str, dt.datetime]:
+    """Finish time of each job's last successful run (one grouped query)."""
+    rows = (
+        JobRun.objects.filter(status=JobRun.Status.SUCCEEDED)
+        .values("job")
+        .annotate(last=Max("finished_at"))
+        .values_list("job", "last")
+    )
+    return dict(rows)
+
+
+def job_run_baseline(*, job: str, before: dt.datetime) -> JobRun | None:
+    """The latest successful run of ``job`` that started at or before ``before``, else the earliest one after.
+
+    The system job measures rates against the run one window back; right
+    after deploy there is none that old, so the oldest run stands in.
+    """
+    runs = JobRun.objects.filter(job=job, status=JobRun.Status.SUCCEEDED)
+    return (
+        runs.filter(started_at__lte=before).order_by("-started_at", "-id").first()
+        or runs.order_by("started_at", "id").first()
+    )
+
+
+def metric_sample_latest(name: str) -> MetricSample | None:
+    return MetricSample.objects.filter(name=name).order_by("-recorded_at").first()

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from monitoring.evaluation import auc
+from monitoring.models import AucEvaluation
+from monitoring.services import OUTCOME_HORIZON_DAYS, auc_evaluation_create
+from predictions.models import Prediction
+from tests.monitoring import evaluation_data
+
+TODAY = dt.date(2026, 6, 1)
+IN_WINDOW = TODAY - dt.timedelta(days=OUTCOME_HORIZON_DAYS + 3)
+
+
+def delong_by_definition(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """DeLong et al. (1988) straight from the definition: the n1 x n0 kernel ψ(x, y) = 1, ½ or 0."""
+    pos, neg = p[y == 1], p[y == 0]
+    kernel = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = kernel.mean(axis=1), kernel.mean(axis=0)
+    return kernel.mean(), v10.var(ddof=1) / pos.size + v01.var(ddof=1) / neg.size
+
+
+def scores_with_ties(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    y = (rng.random(n) < 0.2).astype(int)
+    # Rounded to two decimals: many tied scores, within and across classes.
+    p = np.round(np.clip(rng.normal(0.3 + 0.15 * y, 0.15), 0, 1), 2)
+    return y, p
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_roc_auc_equals_sklearn_on_random_scores_with_ties(seed):
+    y, p = scores_with_ties(np.random.default_rng(seed), 5_000)
+    assert auc.roc_auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-9)
+    assert auc.delong_interval(y, p)[0] == pytest.approx(roc_auc_score(y, p), abs=1e-9)
+
+
+def test_average_precision_and_brier_equal_sklearn():
+    y, p = scores_with_ties(np.random.default_rng(7), 3_000)
+    assert auc.average_precision(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
+    assert auc.brier(y, p) == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+
+
+def test_roc_auc_is_one_half_when_every_score_ties():
+    assert auc.roc_auc(np.array([0, 1, 0, 1]), np.full(4, 0.3)) == 0.5
+
+
+def test_delong_interval_on_a_small_known_example():
+    # 5 events, 6 non-events, one score tied across the classes.
+    y = np.array([1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.55, 0.4, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1])
+    value, lower, upper = auc.delong_interval(y, p)
+    # By hand: the events outrank 6, 6, 6, 5 and 3.5 (one tie) of the 6 non-events; the
+    # non-events are outranked by 3, 4, 4.5, 5, 5 and 5 of the 5 events.
+    v10 = np.array([6, 6, 6, 5, 3.5]) / 6
+    v01 = np.array([3, 4, 4.5, 5, 5, 5]) / 5
+    assert value == pytest.approx(26.5 / 30, abs=1e-12)
+    assert v01.mean() == pytest.approx(value, abs=1e-12)
+    half = auc.Z_95 * np.sqrt(v10.var(ddof=1) / 5 + v01.var(ddof=1) / 6)
+    assert (lower, upper) == pytest.approx((value - half, min(1.0, value + half)), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fast_delong_variance_equals_the_definition(seed):
+    y, p = scores_with_ties(np.random.default_rng(seed), 800)
+    value, lower, upper = auc.delong_interval(y, p)
+    by_definition, variance = delong_by_definition(y, p)
+    assert value == pytest.approx(by_definition, abs=1e-12)
+    assert upper - value == pytest.approx(auc.Z_95 * np.sqrt(variance), abs=1e-12)
+
+
+def test_the_interval_narrows_as_labels_grow():
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (500, 5_000, 50_000):
+        _, lower, upper = auc.delong_interval(*scores_with_ties(rng, n))
+        widths.append(upper - lower)
+    assert widths[0] > widths[1] > widths[2]
+
+
+def test_it_reports_insufficient_labels_below_the_minimum_of_events():
+    y = np.array([1] * 49 + [0] * 500)
+    result = auc.evaluate(y, np.linspace(0, 1, y.size), min_events=50)
+    assert result.status == "insufficient_labels"
+    assert (result.n_labelled, result.n_events, result.roc_auc) == (549, 49, None)
+
+
+def test_calibration_bins_hold_equal_counts_and_the_observed_rate():
+    y, p = scores_with_ties(np.random.default_rng(5), 1_000)
+    bins = auc.calibration_bins(y, p)
+    assert [row["n"] for row in bins] == [100] * 10
+    assert sum(row["observed_rate"] * row["n"] for row in bins) == pytest.approx(y.sum())
+    assert [row["mean_score"] for row in bins] == sorted(row["mean_score"] for row in bins)
+
+
+def _labelled(version, people, y, p, *, appointment_date=IN_WINDOW):
+    outcomes = [Prediction.Outcome.IIT if label else Prediction.Outcome.RETAINED for label in y]
+    return evaluation_data.store_predictions(
+        version, people, scores=p, outcomes=outcomes, appointment_date=appointment_date
+    )
+
+
+@pytest.mark.django_db
+def test_the_service_stores_an_evaluation_of_the_active_version_equal_to_sklearn(facility, other_facility):
+    rng = np.random.default_rng(11)
+    version = evaluation_data.model_version(rng, n_reference=500)
+    people = evaluation_data.patients(facility, 700) + evaluation_data.patients(other_facility, 500, prefix="Q")
+    y, p = scores_with_ties(rng, 1_200)
+    _labelled(version, people, y, p)
+    # Outside the window, pending, or superseded: none of these may count.
+    _labelled(version, people[:50], [1] * 50, np.zeros(50), appointment_date=TODAY - dt.timedelta(days=200))
+    evaluation_data.store_predictions(version, people[:50], scores=np.ones(50), appointment_date=IN_WINDOW)
+
+    evaluation = auc_evaluation_create(today=TODAY)
+
+    assert evaluation.status == AucEvaluation.Status.OK
+    assert evaluation.model_version == version
+    assert (evaluation.n_labelled, evaluation.n_events) == (1_200, int(y.sum()))
+    assert evaluation.roc_auc == pytest.approx(roc_auc_score(y, p), abs=1e-9)
+    assert evaluation.roc_auc_lower < evaluation.roc_auc < evaluation.roc_auc_upper
+    assert evaluation.pr_auc == pytest.approx(average_precision_score(y, p), abs=1e-9)
+    assert evaluation.observed_expected == pytest.approx(y.sum() / p.sum())
+    assert evaluation.window_end == TODAY - dt.timedelta(days=OUTCOME_HORIZON_DAYS)
+    assert len(evaluation.calibration) == 10
+
+
+@pytest.mark.django_db
+def test_segments_get_an_auc_only_when_large_enough(facility, other_facility, settings):
+    settings.MONITORING_AUC_SEGMENT_MIN_EVENTS = 30
+    rng = np.random.default_rng(12)
+    version = evaluation_data.model_version(rng, n_reference=500)
+    big, small = evaluation_data.patients(facility, 1_000), evaluation_data.patients(other_facility, 60, prefix="Q")
+    y_big, p_big = scores_with_ties(rng, 1_000)
+    _labelled(version, big, y_big, p_big)
+    _labelled(version, small, [1] * 10 + [0] * 50, rng.random(60))
+
+    segments = {(row["segment"], row["value"]): row for row in auc_evaluation_create(today=TODAY).segments}
+
+    assert segments[("facility", "FAC-A")]["roc_auc"] == pytest.approx(roc_auc_score(y_big, p_big), abs=1e-9)
+    assert segments[("facility", "FAC-B")]["status"] == "insufficient_labels"
+    assert segments[("facility", "FAC-B")]["roc_auc"] is None
+    assert {segment for segment, _ in segments} == {"facility", "sex", "age_band", "art_tenure"}
+    assert sum(row["n_labelled"] for (segment, _), row in segments.items() if segment == "sex") == 1_060
+
+
+@pytest.mark.django_db
+def test_it_counts_only_the_last_prediction_before_each_appointment(facility):
+    rng = np.random.default_rng(13)
+    version = evaluation_data.model_version(rng, n_reference=500)
+    people = evaluation_data.patients(facility, 200)
+    y = np.array([1, 0] * 100)
+    _labelled(version, people, y, np.full(200, 0.9))  # an early, wrong-way scan of every patient
+    _labelled(version, people, y, np.where(y == 1, 0.8, 0.2))  # the later scan, perfectly ordered
+
+    evaluation = auc_evaluation_create(today=TODAY)
+
+    assert evaluation.n_labelled == 200
+    assert evaluation.roc_auc == 1.0
+
+
+@pytest.mark.django_db
+def test_no_active_version_means_no_evaluation():
+    assert auc_evaluation_create(today=TODAY) is None
