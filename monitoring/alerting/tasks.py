@@ -8,7 +8,9 @@ from django.conf import settings
 from monitoring.alerting.notifications.dispatch import notification_deliver, retry_delay
 
 
-@shared_task(bind=True, name="monitoring.alerting.deliver_notification", max_retries=None, acks_late=True)
+@shared_task(
+    bind=True, name="monitoring.alerting.deliver_notification", max_retries=None, acks_late=True, ignore_result=True
+)
 def deliver_notification(self, alert_id: int, event: str, channel: str) -> str:
     delivery = notification_deliver(alert_id=alert_id, event=event, channel=channel, attempt=self.request.retries + 1)
     if delivery.status == delivery.Status.SENT:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -42,7 +41,11 @@ def notify_alert(*, alert_id: int, event: str) -> None:
     from monitoring.alerting.tasks import deliver_notification
 
     for channel in configured_channels():
-        transaction.on_commit(partial(deliver_notification.delay, alert_id, event, channel), robust=True)
+
+        def enqueue(channel: str = channel) -> None:
+            deliver_notification.delay(alert_id, event, channel)
+
+        transaction.on_commit(enqueue, robust=True)
 
 
 def notification_deliver(*, alert_id: int, event: str, channel: str, attempt: int) -> NotificationDelivery:
