@@ -7,7 +7,6 @@ metric that stops being sampled never resolves an alert by accident.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 
 from django.conf import settings
@@ -65,17 +64,12 @@ def service_up(*, now: dt.datetime) -> float | None:
 
 
 def dependencies_healthy() -> bool:
-    """The health probe's verdict (monitoring.health), when that module provides one."""
+    """The /health verdict: a service answering 503 there is down for its clients."""
+    from monitoring.health import UNHEALTHY, health_check
+
     try:
-        health = importlib.import_module("monitoring.health")
-    except ImportError:
-        return True
-    check = getattr(health, "health_status", None)
-    if check is None:
-        return True
-    try:
-        return check().get("status") != "unhealthy"
-    except Exception:  # a broken probe is itself a failing service
+        return health_check().status != UNHEALTHY
+    except Exception:  # a probe that cannot answer is itself a failing service
         logger.exception("health probe raised")
         return False
 

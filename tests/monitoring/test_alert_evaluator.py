@@ -16,6 +16,8 @@ from monitoring.alerting import (
     seed_alert_rules,
 )
 from monitoring.alerting.rules import RULE_SEEDS
+from monitoring.alerting.values import current_value
+from monitoring.health import health_check
 from monitoring.models import Alert, AlertRule, AucEvaluation, DriftEvaluation, MetricSample
 from predictions.models import ModelVersion
 
@@ -229,9 +231,16 @@ def test_the_service_is_down_when_the_system_heartbeat_goes_stale(settings):
     AlertRule.objects.exclude(name="Service down").update(enabled=False)
     assert evaluate_rules(now=at(0)) == {"no_data": 1}  # never sampled: no evidence
     sample(5, at(0))
-    assert evaluate_rules(now=at(60)) == {"ok": 1}
     evaluate_rules(now=at(200))
+    assert current_value("service_up", now=at(200)) == 0
     assert evaluate_rules(now=at(260)) == {"fired": 1}
+
+
+def test_the_service_is_down_while_its_health_probe_says_unhealthy(settings):
+    # No model is loaded in the test database, so /health answers "unhealthy" (503).
+    assert health_check().status == "unhealthy"
+    sample(5, at(0))
+    assert current_value("service_up", now=at(10)) == 0
 
 
 def test_seeding_is_idempotent_and_keeps_staff_edits():
