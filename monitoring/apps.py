@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class MonitoringConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "monitoring"
+
+    def ready(self) -> None:
+        from monitoring import security_events
+
+        security_events.connect()

@@ -1,0 +1,56 @@
+"""Gunicorn settings for the web service: ``gunicorn -c iit_service/gunicorn_conf.py``.
+
+Metrics across workers: prometheus_client's multiprocess mode keeps each
+worker's counters and histograms in files under PROMETHEUS_MULTIPROC_DIR and
+/metrics adds them up.  The directory must be set before any worker imports
+prometheus_client (done here, in the master), emptied when the master starts
+(stale files from a previous run would add to the new counters) and told when
+a worker dies.  Values are in the environment so the same file serves Docker,
+``make run`` and the integration test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+_BASE_DIR = Path(__file__).resolve().parent.parent
+MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_BASE_DIR / "var" / "prometheus" / "web"))
+
+wsgi_app = "iit_service.wsgi:application"
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Recycle workers now and then; their metric files stay, so counters never go backwards.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = 200
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The service logs each request itself (iit.access, JSON with the request id).
+accesslog = None
+errorlog = "-"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "monitoring.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "json"}},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False}},
+}
+
+
+def on_starting(server) -> None:
+    """Empty the multiprocess directory: a new master starts every counter from zero."""
+    path = Path(MULTIPROC_DIR)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+
+
+def child_exit(server, worker) -> None:
+    """Drop the dead worker's live-gauge files (its counters remain, summed into the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
