@@ -223,28 +223,28 @@ def _numeric_labels(edges: np.ndarray) -> list[str]:
     return [f"< {edges[0]:.4g}", *inner, f"= {edges[-1]:.4g}", f"> {edges[-1]:.4g}", "missing"]
 
 
-def numeric_feature(ref: NumericReference, values: np.ndarray) -> dict:
-    counts = numeric_bins(ref.edges, values)
-    current = counts / max(counts.sum(), 1)
-    present = values[~np.isnan(values)]
-    distance = normed_wasserstein(ref, current, present)
+def _feature_row(ref, current: np.ndarray, distance: float, labels: list[str], unseen: list[str]) -> dict:
+    """One feature's figures as stored on DriftEvaluation.features (the console draws the bins)."""
     psi_value = psi(ref.proportions, current)
     return {
         "feature": ref.name,
-        "kind": "numeric",
+        "kind": ref.kind,
         "psi": psi_value,
         "distance": distance,
-        "distance_kind": "wasserstein",
+        "distance_kind": "wasserstein" if ref.kind == "numeric" else "jensen_shannon",
         "status": _verdict(psi_value, distance),
         "missing_reference": float(ref.proportions[-1]),
         "missing_current": float(current[-1]),
-        "unseen": [],
-        "bins": {
-            "labels": _numeric_labels(ref.edges),
-            "reference": ref.proportions.tolist(),
-            "current": current.tolist(),
-        },
+        "unseen": unseen,
+        "bins": {"labels": labels, "reference": ref.proportions.tolist(), "current": current.tolist()},
     }
+
+
+def numeric_feature(ref: NumericReference, values: np.ndarray) -> dict:
+    counts = numeric_bins(ref.edges, values)
+    current = counts / max(counts.sum(), 1)
+    distance = normed_wasserstein(ref, current, values[~np.isnan(values)])
+    return _feature_row(ref, current, distance, _numeric_labels(ref.edges), [])
 
 
 def categorical_feature(ref: CategoricalReference, values: np.ndarray) -> dict:
@@ -258,24 +258,8 @@ def categorical_feature(ref: CategoricalReference, values: np.ndarray) -> dict:
     counts = np.bincount(codes, minlength=missing_code + 1).astype(float)
     current = counts / max(counts.sum(), 1)
     unseen = sorted({str(v) for v in values[codes == unseen_code].tolist()})[:20] if counts[unseen_code] else []
-    distance = jensen_shannon(ref.proportions, current)
-    psi_value = psi(ref.proportions, current)
-    return {
-        "feature": ref.name,
-        "kind": "categorical",
-        "psi": psi_value,
-        "distance": distance,
-        "distance_kind": "jensen_shannon",
-        "status": _verdict(psi_value, distance),
-        "missing_reference": float(ref.proportions[-1]),
-        "missing_current": float(current[-1]),
-        "unseen": unseen,
-        "bins": {
-            "labels": [*map(str, ref.categories), "unseen", "missing"],
-            "reference": ref.proportions.tolist(),
-            "current": current.tolist(),
-        },
-    }
+    labels = [*map(str, ref.categories), "unseen", "missing"]
+    return _feature_row(ref, current, jensen_shannon(ref.proportions, current), labels, unseen)
 
 
 def prediction_drift(reference: Reference, scores: np.ndarray, tiers: list[str]) -> dict:
