@@ -52,7 +52,11 @@ class Patient(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["facility", "identifier"], name="patient_identifier_unique_in_facility"),
         ]
-        indexes = [models.Index(fields=["facility", "status"], name="patient_facility_status")]
+        indexes = [
+            models.Index(fields=["facility", "status"], name="patient_facility_status"),
+            # Identifier search (exact or prefix, any facility): LIKE 'x%' needs pattern ops on PostgreSQL.
+            models.Index(fields=["identifier"], name="patient_identifier_prefix", opclasses=["varchar_pattern_ops"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.identifier} @ {self.facility_id}"

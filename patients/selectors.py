@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
+
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from patients.models import ClinicianFacility, Facility, Observation, Patient
@@ -41,5 +43,43 @@ def patient_for(user, patient_id) -> Patient:
         raise Http404 from None
 
 
-def observations_of(patient: Patient) -> QuerySet[Observation]:
-    return Observation.objects.filter(patient=patient).order_by("observed_at", "id")
+def facility_for(user, lookup: str) -> Facility:
+    """One of the user's facilities by id or by code; anything else is a 404."""
+    match = Q(code=lookup) | Q(pk=int(lookup)) if lookup.isdigit() else Q(code=lookup)
+    facility = facilities_visible_to(user).filter(match).first()
+    if facility is None:
+        raise Http404
+    return facility
+
+
+def patients_filtered(
+    user, *, facility: str | None = None, status: str | None = None, search: str | None = None
+) -> QuerySet[Patient]:
+    """The user's patients, optionally of one facility (by code), one status, and an identifier prefix."""
+    qs = patients_visible_to(user)
+    if facility:
+        qs = qs.filter(facility__code=facility)
+    if status:
+        qs = qs.filter(status=status)
+    if search:
+        # A prefix match on (facility, identifier) uses the unique index's leading column plus a range scan.
+        qs = qs.filter(identifier__startswith=search.strip())
+    return qs.order_by("id")
+
+
+def observations_of(
+    patient: Patient,
+    *,
+    concept: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> QuerySet[Observation]:
+    """A patient's observations in time order (the obs_patient_time index), optionally narrowed."""
+    qs = Observation.objects.filter(patient=patient)
+    if concept:
+        qs = qs.filter(concept=concept)
+    if since:
+        qs = qs.filter(observed_at__gte=since)
+    if until:
+        qs = qs.filter(observed_at__lte=until)
+    return qs.order_by("observed_at", "id")

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from dataclasses import dataclass
 
-from patients.models import AuditEvent, Facility, Patient
+from django.contrib.auth import authenticate, get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
+
+from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
+from patients.selectors import facilities_visible_to, patients_visible_to
 
 security_log = logging.getLogger("iit.security")
 
@@ -52,3 +61,248 @@ def audit_record(
         },
     )
     return event
+
+
+# --- auth -------------------------------------------------------------------
+
+
+def auth_token_issue(*, request, username: str, password: str) -> Token:
+    """The user's API token for a correct username and password; every attempt is logged for security review."""
+    user = authenticate(request=request, username=username, password=password)
+    if user is None or not user.is_active:
+        security_log.warning(
+            "login failed",
+            extra={"event": "login_failed", "user": username, "client_address": client_address(request)},
+        )
+        raise AuthenticationFailed("Unable to log in with the provided credentials.")
+    security_log.info(
+        "login succeeded",
+        extra={"event": "login_succeeded", "user": user.get_username(), "client_address": client_address(request)},
+    )
+    token, _ = Token.objects.get_or_create(user=user)
+    return token
+
+
+def clinician_enrol(*, username: str, facilities: list[Facility]) -> tuple[Token, bool]:
+    """Create the clinician if needed, add their facility memberships; return their token and whether they are new."""
+    user, created = get_user_model().objects.get_or_create(username=username)
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    for facility in facilities:
+        ClinicianFacility.objects.get_or_create(user=user, facility=facility)
+    token, _ = Token.objects.get_or_create(user=user)
+    return token, created
+
+
+# --- patients ---------------------------------------------------------------
+
+DUPLICATE_IDENTIFIER = "A patient with this identifier already exists at this facility."
+
+
+def patient_create(
+    *,
+    request,
+    facility_code: str,
+    identifier: str,
+    sex: str,
+    birth_date: dt.date,
+    art_start_date: dt.date,
+    enrollment_date: dt.date,
+    status: str = Patient.Status.ACTIVE,
+    status_date: dt.date | None = None,
+) -> Patient:
+    """Enrol a patient at one of the caller's facilities; another facility's code reads as unknown (no leak)."""
+    facility = facilities_visible_to(request.user).filter(code=facility_code).first()
+    if facility is None:
+        raise ValidationError({"facility": ["No facility with this code."]})
+    if Patient.objects.filter(facility=facility, identifier=identifier).exists():
+        raise ValidationError({"identifier": [DUPLICATE_IDENTIFIER]})
+    patient = Patient(
+        facility=facility,
+        identifier=identifier,
+        sex=sex,
+        birth_date=birth_date,
+        art_start_date=art_start_date,
+        enrollment_date=enrollment_date,
+        status=status,
+        status_date=_status_date(status, status_date),
+    )
+    _save_unique(patient)
+    audit_record(request=request, action=AuditEvent.Action.CREATE, resource="patient", patient=patient)
+    return patient
+
+
+def patient_update(*, request, patient: Patient, changes: dict) -> Patient:
+    """Apply already-validated field changes; leaving 'active' without a date records today."""
+    for name, value in changes.items():
+        setattr(patient, name, value)
+    if "status" in changes and "status_date" not in changes:
+        patient.status_date = _status_date(patient.status, None)
+    if "identifier" in changes and (
+        Patient.objects.filter(facility_id=patient.facility_id, identifier=patient.identifier)
+        .exclude(pk=patient.pk)
+        .exists()
+    ):
+        raise ValidationError({"identifier": [DUPLICATE_IDENTIFIER]})
+    _save_unique(patient)
+    audit_record(request=request, action=AuditEvent.Action.UPDATE, resource="patient", patient=patient)
+    return patient
+
+
+def _status_date(status: str, status_date: dt.date | None) -> dt.date | None:
+    if status == Patient.Status.ACTIVE or status_date is not None:
+        return status_date
+    return timezone.localdate()
+
+
+def _save_unique(patient: Patient) -> None:
+    """Save; a concurrent duplicate identifier (the check above raced) is still a field error, not a 500."""
+    try:
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError:
+        raise ValidationError({"identifier": [DUPLICATE_IDENTIFIER]}) from None
+
+
+# --- observations -----------------------------------------------------------
+
+
+def observation_create(
+    *,
+    request,
+    patient: Patient,
+    concept: str,
+    observed_at: dt.datetime,
+    value,
+    external_id: str | None = None,
+) -> tuple[Observation, bool]:
+    """Record one observation; a repeated external_id returns the stored one (created is False)."""
+    _refuse_before_birth(patient, observed_at, field="observed_at")
+    if external_id is not None:
+        existing = Observation.objects.filter(facility_id=patient.facility_id, external_id=external_id).first()
+        if existing is not None:
+            if existing.patient_id != patient.pk:
+                raise ValidationError({"external_id": ["Already used for another patient's observation."]})
+            audit_record(request=request, action=AuditEvent.Action.READ, resource="observation", patient=patient)
+            return existing, False
+    observation = Observation.objects.create(
+        patient=patient,
+        facility_id=patient.facility_id,
+        concept=concept,
+        observed_at=observed_at,
+        external_id=external_id,
+        **Observation.value_columns(concept, value),
+    )
+    audit_record(request=request, action=AuditEvent.Action.CREATE, resource="observation", patient=patient)
+    return observation, True
+
+
+def _refuse_before_birth(patient: Patient, observed_at: dt.datetime, *, field: str) -> None:
+    if observed_at.date() < patient.birth_date:
+        raise ValidationError({field: ["Cannot be before the patient's birth date."]})
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    received: int
+    created: int
+    already_present: int
+
+
+def observations_bulk_ingest(*, request, rows: list[dict]) -> BulkResult:
+    """Store a validated batch all-or-nothing, idempotently on (facility, external_id).
+
+    1. Fetch every patient in the batch in one scoped query; any patient the caller
+       cannot see fails the whole batch as not found (no existence leak).
+    2. Check rules that need the patient (not before birth) and repeated external ids;
+       any failure names its row index and nothing is written.
+    3. In one transaction, skip rows whose external id is already stored and
+       bulk-insert the rest with ignore_conflicts, so a concurrent retry cannot duplicate.
+    """
+    patients = patients_visible_to(request.user).in_bulk({row["patient"] for row in rows})
+    missing = {str(i): {"patient": ["Not found."]} for i, row in enumerate(rows) if row["patient"] not in patients}
+    if missing:
+        raise BulkPatientNotFound(missing)
+    _check_bulk_rows(rows, patients)
+    with transaction.atomic():
+        present = _stored_external_ids(rows, patients)
+        fresh = [row for row in rows if _external_key(row, patients) not in present]
+        Observation.objects.bulk_create(
+            [_observation(row, patients[row["patient"]]) for row in fresh], batch_size=2000, ignore_conflicts=True
+        )
+        _audit_bulk(request, rows, patients, created=len(fresh))
+    return BulkResult(received=len(rows), created=len(fresh), already_present=len(rows) - len(fresh))
+
+
+class BulkPatientNotFound(NotFound):
+    """404 naming the rows whose patient does not exist or is outside the caller's facilities."""
+
+    def __init__(self, details: dict):
+        super().__init__("Patient not found.")
+        self.details = details
+
+
+def _check_bulk_rows(rows: list[dict], patients: dict[int, Patient]) -> None:
+    errors: dict[str, dict] = {}
+    seen: set[tuple[int, str]] = set()
+    for i, row in enumerate(rows):
+        patient = patients[row["patient"]]
+        if row["observed_at"].date() < patient.birth_date:
+            errors[str(i)] = {"observed_at": ["Cannot be before the patient's birth date."]}
+        key = _external_key(row, patients)
+        if key is not None and key in seen:
+            errors.setdefault(str(i), {})["external_id"] = ["Repeated within this batch."]
+        seen.add(key)
+    if errors:
+        raise ValidationError(errors)
+
+
+def _external_key(row: dict, patients: dict[int, Patient]) -> tuple[int, str] | None:
+    if row.get("external_id") is None:
+        return None
+    return patients[row["patient"]].facility_id, row["external_id"]
+
+
+def _stored_external_ids(rows: list[dict], patients: dict[int, Patient]) -> set[tuple[int, str]]:
+    keys = {key for row in rows if (key := _external_key(row, patients)) is not None}
+    if not keys:
+        return set()
+    facility_ids = {facility_id for facility_id, _ in keys}
+    stored = set()
+    external_ids = sorted({external_id for _, external_id in keys})
+    for start in range(0, len(external_ids), 5000):
+        stored.update(
+            Observation.objects.filter(
+                facility_id__in=facility_ids, external_id__in=external_ids[start : start + 5000]
+            ).values_list("facility_id", "external_id")
+        )
+    return stored & keys
+
+
+def _observation(row: dict, patient: Patient) -> Observation:
+    return Observation(
+        patient=patient,
+        facility_id=patient.facility_id,
+        concept=row["concept"],
+        observed_at=row["observed_at"],
+        external_id=row.get("external_id"),
+        **Observation.value_columns(row["concept"], row["value"]),
+    )
+
+
+def _audit_bulk(request, rows: list[dict], patients: dict[int, Patient], *, created: int) -> None:
+    """One audit row per facility in the batch (not per observation), counting the rows received."""
+    per_facility: dict[int, int] = {}
+    for row in rows:
+        facility_id = patients[row["patient"]].facility_id
+        per_facility[facility_id] = per_facility.get(facility_id, 0) + 1
+    facilities = {p.facility_id: p.facility for p in patients.values()}
+    for facility_id, count in per_facility.items():
+        audit_record(
+            request=request,
+            action=AuditEvent.Action.CREATE,
+            resource="observations.bulk",
+            facility=facilities[facility_id],
+            object_count=count,
+        )

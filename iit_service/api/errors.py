@@ -55,7 +55,9 @@ def exception_handler(exc, context):
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = getattr(detail, "code", None)
-        body = error_body(response.status_code, str(detail), code=code if code not in (None, "error") else None)
+        code = code if code not in (None, "error") else None
+        # An APIException may carry field-level ``details`` too (e.g. a 404 naming the rows of a batch).
+        body = error_body(response.status_code, str(detail), code=code, details=getattr(exc, "details", None))
     return Response(body, status=response.status_code, headers=_keep_headers(response))
 
 

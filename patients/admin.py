@@ -1,0 +1,118 @@
+"""Staff admin for the clinical record, built for tables of millions of rows.
+
+No full COUNT(*): changelists show no full result count, and the paginator
+takes PostgreSQL's planner estimate (pg_class.reltuples) for an unfiltered
+table.  Foreign keys are raw ids or autocompletes, never a select of every row.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Q
+from django.utils.functional import cached_property
+
+from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
+
+# Below this many rows an exact count is cheap and the estimate may be stale.
+ESTIMATE_ABOVE = 50_000
+
+
+class EstimatedCountPaginator(Paginator):
+    @cached_property
+    def count(self) -> int:
+        estimate = _planner_estimate(self.object_list)
+        return estimate if estimate is not None and estimate > ESTIMATE_ABOVE else super().count
+
+
+def _planner_estimate(queryset) -> int | None:
+    """The planner's row estimate for an unfiltered table on PostgreSQL, else None."""
+    if connection.vendor != "postgresql" or queryset.query.where:
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [queryset.model._meta.db_table])
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None
+
+
+class BigTableAdmin(admin.ModelAdmin):
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+
+def identifier_search(queryset, term: str, field: str):
+    """Exact or prefix match on an identifier: both can use a btree index (varchar_pattern_ops on PostgreSQL)."""
+    term = term.strip()
+    if not term:
+        return queryset
+    return queryset.filter(Q(**{field: term}) | Q(**{f"{field}__startswith": term}))
+
+
+@admin.register(Facility)
+class FacilityAdmin(BigTableAdmin):
+    list_display = ["code", "name", "region", "district", "created_at"]
+    search_fields = ["code", "name"]
+    list_filter = ["region"]
+
+
+@admin.register(Patient)
+class PatientAdmin(BigTableAdmin):
+    list_display = ["identifier", "facility", "sex", "birth_date", "art_start_date", "status", "status_date"]
+    list_filter = ["status", "sex"]
+    list_select_related = ["facility"]
+    raw_id_fields = ["facility"]
+    search_fields = ["identifier"]
+    search_help_text = "ART number: exact or prefix."
+    readonly_fields = ["created_at", "updated_at"]
+
+    def get_search_results(self, request, queryset, search_term):
+        return identifier_search(queryset, search_term, "identifier"), False
+
+
+@admin.register(Observation)
+class ObservationAdmin(BigTableAdmin):
+    list_display = ["id", "patient", "concept", "observed_at", "value", "external_id"]
+    list_filter = ["concept"]
+    list_select_related = ["patient"]
+    raw_id_fields = ["patient", "facility"]
+    search_fields = ["patient__identifier"]
+    search_help_text = "Patient ART number: exact or prefix."
+    readonly_fields = ["created_at"]
+
+    def get_search_results(self, request, queryset, search_term):
+        return identifier_search(queryset, search_term, "patient__identifier"), False
+
+
+@admin.register(ClinicianFacility)
+class ClinicianFacilityAdmin(BigTableAdmin):
+    list_display = ["user", "facility", "created_at"]
+    list_select_related = ["user", "facility"]
+    autocomplete_fields = ["user", "facility"]
+    search_fields = ["user__username", "facility__code"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(BigTableAdmin):
+    """Read-only: the audit log is append-only evidence."""
+
+    list_display = ["occurred_at", "username", "action", "resource", "patient", "facility", "object_count"]
+    list_filter = ["action", "resource"]
+    list_select_related = ["patient", "facility"]
+    date_hierarchy = "occurred_at"  # indexed (audit_time)
+    search_fields = ["username"]
+    search_help_text = "Username, exact."
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        return (queryset.filter(username=term) if term else queryset), False
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

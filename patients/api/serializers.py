@@ -1,0 +1,244 @@
+"""Input and output shapes of the clinical API.
+
+Input serializers validate and refuse; output serializers only render.  The
+public contract (extend it, never rename):
+    patient     {id, facility (code), identifier, sex, birth_date, art_start_date, enrollment_date, status}
+    observation {id, patient (id), concept, observed_at, value, external_id}
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from patients.concepts import CONCEPT_CHOICES, CONCEPTS
+from patients.models import Facility, Observation, Patient
+
+# A clock skew allowance: an EMR's "now" may run slightly ahead of ours.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+
+
+class StrictInput(serializers.Serializer):
+    """Refuses fields it does not declare, so a misspelt field is an error rather than silently dropped."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class ObservedAtField(serializers.DateTimeField):
+    """An ISO date-time, or an ISO date meaning the start (or, with ``end_of_day``, the end) of that day in UTC."""
+
+    def __init__(self, *, end_of_day: bool = False, **kwargs):
+        self.end_of_day = end_of_day
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and len(value) == 10:
+            try:
+                day = dt.date.fromisoformat(value)
+            except ValueError:
+                self.fail("invalid", format="YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][+HH:MM]")
+            moment = dt.time.max if self.end_of_day else dt.time.min
+            return dt.datetime.combine(day, moment, tzinfo=dt.UTC)
+        return super().to_internal_value(value)
+
+
+def today() -> dt.date:
+    return timezone.localdate()
+
+
+def patient_date_errors(values: dict) -> dict[str, list[str]]:
+    """Field errors for dates that cannot be true of one patient (``values`` holds all of their dates)."""
+    errors: dict[str, list[str]] = {}
+    birth = values.get("birth_date")
+    for name in ("birth_date", "art_start_date", "enrollment_date", "status_date"):
+        value = values.get(name)
+        if value is None:
+            continue
+        if value > today():
+            errors.setdefault(name, []).append("Cannot be in the future.")
+        elif name != "birth_date" and birth is not None and value < birth:
+            errors.setdefault(name, []).append("Cannot be before the birth date.")
+    return errors
+
+
+# --- auth -------------------------------------------------------------------
+
+
+class TokenInput(StrictInput):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=256, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField()
+
+
+# --- facilities -------------------------------------------------------------
+
+
+class FacilityOutput(serializers.ModelSerializer):
+    class Meta:
+        model = Facility
+        fields = ["id", "code", "name", "region", "district"]
+
+
+# --- patients ---------------------------------------------------------------
+
+
+class PatientOutput(serializers.ModelSerializer):
+    facility = serializers.CharField(source="facility.code", help_text="The facility code.")
+
+    class Meta:
+        model = Patient
+        fields = [
+            "id",
+            "facility",
+            "identifier",
+            "sex",
+            "birth_date",
+            "art_start_date",
+            "enrollment_date",
+            "status",
+            "status_date",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class PatientCreateInput(StrictInput):
+    facility = serializers.CharField(max_length=32, help_text="The facility code; one of the caller's facilities.")
+    identifier = serializers.CharField(max_length=64, help_text="ART number, unique within the facility.")
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices)
+    birth_date = serializers.DateField()
+    art_start_date = serializers.DateField()
+    enrollment_date = serializers.DateField(required=False, help_text="Defaults to the ART start date.")
+    status = serializers.ChoiceField(choices=Patient.Status.choices, required=False, default=Patient.Status.ACTIVE)
+    status_date = serializers.DateField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        attrs.setdefault("enrollment_date", attrs["art_start_date"])
+        errors = patient_date_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class PatientUpdateInput(StrictInput):
+    """PATCH: any subset of the editable fields.  The facility cannot change (transfer out, enrol anew)."""
+
+    identifier = serializers.CharField(max_length=64, required=False)
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices, required=False)
+    birth_date = serializers.DateField(required=False)
+    art_start_date = serializers.DateField(required=False)
+    enrollment_date = serializers.DateField(required=False)
+    status = serializers.ChoiceField(choices=Patient.Status.choices, required=False)
+    status_date = serializers.DateField(required=False, allow_null=True)
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict) and "facility" in data:
+            raise serializers.ValidationError(
+                {"facility": ["A patient's facility cannot be changed; transfer out and enrol at the new one."]}
+            )
+        return super().to_internal_value(data)
+
+    def validate(self, attrs):
+        patient: Patient = self.context["patient"]
+        merged = {name: getattr(patient, name) for name in self.fields} | attrs
+        errors = patient_date_errors(merged)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class PatientListQuery(serializers.Serializer):
+    """Query parameters of the patient list (validated, so a bad status is a 400 and not an empty page)."""
+
+    facility = serializers.CharField(required=False, help_text="Facility code.")
+    status = serializers.ChoiceField(choices=Patient.Status.choices, required=False)
+    search = serializers.CharField(required=False, max_length=64, help_text="Identifier, exact or prefix.")
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+
+
+# --- observations -----------------------------------------------------------
+
+
+class ObservationOutput(serializers.ModelSerializer):
+    patient = serializers.IntegerField(source="patient_id")
+    value = serializers.SerializerMethodField(help_text="Typed by the concept: number, string, date or boolean.")
+
+    class Meta:
+        model = Observation
+        fields = ["id", "patient", "concept", "observed_at", "value", "external_id", "created_at"]
+
+    @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]})
+    def get_value(self, observation: Observation):
+        value = observation.value
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+
+class ObservationInput(StrictInput):
+    concept = serializers.ChoiceField(choices=CONCEPT_CHOICES)
+    observed_at = ObservedAtField(help_text="ISO date or date-time; a date means midnight UTC.")
+    value = serializers.JSONField(help_text="Typed by the concept: number, string, ISO date or boolean.")
+    external_id = serializers.CharField(
+        max_length=100, required=False, allow_null=True, default=None, help_text="For idempotent ingest."
+    )
+
+    def validate_observed_at(self, value: dt.datetime) -> dt.datetime:
+        if value > timezone.now() + FUTURE_TOLERANCE:
+            raise serializers.ValidationError("Cannot be in the future.")
+        return value
+
+    def validate(self, attrs):
+        try:
+            attrs["value"] = CONCEPTS[attrs["concept"]].clean(attrs["value"])
+        except ValueError as exc:
+            raise serializers.ValidationError({"value": [str(exc)]}) from None
+        return attrs
+
+
+class ObservationBulkItemInput(ObservationInput):
+    patient = serializers.IntegerField(min_value=1, help_text="The patient's id.")
+
+
+class ObservationListQuery(serializers.Serializer):
+    concept = serializers.ChoiceField(choices=CONCEPT_CHOICES, required=False)
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+
+    def get_fields(self):
+        # "from" is a Python keyword, so these two are added by name.
+        fields = super().get_fields()
+        fields["from"] = ObservedAtField(required=False, help_text="Observed at or after (ISO date or date-time).")
+        fields["to"] = ObservedAtField(
+            required=False, end_of_day=True, help_text="Observed at or before (ISO date-time, or a date: its end)."
+        )
+        return fields
+
+
+class BulkResultOutput(serializers.Serializer):
+    received = serializers.IntegerField()
+    created = serializers.IntegerField()
+    already_present = serializers.IntegerField(help_text="Rows whose external_id was already stored.")
+
+
+class ErrorDetailOutput(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField(required=False)
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorDetailOutput()

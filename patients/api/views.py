@@ -1,0 +1,180 @@
+"""Thin views: validate input, load within the caller's scope, call one service or selector, audit, render."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.viewsets import GenericViewSet
+
+from iit_service.api.parsers import LimitedJSONParser
+from patients.api import serializers as s
+from patients.models import AuditEvent, Facility, Observation, Patient
+from patients.selectors import (
+    facilities_visible_to,
+    facility_for,
+    observations_of,
+    patient_for,
+    patients_filtered,
+)
+from patients.services import (
+    audit_record,
+    auth_token_issue,
+    observation_create,
+    observations_bulk_ingest,
+    patient_create,
+    patient_update,
+)
+
+ERRORS = {400: s.ErrorOutput, 401: s.ErrorOutput, 404: s.ErrorOutput}
+
+
+def validated(serializer_class, data, **context) -> dict:
+    serializer = serializer_class(data=data, context=context)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ClinicalViewSet(GenericViewSet):
+    # Shared by the clinical endpoints: JSON bodies only, size-limited (413 past DATA_UPLOAD_MAX_MEMORY_SIZE).
+
+    parser_classes = [LimitedJSONParser]
+
+    def paginated(self, rows, output_class) -> Response:
+        return self.get_paginated_response(output_class(rows, many=True).data)
+
+
+class TokenViewSet(ClinicalViewSet):
+    """Exchange a username and password for the user's API token (send it as `Authorization: Token <key>`)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+    def get_authenticate_header(self, request) -> str:
+        return "Token"  # so a failed login is a 401 that says which scheme to use
+
+    @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput, **ERRORS}, auth=[], summary="Get an API token")
+    def create(self, request):
+        token = auth_token_issue(request=request, **validated(s.TokenInput, request.data))
+        return Response(s.TokenOutput({"token": token.key}).data)
+
+
+class FacilityViewSet(ClinicalViewSet):
+    """The facilities the caller belongs to."""
+
+    queryset = Facility.objects.none()  # for the schema only; reads go through selectors
+
+    @extend_schema(responses={200: s.FacilityOutput(many=True), **ERRORS}, summary="The caller's facilities")
+    def list(self, request):
+        return self.paginated(self.paginate_queryset(facilities_visible_to(request.user)), s.FacilityOutput)
+
+    @extend_schema(responses={200: s.FacilityOutput, **ERRORS}, summary="One facility, by id or code")
+    def retrieve(self, request, lookup: str):
+        return Response(s.FacilityOutput(facility_for(request.user, lookup)).data)
+
+
+class PatientViewSet(ClinicalViewSet):
+    """Patients of the caller's facilities; another facility's patient is a 404."""
+
+    queryset = Patient.objects.none()
+
+    @extend_schema(
+        parameters=[s.PatientListQuery], responses={200: s.PatientOutput(many=True), **ERRORS}, summary="List patients"
+    )
+    def list(self, request):
+        query = validated(s.PatientListQuery, request.query_params)
+        filters = {name: query.get(name) for name in ("facility", "status", "search")}
+        page = self.paginate_queryset(patients_filtered(request.user, **filters))
+        audit_record(request=request, action=AuditEvent.Action.LIST, resource="patient", object_count=len(page))
+        return self.paginated(page, s.PatientOutput)
+
+    @extend_schema(request=s.PatientCreateInput, responses={201: s.PatientOutput, **ERRORS}, summary="Enrol a patient")
+    def create(self, request):
+        data = validated(s.PatientCreateInput, request.data)
+        patient = patient_create(request=request, facility_code=data.pop("facility"), **data)
+        return Response(s.PatientOutput(patient).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={200: s.PatientOutput, **ERRORS}, summary="One patient")
+    def retrieve(self, request, pk: int):
+        patient = patient_for(request.user, pk)
+        audit_record(request=request, action=AuditEvent.Action.READ, resource="patient", patient=patient)
+        return Response(s.PatientOutput(patient).data)
+
+    @extend_schema(request=s.PatientUpdateInput, responses={200: s.PatientOutput, **ERRORS}, summary="Update a patient")
+    def partial_update(self, request, pk: int):
+        patient = patient_for(request.user, pk)
+        changes = validated(s.PatientUpdateInput, request.data, patient=patient)
+        return Response(s.PatientOutput(patient_update(request=request, patient=patient, changes=changes)).data)
+
+
+OBSERVATION_FILTERS = [
+    OpenApiParameter("concept", OpenApiTypes.STR, enum=sorted(s.CONCEPTS)),
+    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Observed at or after (ISO date or date-time)."),
+    OpenApiParameter("to", OpenApiTypes.DATETIME, description="Observed at or before (a date means its end)."),
+]
+
+
+class PatientObservationViewSet(ClinicalViewSet):
+    """A patient's observations; `value` is typed by `concept` (see the concept enum)."""
+
+    queryset = Observation.objects.none()
+
+    @extend_schema(
+        parameters=OBSERVATION_FILTERS,
+        responses={200: s.ObservationOutput(many=True), **ERRORS},
+        summary="A patient's observations in time order",
+    )
+    def list(self, request, pk: int):
+        patient = patient_for(request.user, pk)
+        query = validated(s.ObservationListQuery, request.query_params)
+        rows = observations_of(patient, concept=query.get("concept"), since=query.get("from"), until=query.get("to"))
+        page = self.paginate_queryset(rows)
+        action = AuditEvent.Action.LIST
+        audit_record(request=request, action=action, resource="observation", patient=patient, object_count=len(page))
+        return self.paginated(page, s.ObservationOutput)
+
+    @extend_schema(
+        request=s.ObservationInput,
+        responses={201: s.ObservationOutput, 200: s.ObservationOutput, **ERRORS},
+        summary="Record an observation (a repeated external_id returns the stored one with 200)",
+    )
+    def create(self, request, pk: int):
+        patient = patient_for(request.user, pk)
+        data = validated(s.ObservationInput, request.data)
+        observation, created = observation_create(request=request, patient=patient, **data)
+        return Response(s.ObservationOutput(observation).data, status=201 if created else 200)
+
+
+class ObservationBulkViewSet(ClinicalViewSet):
+    """A JSON array of observations, each naming its patient: validated in full before anything is written."""
+
+    @extend_schema(
+        request=s.ObservationBulkItemInput(many=True),
+        responses={201: s.BulkResultOutput, 200: s.BulkResultOutput, **ERRORS},
+        summary="Ingest up to BULK_MAX_OBSERVATIONS observations, all or nothing, idempotent on external_id",
+    )
+    def create(self, request):
+        rows = _bulk_rows(request.data)
+        result = observations_bulk_ingest(request=request, rows=rows)
+        return Response(s.BulkResultOutput(result).data, status=201 if result.created else 200)
+
+
+def _bulk_rows(data) -> list[dict]:
+    """Validate every row before anything is written; errors are keyed by row index."""
+    if not isinstance(data, list):
+        raise ValidationError({"non_field_errors": ["Expected a JSON array of observations."]})
+    if not data:
+        raise ValidationError({"non_field_errors": ["The array is empty."]})
+    if len(data) > settings.BULK_MAX_OBSERVATIONS:
+        raise ValidationError({"non_field_errors": [f"At most {settings.BULK_MAX_OBSERVATIONS} observations."]})
+    serializer = s.ObservationBulkItemInput(data=data, many=True)
+    if not serializer.is_valid():
+        raise ValidationError({str(i): errors for i, errors in enumerate(serializer.errors) if errors})
+    return serializer.validated_data
