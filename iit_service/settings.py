@@ -263,6 +263,11 @@ MONITORING_DRIFT_WINDOW_DAYS = env_int("MONITORING_DRIFT_WINDOW_DAYS", 7, minimu
 MONITORING_DRIFT_MIN_ROWS = env_int("MONITORING_DRIFT_MIN_ROWS", 500, minimum=1)
 # Rates and P95s of the system job are over this trailing window (PromQL's rate(...[5m])).
 MONITORING_RATE_WINDOW_SECONDS = env_int("MONITORING_RATE_WINDOW_SECONDS", 300, minimum=30)
+# The system job sums the service's counters from these prometheus multiprocess directories
+# (web and worker; shared volumes in Docker) - those that exist - plus its own PROMETHEUS_MULTIPROC_DIR.
+MONITORING_COUNTER_DIRS = env_list(
+    "MONITORING_COUNTER_DIRS", [str(VAR_DIR / "prometheus" / "web"), str(VAR_DIR / "prometheus" / "worker")]
+)
 METRIC_SAMPLE_RETENTION_DAYS = env_int("METRIC_SAMPLE_RETENTION_DAYS", 90, minimum=1)
 OPS_EMAILS = env_list("OPS_EMAILS")
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import traceback
 
 import psutil
@@ -278,10 +277,10 @@ def _cpu_percent() -> float:
     return float(value)
 
 
-def _cache_totals(totals: dict) -> dict:
-    """Where the cache hit ratio comes from, in order: the service's own counters across processes
-    (multiprocess directory), Redis' own keyspace hits and misses, this process's counters."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def _cache_totals(totals: dict, *, from_files: bool) -> dict:
+    """Where the cache hit ratio comes from, in order: the service's own prediction-cache counters
+    across processes (multiprocess files), Redis' keyspace hits and misses, this process's counters."""
+    if from_files:
         return {"source": "counters", "hit": totals["cache_hit"], "miss": totals["cache_miss"]}
     if settings.REDIS_URL:
         try:
@@ -328,8 +327,9 @@ def system_metrics_record(*, now: dt.datetime | None = None) -> dict:
         "memory_total_bytes": float(memory.total),
         "memory_percent": 100.0 * used / memory.total,
     }
-    totals = counters.snapshot(counters.registry())
-    totals["cache"] = _cache_totals(totals)
+    directories = counters.multiprocess_dirs(settings.MONITORING_COUNTER_DIRS)
+    totals = counters.snapshot(counters.sources(directories))
+    totals["cache"] = _cache_totals(totals, from_files=bool(directories))
     window = dt.timedelta(seconds=settings.MONITORING_RATE_WINDOW_SECONDS)
     baseline_run = selectors.job_run_baseline(job="system", before=now - window)
     baseline = (baseline_run.figures or {}).get("counters") if baseline_run else None

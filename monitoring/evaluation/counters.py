@@ -1,9 +1,9 @@
 """The service's own counters, read back for the system job: snapshots, deltas, P95s.
 
-A snapshot is a JSON-able dict of cumulative totals taken from a Prometheus
-registry: prometheus_client's multiprocess collector over
-``PROMETHEUS_MULTIPROC_DIR`` when it is set (all gunicorn and Celery
-processes), else this process's default registry.  Two snapshots a window
+A snapshot is a JSON-able dict of cumulative totals summed over collectors:
+prometheus_client's multiprocess collector over each directory that exists
+among ``MONITORING_COUNTER_DIRS`` (the web's and the worker's) and this
+process's ``PROMETHEUS_MULTIPROC_DIR``, else this process's default registry.  Two snapshots a window
 apart give rates and quantiles over that window, like PromQL's ``rate()``
 and ``histogram_quantile()``.  A counter that went down means a process
 restarted; the later value then stands alone, as Prometheus treats resets.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 
 ERRORS = "iit_api_errors_total"
@@ -23,28 +23,31 @@ PREDICTION_BUCKET = "iit_prediction_duration_seconds_bucket"
 DB_QUERY_BUCKET = "iit_db_query_duration_seconds_bucket"
 
 
-def registry() -> CollectorRegistry:
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if path and os.path.isdir(path):
-        aggregated = CollectorRegistry()
-        MultiProcessCollector(aggregated, path=path)
-        return aggregated
-    return REGISTRY
+def multiprocess_dirs(configured: list[str]) -> list[str]:
+    candidates = [*configured, os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")]
+    return sorted({os.path.realpath(path) for path in candidates if path and os.path.isdir(path)})
 
 
-def snapshot(source: CollectorRegistry) -> dict:
+def sources(directories: list[str]) -> list:
+    """Objects with ``collect()``: one multiprocess collector per directory, else this process's registry."""
+    if directories:
+        return [MultiProcessCollector(None, path=path) for path in directories]
+    return [REGISTRY]
+
+
+def snapshot(collectors: list) -> dict:
     """Cumulative totals: API errors, cache hits and misses, and the two latency histograms' buckets."""
     totals = {"errors": 0.0, "cache_hit": 0.0, "cache_miss": 0.0, "prediction_buckets": {}, "db_buckets": {}}
-    for family in source.collect():
-        for sample in family.samples:
-            if sample.name == ERRORS:
-                totals["errors"] += sample.value
-            elif sample.name == CACHE_REQUESTS and sample.labels.get("result") in ("hit", "miss"):
-                totals[f"cache_{sample.labels['result']}"] += sample.value
-            elif sample.name == PREDICTION_BUCKET and sample.labels.get("mode") == "single":
-                _add(totals["prediction_buckets"], sample.labels["le"], sample.value)
-            elif sample.name == DB_QUERY_BUCKET:
-                _add(totals["db_buckets"], sample.labels["le"], sample.value)
+    samples = (sample for collector in collectors for family in collector.collect() for sample in family.samples)
+    for sample in samples:
+        if sample.name == ERRORS:
+            totals["errors"] += sample.value
+        elif sample.name == CACHE_REQUESTS and sample.labels.get("result") in ("hit", "miss"):
+            totals[f"cache_{sample.labels['result']}"] += sample.value
+        elif sample.name == PREDICTION_BUCKET and sample.labels.get("mode") == "single":
+            _add(totals["prediction_buckets"], sample.labels["le"], sample.value)
+        elif sample.name == DB_QUERY_BUCKET:
+            _add(totals["db_buckets"], sample.labels["le"], sample.value)
     return totals
 
 

@@ -1,7 +1,8 @@
 """Input and prediction drift against a version's frozen reference profile: pure numpy.
 
 The reference profile (``ModelVersion.reference_profile``, written at
-training) is compiled once per version into numpy arrays; a window of
+training; its JSON structure is documented in ``predictions.profile``) is
+compiled once per version into numpy arrays; a window of
 current rows is then binned with ``np.searchsorted`` and ``np.bincount`` on
 those edges, so 100,000 rows x 25 features take a few tens of milliseconds.
 
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from predictions.profile import bin_counts
+
 EPSILON = 1e-4
 PSI_WARN = 0.1
 PSI_DRIFT = 0.25
@@ -65,8 +68,9 @@ class NumericReference:
 @dataclass
 class CategoricalReference:
     name: str
-    categories: list  # bins: each category, unseen, missing
+    categories: list[str]  # codes as strings; bins: each category, unseen, missing
     proportions: np.ndarray
+    labels: dict[str, str] = field(default_factory=dict)  # code -> what it means, for display
     index: dict = field(default_factory=dict)
 
     kind = "categorical"
@@ -82,66 +86,9 @@ class Reference:
     tier_shares: dict
 
 
-def numeric_bins(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Counts of ``values`` (NaN = missing) in the layout of NumericReference.edges."""
-    missing = np.isnan(values)
-    present = values[~missing]
-    m = edges.size - 1
-    index = np.searchsorted(edges, present, side="right")  # 0 below, i in [e_{i-1}, e_i), m + 1 at or above e_m
-    index[present > edges[-1]] = m + 2
-    counts = np.bincount(index, minlength=m + 3).astype(float)
-    return np.append(counts, missing.sum())
-
-
-QUANTILE_GRID = 100
-
-
 def quantile_grid(size: int) -> np.ndarray:
+    """u = (i + 1/2) / size: the grid of the profile's quantiles."""
     return (np.arange(size) + 0.5) / size
-
-
-def numeric_reference(name: str, values: np.ndarray, *, bins: int = 10) -> dict:
-    """The profile entry of one numeric feature from its training values (see ``profile_build``)."""
-    values = np.asarray(values, dtype=float)
-    present = values[~np.isnan(values)]
-    if present.size == 0:
-        return {"kind": "numeric", "edges": [0.0], "proportions": [0.0, 0.0, 0.0, 1.0], "std": 0.0, "iqr": 0.0}
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)))
-    counts = numeric_bins(edges, values)
-    q1, q3 = np.quantile(present, [0.25, 0.75])
-    return {
-        "kind": "numeric",
-        "edges": edges.tolist(),
-        "proportions": (counts / counts.sum()).tolist(),
-        "std": float(present.std()),
-        "iqr": float(q3 - q1),
-        "quantiles": np.quantile(present, quantile_grid(QUANTILE_GRID)).tolist(),
-    }
-
-
-def categorical_reference(name: str, values: np.ndarray) -> dict:
-    present = [value for value in values.tolist() if value is not None]
-    categories, counts = np.unique(np.array(present, dtype=str), return_counts=True) if present else ([], [])
-    return {
-        "kind": "categorical",
-        "frequencies": {str(c): int(n) / len(values) for c, n in zip(categories, counts, strict=True)},
-        "missing": (len(values) - len(present)) / len(values) if len(values) else 0.0,
-    }
-
-
-def profile_build(columns: dict[str, np.ndarray], scores: np.ndarray, tiers: list[str]) -> dict:
-    """A reference profile from training-time data: numeric columns as float arrays (NaN missing),
-    categorical ones as object arrays (None missing); scores and their risk tiers."""
-    features = {
-        name: numeric_reference(name, values) if values.dtype.kind == "f" else categorical_reference(name, values)
-        for name, values in columns.items()
-    }
-    return {
-        "features": features,
-        "score": numeric_reference("score", np.asarray(scores, dtype=float)),
-        "tiers": {str(t): n / len(tiers) for t, n in Counter(tiers).items()},
-        "n": int(len(scores)),
-    }
 
 
 def _numeric(name: str, entry: dict) -> NumericReference:
@@ -158,7 +105,7 @@ def _categorical(name: str, entry: dict) -> CategoricalReference:
     categories = list(entry["frequencies"])
     shares = [entry["frequencies"][c] for c in categories]
     proportions = np.asarray([*shares, 0.0, entry.get("missing", 0.0)], dtype=float)
-    return CategoricalReference(name, categories, proportions / proportions.sum())
+    return CategoricalReference(name, categories, proportions / proportions.sum(), dict(entry.get("labels") or {}))
 
 
 def compile_reference(profile: dict) -> Reference:
@@ -241,31 +188,39 @@ def _feature_row(ref, current: np.ndarray, distance: float, labels: list[str], u
 
 
 def numeric_feature(ref: NumericReference, values: np.ndarray) -> dict:
-    counts = numeric_bins(ref.edges, values)
+    counts = bin_counts(ref.edges, values).astype(float)
     current = counts / max(counts.sum(), 1)
     distance = normed_wasserstein(ref, current, values[~np.isnan(values)])
     return _feature_row(ref, current, distance, _numeric_labels(ref.edges), [])
 
 
+def category_key(value) -> str | None:
+    """The profile's key for a stored value: codes are JSON integers, keys their strings; None or NaN is missing."""
+    if value is None or value != value:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def categorical_feature(ref: CategoricalReference, values: np.ndarray) -> dict:
     unseen_code, missing_code = len(ref.categories), len(ref.categories) + 1
     index = ref.index
+    keys = [category_key(v) for v in values.tolist()]
     codes = np.fromiter(
-        (missing_code if v is None else index.get(v if isinstance(v, str) else str(v), unseen_code) for v in values),
-        dtype=np.int64,
-        count=len(values),
+        (missing_code if key is None else index.get(key, unseen_code) for key in keys), dtype=np.int64, count=len(keys)
     )
     counts = np.bincount(codes, minlength=missing_code + 1).astype(float)
     current = counts / max(counts.sum(), 1)
-    unseen = sorted({str(v) for v in values[codes == unseen_code].tolist()})[:20] if counts[unseen_code] else []
-    labels = [*map(str, ref.categories), "unseen", "missing"]
+    unseen = sorted({keys[i] for i in np.flatnonzero(codes == unseen_code)})[:20] if counts[unseen_code] else []
+    labels = [*(ref.labels.get(code, code) for code in ref.categories), "unseen", "missing"]
     return _feature_row(ref, current, jensen_shannon(ref.proportions, current), labels, unseen)
 
 
 def prediction_drift(reference: Reference, scores: np.ndarray, tiers: list[str]) -> dict:
     result: dict = {}
     if reference.score is not None:
-        counts = numeric_bins(reference.score.edges, scores)
+        counts = bin_counts(reference.score.edges, scores)
         result["score_psi"] = psi(reference.score.proportions, counts / max(counts.sum(), 1))
     current_shares = {str(t): n / max(len(tiers), 1) for t, n in Counter(tiers).items()}
     high_reference = sum(reference.tier_shares.get(t, 0.0) for t in HIGH_TIERS)

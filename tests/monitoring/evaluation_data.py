@@ -7,13 +7,14 @@ import datetime as dt
 import numpy as np
 from django.utils import timezone
 
-from monitoring.evaluation import drift
 from patients.models import Facility, Patient
 from predictions.models import ModelVersion, Prediction
+from predictions.profile import categorical_entry, numeric_entry
 
 NUMERIC = [f"x{i}" for i in range(8)]
 CATEGORICAL = ["who_stage"]
-STAGES = np.array(["1", "2", "3", "4"], dtype=object)
+STAGES = np.array([1, 2, 3, 4], dtype=object)  # stored on predictions as JSON integers, like every code
+STAGE_LABELS = {1: "I", 2: "II", 3: "III", 4: "IV"}
 IMPORTANCE = {name: float(10 - i) for i, name in enumerate(NUMERIC)} | {"who_stage": 0.5}
 
 
@@ -33,6 +34,20 @@ def tiers_of(scores: np.ndarray) -> list[str]:
     return np.select([scores >= 0.5, scores >= 0.35, scores >= 0.2], ["very_high", "high", "medium"], "low").tolist()
 
 
+def profile_of(columns: dict, scores: np.ndarray) -> dict:
+    """A reference profile in predictions.profile's structure, built by its own entry functions."""
+    features = {name: numeric_entry(columns[name]) for name in NUMERIC}
+    stages = np.array([np.nan if v is None else v for v in columns["who_stage"]], dtype=float)
+    features["who_stage"] = categorical_entry(stages, STAGE_LABELS)
+    tiers = np.array(tiers_of(scores))
+    return {
+        "n": len(scores),
+        "features": features,
+        "score": numeric_entry(scores),
+        "tiers": {tier: float(np.mean(tiers == tier)) for tier in ("low", "medium", "high", "very_high")},
+    }
+
+
 def model_version(rng: np.random.Generator, *, version: str = "v-test", n_reference: int = 20_000) -> ModelVersion:
     columns = feature_columns(rng, n_reference)
     scores = rng.beta(2, 5, n_reference)
@@ -45,7 +60,7 @@ def model_version(rng: np.random.Generator, *, version: str = "v-test", n_refere
         training_window_start=dt.date(2024, 1, 1),
         training_window_end=dt.date(2025, 12, 31),
         tier_cutoffs={"medium": 0.2, "high": 0.35, "very_high": 0.5},
-        reference_profile=drift.profile_build(columns, scores, tiers_of(scores)),
+        reference_profile=profile_of(columns, scores),
         feature_importance=IMPORTANCE,
         is_active=True,
         activated_at=timezone.now(),

@@ -20,7 +20,7 @@ def reference() -> drift.Reference:
     rng = np.random.default_rng(0)
     columns = evaluation_data.feature_columns(rng, 50_000)
     scores = rng.beta(2, 5, 50_000)
-    return drift.compile_reference(drift.profile_build(columns, scores, evaluation_data.tiers_of(scores)))
+    return drift.compile_reference(evaluation_data.profile_of(columns, scores))
 
 
 def evaluate(reference, columns) -> drift.DriftResult:
@@ -91,15 +91,17 @@ def test_categorical_features_report_unseen_categories_and_missing_rate(referenc
     rng = np.random.default_rng(7)
     columns = evaluation_data.feature_columns(rng, 10_000)
     stages = columns["who_stage"]
-    stages[:2_000] = "unknown"
+    stages[:2_000] = 9
     stages[2_000:3_000] = None
+    stages[3_000:3_500] = 2.0  # a code that went through a float still matches its category
     row = by_feature(evaluate(reference, columns))["who_stage"]
-    assert row["unseen"] == ["unknown"]
+    assert row["unseen"] == ["9"]
     assert row["missing_reference"] == 0.0
     assert row["missing_current"] == pytest.approx(0.1)
     assert row["distance_kind"] == "jensen_shannon"
     assert row["status"] == "drift"
-    assert row["bins"]["labels"] == ["1", "2", "3", "4", "unseen", "missing"]
+    assert row["bins"]["labels"] == ["I", "II", "III", "IV", "unseen", "missing"]
+    assert row["bins"]["current"][1] == pytest.approx(sum(1 for v in stages if v == 2) / stages.size)
 
 
 def test_a_rise_in_missing_values_is_reported_and_drifts(reference):
