@@ -1,0 +1,193 @@
+"""The ops health report: built from the console's reads, stored, and emailed (HTML and text).
+
+``health_report_build_and_send`` is the ``health_report`` job (daily by
+default).  The report is stored first, then emailed, so a mail outage still
+leaves the report in the console with the error that stopped it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from monitoring.console import selectors
+from monitoring.models import Alert, HealthReport
+
+logger = logging.getLogger(__name__)
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+
+
+def health_report_build_and_send(*, now: dt.datetime | None = None) -> HealthReport:
+    report = health_report_build(now=now)
+    return health_report_send(report=report)
+
+
+def health_report_build(*, now: dt.datetime | None = None) -> HealthReport:
+    end = now or timezone.now()
+    start = end - dt.timedelta(hours=settings.HEALTH_REPORT_PERIOD_HOURS)
+    content = report_content(start=start, end=end)
+    context = {"report": content, "site_url": settings.SITE_URL}
+    return HealthReport.objects.create(
+        created_at=end,
+        period_start=start,
+        period_end=end,
+        status=content["status"],
+        content=content,
+        text=render_to_string("monitoring/health_report.txt", context),
+        html=render_to_string("monitoring/health_report.html", context),
+    )
+
+
+def health_report_send(*, report: HealthReport) -> HealthReport:
+    """Email the stored report to OPS_EMAILS; record who it went to, or why it did not."""
+    recipients = list(settings.OPS_EMAILS)
+    if not recipients:
+        report.email_error = "OPS_EMAILS is empty: report stored, not emailed"
+        report.save(update_fields=["email_error"])
+        return report
+    message = EmailMultiAlternatives(
+        subject=f"[IIT] Health report {report.period_end:%Y-%m-%d}: {report.status}",
+        body=report.text,
+        to=recipients,
+    )
+    message.attach_alternative(report.html, "text/html")
+    try:
+        message.send(fail_silently=False)
+    except (smtplib.SMTPException, OSError) as exc:
+        logger.warning("health report %s not emailed: %s", report.pk, exc)
+        report.email_error = f"{type(exc).__name__}: {exc}"[:2000]
+        report.save(update_fields=["email_error"])
+        return report
+    report.emailed_to, report.emailed_at, report.email_error = recipients, timezone.now(), ""
+    report.save(update_fields=["emailed_to", "emailed_at", "email_error"])
+    return report
+
+
+def report_content(*, start: dt.datetime, end: dt.datetime) -> dict:
+    """Everything the report says, as JSON: stored on the row and rendered by both templates."""
+    content = {
+        "period": {"start": _iso(start), "end": _iso(end), "hours": settings.HEALTH_REPORT_PERIOD_HOURS},
+        "health": _health(),
+        "database": _database(),
+        "jobs": _jobs(start=start, end=end),
+        "alerts": _alerts(start=start, end=end),
+        "model": _model(),
+        "predictions_by_tier": selectors.predictions_by_tier(start=start, end=end),
+        "service_metrics": _service_metrics(start=start, end=end),
+    }
+    content["predictions_total"] = sum(content["predictions_by_tier"].values())
+    content["status"] = overall_status(content)
+    return content
+
+
+def overall_status(content: dict) -> str:
+    """Unhealthy: /health says so or a critical alert is open; degraded: anything else needs a look."""
+    open_alerts = content["alerts"]["open"]
+    if content["health"].get("status") == UNHEALTHY or any(a["severity"] == "critical" for a in open_alerts):
+        return UNHEALTHY
+    failed_jobs = any(job["failed"] for job in content["jobs"])
+    drift = (content["model"]["drift"] or {}).get("drift_detected")
+    if content["health"].get("status") == DEGRADED or open_alerts or failed_jobs or drift:
+        return DEGRADED
+    return HEALTHY
+
+
+def _health() -> dict:
+    from monitoring.health import health_check
+
+    return health_check().as_dict()
+
+
+def _database() -> dict:
+    from monitoring.health import database_health, table_sizes
+
+    database = database_health()
+    database["table_sizes"] = table_sizes() if database["database_status"] == HEALTHY else {}
+    return database
+
+
+def _jobs(*, start: dt.datetime, end: dt.datetime) -> list[dict]:
+    rows = selectors.job_runs_summary(start=start, end=end)
+    return [{**row, "last_started": _iso(row["last_started"])} for row in rows]
+
+
+def _alerts(*, start: dt.datetime, end: dt.datetime) -> dict:
+    opened = selectors.alerts_opened(start=start, end=end)
+    return {
+        "opened": opened.count(),
+        "opened_by_severity": selectors.alerts_by_severity(start=start, end=end),
+        "opened_list": [_alert(a) for a in opened.order_by("-pending_since")[:20]],
+        "open": [_alert(a) for a in selectors.alerts_open()[:50]],
+    }
+
+
+def _alert(alert: Alert) -> dict:
+    return {
+        "id": alert.pk,
+        "rule": alert.rule.name,
+        "subject": alert.subject,
+        "severity": alert.severity,
+        "state": alert.state,
+        "value": alert.value,
+        "pending_since": _iso(alert.pending_since),
+        "fired_at": _iso(alert.fired_at),
+        "resolved_at": _iso(alert.resolved_at),
+        "action": alert.rule.action,
+    }
+
+
+def _model() -> dict:
+    versions = [v for v in selectors.model_versions(limit=20) if v.is_active]
+    auc, drift = selectors.auc_latest(), selectors.drift_latest()
+    return {
+        "active_version": versions[0].version if versions else None,
+        "auc": None
+        if auc is None
+        else {
+            "version": auc.model_version.version,
+            "evaluated_at": _iso(auc.evaluated_at),
+            "status": auc.status,
+            "roc_auc": auc.roc_auc,
+            "roc_auc_lower": auc.roc_auc_lower,
+            "roc_auc_upper": auc.roc_auc_upper,
+            "n_labelled": auc.n_labelled,
+            "n_events": auc.n_events,
+            "brier": auc.brier,
+        },
+        "drift": None
+        if drift is None
+        else {
+            "version": drift.model_version.version,
+            "evaluated_at": _iso(drift.evaluated_at),
+            "status": drift.status,
+            "drift_detected": drift.drift_detected,
+            "share_drifted": drift.share_drifted,
+            "drifted_features": drift.drifted_features,
+            "n_rows": drift.n_rows,
+        },
+    }
+
+
+def _service_metrics(*, start: dt.datetime, end: dt.datetime) -> dict:
+    latest = selectors.metrics_latest()
+    extremes = selectors.metric_extremes(start=start, end=end)
+    return {
+        name: {
+            "latest": sample.value if sample else None,
+            "latest_at": _iso(sample.recorded_at) if sample else None,
+            "avg": extremes.get(name, {}).get("avg"),
+            "max": extremes.get(name, {}).get("max"),
+        }
+        for name, sample in latest.items()
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.replace(microsecond=0).isoformat() if value else None
