@@ -176,5 +176,11 @@ def _bulk_rows(data) -> list[dict]:
         raise ValidationError({"non_field_errors": [f"At most {settings.BULK_MAX_OBSERVATIONS} observations."]})
     serializer = s.ObservationBulkItemInput(data=data, many=True)
     if not serializer.is_valid():
-        raise ValidationError({str(i): errors for i, errors in enumerate(serializer.errors) if errors})
+        raise ValidationError(_by_row_index(serializer.errors))
     return serializer.validated_data
+
+
+def _by_row_index(errors) -> dict[str, dict]:
+    # DRF gives a list with {} for valid rows, or (LIST_SERIALIZER_ERRORS_AS_DICT) a dict keyed by index.
+    pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)
+    return {str(index): detail for index, detail in pairs if detail}

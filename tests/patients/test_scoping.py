@@ -1,0 +1,61 @@
+"""A clinician of facility A gets a 404 for facility B's patient on every patient endpoint (no existence leak)."""
+
+from __future__ import annotations
+
+import pytest
+
+from patients.models import Observation, Patient
+
+OBSERVATION = {"concept": "weight", "observed_at": "2024-01-15", "value": 60}
+
+ENDPOINTS = [
+    ("get", "/api/v1/patients/{id}/", None),
+    ("patch", "/api/v1/patients/{id}/", {"status": "died"}),
+    ("get", "/api/v1/patients/{id}/observations/", None),
+    ("post", "/api/v1/patients/{id}/observations/", OBSERVATION),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+def test_another_facilitys_patient_is_a_404_like_a_missing_one(api, other_patient, method, path, body):
+    theirs = getattr(api, method)(path.format(id=other_patient.pk), body, format="json")
+    missing = getattr(api, method)(path.format(id=other_patient.pk + 1000), body, format="json")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json() == missing.json() == {"error": {"status": 404, "code": "not_found", "message": "Not found."}}
+
+
+def test_nothing_is_written_for_another_facilitys_patient(api, other_patient):
+    api.patch(f"/api/v1/patients/{other_patient.pk}/", {"status": "died"}, format="json")
+    api.post(f"/api/v1/patients/{other_patient.pk}/observations/", OBSERVATION, format="json")
+    api.post("/api/v1/observations/bulk/", [dict(OBSERVATION, patient=other_patient.pk)], format="json")
+    assert Patient.objects.get(pk=other_patient.pk).status == "active"
+    assert not Observation.objects.exists()
+
+
+def test_bulk_ingest_for_another_facilitys_patient_is_a_404(api, other_patient):
+    response = api.post("/api/v1/observations/bulk/", [dict(OBSERVATION, patient=other_patient.pk)], format="json")
+    assert response.status_code == 404
+
+
+def test_the_patient_list_shows_only_the_clinicians_facilities(api, outsider_api, patient, other_patient):
+    assert [p["id"] for p in api.get("/api/v1/patients/").json()["results"]] == [patient.pk]
+    assert [p["id"] for p in outsider_api.get("/api/v1/patients/").json()["results"]] == [other_patient.pk]
+    assert api.get("/api/v1/patients/", {"facility": "FAC-B"}).json()["count"] == 0
+
+
+def test_a_clinician_of_two_facilities_sees_both(clinician, api, other_facility, patient, other_patient):
+    clinician.facility_memberships.create(facility=other_facility)
+    assert api.get("/api/v1/patients/").json()["count"] == 2
+    assert api.get(f"/api/v1/patients/{other_patient.pk}/").status_code == 200
+
+
+def test_a_user_without_facilities_sees_nothing(django_user_model, patient):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    user = django_user_model.objects.create_user(username="nobody", password="x")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    assert client.get("/api/v1/patients/").json()["count"] == 0
+    assert client.get(f"/api/v1/patients/{patient.pk}/").status_code == 404
+    assert client.get("/api/v1/facilities/").json()["count"] == 0
