@@ -17,13 +17,14 @@ from django_redis import get_redis_connection
 from monitoring import selectors
 from monitoring.evaluation import auc, counters, drift
 from monitoring.models import AucEvaluation, DriftEvaluation, JobRun, MetricSample
-from patients.models import AuditEvent
+from monitoring.retention import audit_rows_purge
 from predictions.models import ModelVersion
+from predictions.timeline import IIT_GRACE_DAYS
 
 log = logging.getLogger("iit.monitoring")
 
-# An appointment's outcome is known 28 days after it (PEPFAR's IIT definition).
-OUTCOME_HORIZON_DAYS = 28
+# An appointment's outcome is known 28 days after it (PEPFAR's IIT definition, the label's grace).
+OUTCOME_HORIZON_DAYS = IIT_GRACE_DAYS
 
 
 class UnknownJob(ValueError):
@@ -357,15 +358,14 @@ def _purge(queryset) -> int:
 
 
 def retention_purge(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Delete audit events, metric samples and job runs older than their retention periods."""
+    """Delete audit events (``monitoring.retention``), metric samples and job runs past their retention."""
     from monitoring.jobs import JOBS
 
     now = now or timezone.now()
     days = dt.timedelta(days=1)
-    audit_cutoff = now - settings.AUDIT_LOG_RETENTION_DAYS * days
     sample_cutoff = now - settings.METRIC_SAMPLE_RETENTION_DAYS * days
     purged = {
-        "audit_events": _purge(AuditEvent.objects.filter(occurred_at__lt=audit_cutoff)),
+        "audit_events": audit_rows_purge(batch_size=RETENTION_BATCH, now=now),
         "metric_samples": _purge(MetricSample.objects.filter(recorded_at__lt=sample_cutoff)),
         "job_runs": 0,
     }
