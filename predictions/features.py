@@ -92,8 +92,9 @@ class FeatureRows:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.matrix, columns=FEATURES)
 
-    def row_dict(self, i: int) -> dict[str, float | None]:
-        return {name: _json_number(v) for name, v in zip(FEATURES, self.matrix[i].tolist(), strict=True)}
+    def row_dict(self, i: int) -> dict[str, float | int | None]:
+        """JSON-ready values; categorical codes as integers (the reference profile's keys)."""
+        return {name: _json_value(name, v) for name, v in zip(FEATURES, self.matrix[i].tolist(), strict=True)}
 
 
 def compute_features(
@@ -257,5 +258,7 @@ def _facility(patients: PatientTable, pid: np.ndarray, stats: dict) -> dict[str,
     return out
 
 
-def _json_number(value: float) -> float | None:
-    return None if value != value else round(float(value), 4)
+def _json_value(name: str, value: float) -> float | int | None:
+    if value != value:
+        return None
+    return int(value) if name in CATEGORIES else round(float(value), 4)

@@ -1,0 +1,157 @@
+"""Reads for the model: observations and patients as numpy/pandas, fast.
+
+Bulk reads encode in SQL (concept codes, epoch seconds, one float value; see
+``predictions.timeline``) so the wire carries four numbers per observation.
+On PostgreSQL they stream through ``COPY ... TO STDOUT`` into ``pandas.read_csv``
+(1M observations in about a second); elsewhere one query and ``fetchall``.
+A single patient's record is one indexed query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from patients.models import Observation, Patient
+from predictions.models import ModelVersion, Prediction
+from predictions.timeline import CONCEPT_CODES, STATUS_CODES, TEXT_CODES, PatientTable, Timeline, day_of
+
+_OBS_COLUMNS = ["patient_id", "concept", "t", "value", "created"]
+_PATIENT_COLUMNS = ["patient_id", "facility_id", "sex", "birth_date", "art_start_date", "status", "status_date"]
+
+
+def _case(column: str, codes: dict[str, int]) -> str:
+    whens = " ".join(f"WHEN '{name}' THEN {code}" for name, code in codes.items())
+    return f"CASE {column} {whens} END"
+
+
+def _observation_sql(where: str) -> str:
+    if connection.vendor == "postgresql":
+        seconds = "floor(extract(epoch FROM observed_at))::bigint"
+        date_days = "(value_date - DATE '1970-01-01')::float8"
+        created = "(extract(epoch FROM created_at) * 1000000)::bigint"
+    else:
+        seconds = "CAST(strftime('%%s', observed_at) AS INTEGER)"
+        date_days = "(julianday(value_date) - 2440587.5)"
+        created = "created_at"
+    concepts = ", ".join(f"'{name}'" for name in CONCEPT_CODES)
+    # Only code constants are interpolated; values always travel as query parameters.
+    return (
+        f"SELECT patient_id, {_case('concept', CONCEPT_CODES)}, {seconds}, "  # noqa: S608
+        f"COALESCE(value_numeric, {date_days}, {_case('value_text', TEXT_CODES)}), {created} "
+        f"FROM {Observation._meta.db_table} WHERE concept IN ({concepts}){where}"
+    )
+
+
+def _read(sql: str, params: Sequence, columns: list[str]) -> pd.DataFrame:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            query = cursor.mogrify(sql, params).decode()
+            buffer = io.BytesIO()
+            cursor.cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
+            buffer.seek(0)
+            return pd.read_csv(buffer, names=columns, header=None, na_filter=True)
+        cursor.execute(sql, params)
+        return pd.DataFrame(cursor.fetchall(), columns=columns)
+
+
+def _scope(*, patient_ids: Sequence[int] | None, facility_id: int | None, column: str) -> tuple[str, list]:
+    if patient_ids is not None:
+        ids = [int(i) for i in patient_ids]
+        if connection.vendor == "postgresql":
+            return f" AND {column} = ANY(%s)", [ids]
+        return f" AND {column} IN ({', '.join(['%s'] * len(ids)) or 'NULL'})", ids
+    if facility_id is not None:
+        return " AND facility_id = %s", [facility_id]
+    return "", []
+
+
+def observations_frame(*, patient_ids: Sequence[int] | None = None, facility_id: int | None = None) -> pd.DataFrame:
+    """Encoded observations (patient_id, concept code, t seconds, value, created µs) of some or all patients."""
+    where, params = _scope(patient_ids=patient_ids, facility_id=facility_id, column="patient_id")
+    frame = _read(_observation_sql(where), params, _OBS_COLUMNS)
+    if connection.vendor != "postgresql":
+        created = pd.to_datetime(frame["created"], utc=True, format="ISO8601")
+        frame["created"] = (created - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+    return frame
+
+
+def patients_frame(*, patient_ids: Sequence[int] | None = None, facility_id: int | None = None) -> pd.DataFrame:
+    where, params = _scope(patient_ids=patient_ids, facility_id=facility_id, column="id")
+    columns = "id, facility_id, sex, birth_date, art_start_date, status, status_date"
+    sql = f"SELECT {columns} FROM {Patient._meta.db_table} WHERE 1 = 1{where}"  # noqa: S608 values are parameters
+    return _read(sql, params, _PATIENT_COLUMNS)
+
+
+def record_of(
+    *, patient_ids: Sequence[int] | None = None, facility_id: int | None = None
+) -> tuple[Timeline, PatientTable]:
+    """Everything the model reads about some patients (or a facility's, or all)."""
+    patients = PatientTable.from_frame(patients_frame(patient_ids=patient_ids, facility_id=facility_id))
+    observations = observations_frame(patient_ids=patient_ids, facility_id=facility_id)
+    observations = observations[np.isin(observations["patient_id"].to_numpy(), patients.id)]
+    return Timeline.from_encoded(observations), patients
+
+
+def patient_record(patient: Patient) -> tuple[Timeline, PatientTable]:
+    """One patient's record in one indexed query (the single-prediction path)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_observation_sql(" AND patient_id = %s"), [patient.pk])
+        rows = cursor.fetchall()
+    if connection.vendor == "postgresql" or not rows:
+        columns = list(zip(*rows, strict=True)) if rows else [[]] * 5
+        created = np.asarray(columns[4], dtype=np.int64)
+    else:
+        columns = list(zip(*rows, strict=True))
+        stamps = pd.to_datetime(pd.Series(columns[4]), utc=True, format="ISO8601")
+        created = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
+    value = np.array([np.nan if v is None else v for v in columns[3]], dtype=np.float64)
+    timeline = Timeline.from_arrays(columns[0], columns[1], columns[2], value, created)
+    return timeline, patient_table_of([patient])
+
+
+def patient_table_of(patients: Sequence[Patient]) -> PatientTable:
+    ordered = sorted(patients, key=lambda p: p.pk)
+    return PatientTable(
+        id=np.array([p.pk for p in ordered], dtype=np.int64),
+        facility_id=np.array([p.facility_id for p in ordered], dtype=np.int64),
+        male=np.array([p.sex == "M" for p in ordered], dtype=np.float64),
+        birth=np.array([day_of(p.birth_date) for p in ordered]),
+        art_start=np.array([day_of(p.art_start_date) for p in ordered]),
+        status=np.array([STATUS_CODES[p.status] for p in ordered], dtype=np.int64),
+        status_day=np.array([day_of(p.status_date) for p in ordered]),
+    )
+
+
+# --- predictions ---------------------------------------------------------------
+
+
+def latest_predictions(*, facility_ids: list[int] | None) -> QuerySet[Prediction]:
+    """The newest prediction of each patient (the line list), within the caller's facilities."""
+    qs = Prediction.objects.all()
+    if facility_ids is not None:
+        qs = qs.filter(facility_id__in=facility_ids)
+    if connection.vendor == "postgresql":
+        newest = qs.order_by("patient_id", "-created_at", "-id").distinct("patient_id").values("id")
+    else:
+        per_patient = Prediction.objects.filter(patient_id=OuterRef("patient_id")).order_by("-created_at", "-id")
+        newest = qs.filter(id=Subquery(per_patient.values("id")[:1])).values("id")
+    return Prediction.objects.filter(id__in=newest).select_related("patient", "facility", "model_version")
+
+
+def prediction_history(*, patient: Patient) -> QuerySet[Prediction]:
+    return Prediction.objects.filter(patient=patient).select_related("patient", "facility", "model_version")
+
+
+def active_version() -> ModelVersion | None:
+    return ModelVersion.objects.filter(is_active=True).first()
+
+
+def upcoming_window(days: int, *, today: dt.date) -> tuple[dt.date, dt.date]:
+    return today, today + dt.timedelta(days=days)

@@ -1,0 +1,296 @@
+"""Writes of the predictions app: scoring, batch jobs, outcomes, training."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
+from patients.models import Facility, Observation, Patient
+from predictions import registry, selectors
+from predictions.features import FEATURES, compute_features
+from predictions.labels import resolve_outcomes
+from predictions.metrics import tiers_of
+from predictions.models import BatchJob, FacilityTierCutoffs, ModelVersion, Prediction
+from predictions.profile import reference_profile
+from predictions.scoring import cutoff_matrix, score
+from predictions.timeline import IIT_GRACE_DAYS, PatientTable, Timeline, group_starts
+from predictions.training import TrainedModel, train, training_set
+
+BATCH_CHUNK_SIZE = 5000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _moment(microseconds: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=int(microseconds))
+
+
+def _date(day: float) -> dt.date | None:
+    return None if day != day else (_EPOCH + dt.timedelta(days=int(day))).date()
+
+
+# --- single prediction --------------------------------------------------------------
+
+
+def _cache_key(model: registry.LoadedModel, patient: Patient, timeline: Timeline, today: dt.date) -> str:
+    # The version, the patient's newest observation and the day: any change makes old entries unreachable.
+    newest = int(timeline.created.max()) if len(timeline) else 0
+    return f"pred:v{model.id}:p{patient.pk}:{len(timeline)}:{newest}:{today.isoformat()}"
+
+
+def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tuple[Prediction, bool]:
+    """Score a patient now and store the prediction; returns (prediction, served_from_cache).
+
+    The same patient, observations, model version and day always give the same
+    prediction, so a cached one is returned instead of a duplicate row.
+    Raises registry.ModelUnavailable when no model can be served.
+    """
+    model = registry.active_model()
+    now = now or timezone.now()
+    timeline, table = selectors.patient_record(patient)
+    key = _cache_key(model, patient, timeline, now.date())
+    cached_id = cache.get(key)
+    if cached_id is not None:
+        found = selectors.prediction_history(patient=patient).filter(pk=cached_id).first()
+        if found is not None:
+            PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
+            return found, True
+    PREDICTION_CACHE_REQUESTS.labels(result="miss").inc()
+    started = time.perf_counter()
+    prediction = _score_records(model, timeline, table, now=now, mode="single")[0]
+    prediction.save()
+    PREDICTION_DURATION.labels(mode="single").observe(time.perf_counter() - started)
+    cache.set(key, prediction.pk)
+    return prediction, False
+
+
+def _score_records(
+    model: registry.LoadedModel,
+    timeline: Timeline,
+    table: PatientTable,
+    *,
+    now: dt.datetime,
+    mode: str,
+    batch_job: BatchJob | None = None,
+) -> list[Prediction]:
+    """Unsaved predictions for every patient of ``table`` as of ``now``."""
+    seconds = np.full(len(table.id), int(now.timestamp()), dtype=np.int64)
+    rows = compute_features(
+        timeline=timeline, patients=table, patient_ids=table.id, as_of=seconds, facility_stats=model.facility_stats
+    )
+    cutoffs = cutoff_matrix(model, table.facility_id, _facility_overrides(table.facility_id))
+    scored = score(model, rows, cutoffs)
+    stamps = _observation_stamps(timeline, table.id)
+    predictions = [
+        Prediction(
+            patient_id=int(table.id[i]),
+            facility_id=int(table.facility_id[i]),
+            model_version_id=model.id,
+            score=float(scored.scores[i]),
+            risk_level=scored.risk_levels[i],
+            factors=scored.factors[i],
+            features=scored.features[i],
+            as_of=now,
+            appointment_date=_date(rows.appointment_day[i]),
+            observation_stamp=stamps[i],
+            batch_job=batch_job,
+        )
+        for i in range(len(table.id))
+    ]
+    for level, count in Counter(scored.risk_levels.tolist()).items():
+        PREDICTIONS.labels(risk_level=level, mode=mode).inc(count)
+    return predictions
+
+
+def _facility_overrides(facility_ids: np.ndarray) -> dict[int, dict]:
+    wanted = {int(f) for f in np.unique(facility_ids)}
+    return {row.facility_id: row.as_dict() for row in FacilityTierCutoffs.objects.filter(facility_id__in=wanted)}
+
+
+def _observation_stamps(timeline: Timeline, patient_ids: np.ndarray) -> list[dt.datetime | None]:
+    """Each patient's newest observation creation time (what a later rescan compares against)."""
+    if not len(timeline):
+        return [None] * len(patient_ids)
+    starts = np.flatnonzero(group_starts(timeline.pid) == np.arange(len(timeline)))
+    newest = np.maximum.reduceat(timeline.created, starts)
+    idx = np.searchsorted(timeline.pid[starts], patient_ids)
+    found = (idx < len(starts)) & (timeline.pid[starts][np.minimum(idx, len(starts) - 1)] == patient_ids)
+    return [_moment(newest[i]) if ok else None for i, ok in zip(idx.tolist(), found.tolist(), strict=True)]
+
+
+# --- batch jobs ---------------------------------------------------------------------------
+
+
+def batch_job_create(
+    *, created_by, facility: Facility | None = None, patient_ids: Sequence[int] | None = None
+) -> BatchJob:
+    """Record a batch job and enqueue it once the record is committed."""
+    from predictions.tasks import run_batch_job
+
+    job = BatchJob.objects.create(
+        created_by=created_by, facility=facility, patient_ids=list(patient_ids) if patient_ids is not None else None
+    )
+    transaction.on_commit(lambda: run_batch_job.delay(str(job.pk)))
+    return job
+
+
+def batch_job_start(*, job_id: str, chunk_size: int = BATCH_CHUNK_SIZE) -> list[list[int]]:
+    """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids."""
+    model = registry.active_model()
+    claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.PENDING).update(
+        status=BatchJob.Status.RUNNING, started_at=timezone.now(), model_version_id=model.id
+    )
+    if not claimed:
+        return []
+    job = BatchJob.objects.get(pk=job_id)
+    patients = Patient.objects.filter(status=Patient.Status.ACTIVE)
+    if job.patient_ids is not None:
+        patients = patients.filter(pk__in=job.patient_ids)
+    if job.facility_id is not None:
+        patients = patients.filter(facility_id=job.facility_id)
+    ids = list(patients.order_by("pk").values_list("pk", flat=True))
+    chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
+    BatchJob.objects.filter(pk=job_id).update(total=len(ids), chunks_total=len(chunks))
+    if not chunks:
+        _batch_job_finish(job_id)
+    return chunks
+
+
+def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
+    """Score one chunk and store it whole or not at all; a redelivered chunk is not scored twice."""
+    job = BatchJob.objects.get(pk=job_id)
+    if job.status != BatchJob.Status.RUNNING:
+        return 0
+    model = registry.active_model()
+    started = time.perf_counter()
+    timeline, table = selectors.record_of(patient_ids=patient_ids)
+    predictions = _score_records(model, timeline, table, now=timezone.now(), mode="batch", batch_job=job)
+    with transaction.atomic():
+        if Prediction.objects.filter(batch_job_id=job_id, patient_id__in=patient_ids).exists():
+            return 0
+        Prediction.objects.bulk_create(predictions, batch_size=2000)
+        BatchJob.objects.filter(pk=job_id).update(done=F("done") + len(predictions), chunks_done=F("chunks_done") + 1)
+    PREDICTION_DURATION.labels(mode="batch").observe(time.perf_counter() - started)
+    job.refresh_from_db(fields=["chunks_done", "chunks_total"])
+    if job.chunks_done >= job.chunks_total:
+        _batch_job_finish(job_id)
+    return len(predictions)
+
+
+def _batch_job_finish(job_id: str) -> None:
+    tiers = Counter(Prediction.objects.filter(batch_job_id=job_id).values_list("risk_level", flat=True).iterator())
+    BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
+        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": dict(tiers)}
+    )
+
+
+def batch_job_fail(*, job_id: str, error: str) -> None:
+    BatchJob.objects.filter(pk=job_id, status__in=[BatchJob.Status.PENDING, BatchJob.Status.RUNNING]).update(
+        status=BatchJob.Status.FAILED, finished_at=timezone.now(), error=error[:2000]
+    )
+
+
+def prediction_rescan_changed() -> dict:
+    """Queue a batch job for patients with observations newer than their latest prediction."""
+    latest = selectors.latest_predictions(facility_ids=None)
+    newer = Observation.objects.filter(patient_id=OuterRef("patient_id"), created_at__gt=OuterRef("observation_stamp"))
+    changed = list(latest.filter(Exists(newer)).values_list("patient_id", flat=True))
+    if not changed:
+        return {"changed_patients": 0, "job": None}
+    with transaction.atomic():
+        job = batch_job_create(created_by=None, patient_ids=sorted(changed))
+    return {"changed_patients": len(changed), "job": str(job.pk)}
+
+
+# --- outcomes -----------------------------------------------------------------------------
+
+
+def prediction_outcomes_resolve(*, as_of: dt.date | None = None) -> dict:
+    """Resolve pending predictions whose appointment + 28 days has passed (or that cannot have one)."""
+    as_of = as_of or timezone.now().date()
+    due_by = as_of - dt.timedelta(days=IIT_GRACE_DAYS)
+    pending = Prediction.objects.filter(outcome=Prediction.Outcome.PENDING).filter(
+        Q(appointment_date__isnull=True)
+        | Q(appointment_date__lte=due_by)
+        | Q(patient__status__in=[Patient.Status.DIED, Patient.Status.TRANSFERRED_OUT])
+    )
+    frame = pd.DataFrame.from_records(
+        pending.values_list("id", "patient_id", "as_of", "appointment_date"),
+        columns=["id", "patient_id", "as_of", "appointment_date"],
+    )
+    if frame.empty:
+        return {"resolved": 0, "iit": 0, "retained": 0, "excluded": 0, "pending": 0}
+    timeline, table = selectors.record_of(patient_ids=frame["patient_id"].unique().tolist())
+    outcomes = resolve_outcomes(predictions=frame, timeline=timeline, patients=table, as_of=as_of)
+    now = timezone.now()
+    figures = {"resolved": 0, "pending": int((outcomes == "pending").sum())}
+    for outcome in (Prediction.Outcome.IIT, Prediction.Outcome.RETAINED, Prediction.Outcome.EXCLUDED):
+        ids = frame.loc[outcomes == outcome, "id"].tolist()
+        for i in range(0, len(ids), 5000):
+            Prediction.objects.filter(pk__in=ids[i : i + 5000], outcome=Prediction.Outcome.PENDING).update(
+                outcome=outcome, outcome_resolved_at=now
+            )
+        figures[str(outcome)] = len(ids)
+        figures["resolved"] += len(ids)
+    return figures
+
+
+# --- training -----------------------------------------------------------------------------
+
+
+def model_train(*, as_of: dt.date | None = None, activate: bool = False, progress: bool = False) -> ModelVersion:
+    """Train on everything in the database as of a date and register the version (optionally active)."""
+    as_of = as_of or timezone.now().date()
+    timeline, table = selectors.record_of()
+    data = training_set(timeline=timeline, patients=table, as_of=as_of)
+    trained = train(data, progress=progress)
+    version = model_version_register(trained=trained, as_of=as_of)
+    if activate:
+        version = registry.version_activate(version=version)
+    return version
+
+
+def model_version_register(*, trained: TrainedModel, as_of: dt.date) -> ModelVersion:
+    name = f"iit-{timezone.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    artifact, sha256 = registry.artifact_save(booster=trained.booster, version=name)
+    data = trained.training
+    validation = data.rows.matrix[data.is_validation]
+    scheduled = data.labels["scheduled"]
+    profile = reference_profile(
+        matrix=validation,
+        scores=trained.validation_scores,
+        risk_levels=tiers_of(trained.validation_scores, trained.tier_cutoffs),
+    )
+    split = _date(data.split_day)
+    return ModelVersion.objects.create(
+        version=name,
+        artifact_path=artifact,
+        artifact_sha256=sha256,
+        feature_names=FEATURES,
+        params={**trained.params, "facility_stats": data.facility_stats},
+        training_as_of=as_of,
+        training_window_start=scheduled[data.is_training].min().date(),
+        training_window_end=split - dt.timedelta(days=1),
+        validation_window_start=split,
+        validation_window_end=scheduled[data.is_validation].max().date(),
+        metrics=trained.metrics,
+        tier_cutoffs=trained.tier_cutoffs,
+        reference_profile=profile,
+        feature_importance=_importance(trained),
+    )
+
+
+def _importance(trained: TrainedModel) -> dict[str, float]:
+    gain = trained.booster.get_score(importance_type="total_gain")
+    total = sum(gain.values()) or 1.0
+    return {name: round(gain.get(name, 0.0) / total, 5) for name in FEATURES}

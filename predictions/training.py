@@ -1,0 +1,179 @@
+"""Training: labelled appointments -> features as of their scheduling visit -> XGBoost.
+
+1. Label every appointment in the data as of ``as_of`` (``labels.label_appointments``)
+   and keep the resolved ones (IIT or retained).
+2. Split by time: validation = appointments scheduled in the most recent
+   ``VALIDATION_SHARE`` of the calendar; training = appointments whose outcome
+   (due + 28 days) was known before the validation period began.
+3. Facility aggregates (IIT rate, mean lateness) come from the training period
+   only, smoothed toward the overall rate, and are frozen on the version.
+4. Features for each appointment as of the end of the day that scheduled it,
+   through the one pipeline (``features.compute_features``).
+5. XGBoost with class weighting (``scale_pos_weight``) and early stopping on a
+   held-out 15% of training *patients*, so the validation period stays unseen
+   until it is scored.  Weighting shifts the log-odds by log(weight); the margin
+   offset stored with the model undoes it, so scores are calibrated probabilities.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from tqdm import tqdm
+
+from predictions.features import FEATURES, FeatureRows, compute_features
+from predictions.labels import IIT, RETAINED, label_appointments
+from predictions.metrics import classification_metrics, tier_cutoffs_from
+from predictions.timeline import DAY, IIT_GRACE_DAYS, PatientTable, Timeline
+
+VALIDATION_SHARE = 0.2
+EARLY_STOPPING_SHARE = 0.15
+FACILITY_PRIOR_WEIGHT = 50.0
+PARAMS = {
+    "objective": "binary:logistic",
+    "eval_metric": ["logloss", "auc"],
+    "tree_method": "hist",
+    "eta": 0.05,
+    "max_depth": 4,
+    "min_child_weight": 5,
+    "subsample": 0.8,
+    "colsample_bytree": 0.8,
+    "lambda": 1.0,
+    "nthread": 2,
+    "seed": 7,
+}
+MAX_ROUNDS = 600
+EARLY_STOPPING_ROUNDS = 40
+
+
+@dataclass
+class TrainingSet:
+    labels: pd.DataFrame  # resolved appointments: patient_id, scheduled, due, label, ...
+    rows: FeatureRows
+    y: np.ndarray
+    is_validation: np.ndarray
+    is_training: np.ndarray
+    facility_stats: dict
+    split_day: int
+
+
+@dataclass
+class TrainedModel:
+    booster: xgb.Booster
+    margin_offset: float
+    training: TrainingSet
+    validation_scores: np.ndarray
+    metrics: dict
+    tier_cutoffs: dict
+    params: dict
+
+
+def training_set(*, timeline: Timeline, patients: PatientTable, as_of: dt.date) -> TrainingSet:
+    labels = label_appointments(timeline=timeline, patients=patients, as_of=as_of)
+    labels = labels[labels["label"].isin([IIT, RETAINED])].reset_index(drop=True)
+    if labels.empty:
+        raise ValueError(f"no resolved appointments as of {as_of}: nothing to train on")
+    scheduled = _days(labels["scheduled"])
+    resolved = _days(labels["due"]) + IIT_GRACE_DAYS
+    split_day = int(np.quantile(scheduled, 1 - VALIDATION_SHARE))
+    is_validation = scheduled >= split_day
+    is_training = resolved < split_day
+    y = (labels["label"] == IIT).to_numpy(dtype=np.float64)
+    stats = facility_stats(labels=labels[is_training], patients=patients)
+    rows = compute_features(
+        timeline=timeline,
+        patients=patients,
+        patient_ids=labels["patient_id"].to_numpy(),
+        as_of=(scheduled.astype(np.int64) + 1) * DAY,
+        facility_stats=stats,
+    )
+    return TrainingSet(labels, rows, y, is_validation, is_training, stats, split_day)
+
+
+def facility_stats(*, labels: pd.DataFrame, patients: PatientTable) -> dict:
+    """Per facility IIT rate and mean days late (of returns), shrunk toward the overall values."""
+    facility = patients.facility_id[patients.rows_of(labels["patient_id"].to_numpy())]
+    iit = (labels["label"] == IIT).to_numpy(dtype=np.float64)
+    late = np.clip(labels["days_late"].to_numpy(dtype=np.float64), 0, None)
+    returned = ~np.isnan(late) & (iit == 0)
+    overall = {"iit_rate": float(iit.mean()), "mean_days_late": float(late[returned].mean() if returned.any() else 0)}
+    frame = pd.DataFrame({"facility": facility, "iit": iit, "late": np.where(returned, late, 0.0), "ret": returned})
+    sums = frame.groupby("facility").sum()
+    counts = frame.groupby("facility").size()
+    w = FACILITY_PRIOR_WEIGHT
+    rate = (sums["iit"] + w * overall["iit_rate"]) / (counts + w)
+    mean_late = (sums["late"] + w * overall["mean_days_late"]) / (sums["ret"] + w)
+    facilities = {
+        str(f): {"iit_rate": round(float(rate[f]), 5), "mean_days_late": round(float(mean_late[f]), 4)}
+        for f in sums.index
+    }
+    return {"overall": overall, "facilities": facilities}
+
+
+class _Progress(xgb.callback.TrainingCallback):
+    def __init__(self, total: int, enabled: bool):
+        self.bar = tqdm(total=total, desc="boosting", unit="tree", disable=not enabled)
+
+    def after_iteration(self, model, epoch, evals_log) -> bool:
+        self.bar.update(1)
+        auc = evals_log.get("early_stopping", {}).get("auc")
+        if auc:
+            self.bar.set_postfix(auc=f"{auc[-1]:.4f}")
+        return False
+
+    def after_training(self, model):
+        self.bar.close()
+        return model
+
+
+def train(data: TrainingSet, *, progress: bool = False) -> TrainedModel:
+    train_mask, stop_mask = _early_stopping_split(data)
+    x = data.rows.matrix.astype(np.float32)
+    positives = data.y[train_mask].sum()
+    if positives == 0 or positives == train_mask.sum():
+        raise ValueError("training data has a single class")
+    weight = float((train_mask.sum() - positives) / positives)
+    params = {**PARAMS, "scale_pos_weight": weight}
+    dtrain = xgb.DMatrix(x[train_mask], label=data.y[train_mask], feature_names=FEATURES)
+    dstop = xgb.DMatrix(x[stop_mask], label=data.y[stop_mask], feature_names=FEATURES)
+    booster = xgb.train(
+        params,
+        dtrain,
+        num_boost_round=MAX_ROUNDS,
+        evals=[(dstop, "early_stopping")],
+        early_stopping_rounds=EARLY_STOPPING_ROUNDS,
+        verbose_eval=False,
+        callbacks=[_Progress(MAX_ROUNDS, progress)],
+    )
+    booster = booster[: booster.best_iteration + 1]
+    offset = -float(np.log(weight))
+    scores = probabilities(booster, x[data.is_validation], offset)
+    metrics = classification_metrics(data.y[data.is_validation], scores)
+    metrics.update(
+        n_train=int(train_mask.sum()),
+        n_early_stopping=int(stop_mask.sum()),
+        best_iteration=int(booster.num_boosted_rounds()),
+    )
+    metrics["n_validation"] = int(data.is_validation.sum())
+    metrics["train_iit_rate"] = float(data.y[data.is_training].mean())
+    params.update(margin_offset=offset, scale_pos_weight=weight)
+    return TrainedModel(booster, offset, data, scores, metrics, tier_cutoffs_from(scores), params)
+
+
+def probabilities(booster: xgb.Booster, x: np.ndarray, margin_offset: float) -> np.ndarray:
+    margin = booster.inplace_predict(x, predict_type="margin")
+    return 1.0 / (1.0 + np.exp(-(margin + margin_offset)))
+
+
+def _early_stopping_split(data: TrainingSet) -> tuple[np.ndarray, np.ndarray]:
+    pid = data.labels["patient_id"].to_numpy()
+    held_out = (pid * 2654435761 % 1000) < EARLY_STOPPING_SHARE * 1000  # a fixed pseudo-random 15% of patients
+    return data.is_training & ~held_out, data.is_training & held_out
+
+
+def _days(values: pd.Series) -> np.ndarray:
+    return ((pd.to_datetime(values) - pd.Timestamp(0)) / pd.Timedelta(days=1)).to_numpy(dtype=np.float64)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.core.management import call_command
+
+from predictions import registry
+from predictions.features import FEATURES
+from predictions.models import ModelVersion
+from predictions.scoring import probabilities
+from predictions.selectors import record_of
+from predictions.training import training_set
+from tests.predictions.conftest import today, write_cohort
+
+
+def test_a_trained_version_records_its_metrics_window_cutoffs_and_profile(trained):
+    assert trained.is_active
+    for key in ("roc_auc", "pr_auc", "brier", "observed_expected", "n_train", "n_validation"):
+        assert key in trained.metrics
+    assert trained.metrics["capture_top25"] >= trained.metrics["capture_top10"] > 0
+    assert trained.training_window_end < trained.validation_window_start <= trained.validation_window_end
+    cut = trained.tier_cutoffs
+    assert 0 < cut["medium"] <= cut["high"] <= cut["very_high"] < 1
+    assert trained.feature_names == FEATURES
+    assert sum(trained.feature_importance.values()) == pytest.approx(1, abs=1e-3)
+    assert set(trained.reference_profile["features"]) == set(FEATURES)
+    assert trained.reference_profile["tiers"]["very_high"] == pytest.approx(0.1, abs=0.03)
+
+
+def test_a_trained_version_reloads_to_identical_scores(trained):
+    timeline, table = record_of()
+    data = training_set(timeline=timeline, patients=table, as_of=today())
+    x = data.rows.matrix[data.is_validation]
+    first = probabilities(registry.active_model(), x)
+    registry.forget_loaded_model()
+    again = registry.artifact_load(ModelVersion.objects.get(pk=trained.pk))
+    np.testing.assert_array_equal(first, probabilities(again, x))
+
+
+def test_no_row_of_the_training_period_is_labelled_after_validation_began(trained):
+    timeline, table = record_of()
+    data = training_set(timeline=timeline, patients=table, as_of=today())
+    due = data.labels["due"][data.is_training]
+    assert (due.dt.date.max() - trained.validation_window_start).days < -27
+    assert not (data.is_training & data.is_validation).any()
+
+
+@pytest.mark.slow
+def test_validation_auc_on_a_generated_cohort_is_in_the_published_range(db, capsys):
+    write_cohort(patients=1500, facilities=5, seed=5)
+    call_command("train_model", "--activate", "--no-progress")
+    version = ModelVersion.objects.get(is_active=True)
+    assert 0.70 <= version.metrics["roc_auc"] <= 0.88, version.metrics
+    assert 0.7 <= version.metrics["observed_expected"] <= 1.4
+    assert "ROC-AUC" in capsys.readouterr().out
+
+
+def test_activate_and_rollback_commands_switch_the_one_active_version(trained, capsys):
+    second = ModelVersion.objects.create(
+        version="second",
+        artifact_path=trained.artifact_path,
+        artifact_sha256=trained.artifact_sha256,
+        feature_names=trained.feature_names,
+        params=trained.params,
+        training_as_of=trained.training_as_of,
+        training_window_start=trained.training_window_start,
+        training_window_end=trained.training_window_end,
+        tier_cutoffs=trained.tier_cutoffs,
+    )
+    call_command("activate_model", "second")
+    assert list(ModelVersion.objects.filter(is_active=True).values_list("version", flat=True)) == ["second"]
+    assert registry.active_model().version == "second"
+    call_command("rollback_model")
+    assert list(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True)) == [trained.pk]
+    assert registry.active_model().version == trained.version
+    assert second.pk
