@@ -16,8 +16,10 @@ Per feature:
   the current window's quantiles cost one ``np.quantile``).  Exact for a
   location shift and for discrete features (a flag's quantile function is a
   step), and the grid avoids the sample minimum and maximum, whose noise
-  would dominate.  A profile without quantiles falls back to the binned CDFs,
-  each bin's mass at its left edge.  W1 is divided by the reference standard
+  would dominate.  Past 200,000 rows the current quantiles come from an
+  evenly strided sample of 200,000 (standard error ~0.003 SD).  A profile
+  without quantiles falls back to the binned CDFs, each bin's mass at its
+  left edge.  W1 is divided by the reference standard
   deviation (else IQR / 1.349, else the range), so it reads as "shift in
   reference SDs": a mean shift of 0.15 SD gives 0.15.
 * **Categorical**: Jensen–Shannon distance (base 2, in [0, 1]) over the
@@ -49,6 +51,7 @@ DISTANCE_DRIFT = 0.15
 TOP_FEATURES = 5
 SHARE_DRIFTED = 0.25
 HIGH_TIERS = ("high", "very_high")
+QUANTILE_SAMPLE = 200_000
 
 
 # --- Reference -------------------------------------------------------------
@@ -72,11 +75,20 @@ class CategoricalReference:
     proportions: np.ndarray
     labels: dict[str, str] = field(default_factory=dict)  # code -> what it means, for display
     index: dict = field(default_factory=dict)
+    numeric_keys: np.ndarray | None = None  # the categories as sorted numbers, when they all are
+    key_order: np.ndarray | None = None
 
     kind = "categorical"
 
     def __post_init__(self) -> None:
         self.index = {value: number for number, value in enumerate(self.categories)}
+        try:  # codes (the usual case) are matched as numbers, in numpy; other categories by key
+            keys = np.array([float(category) for category in self.categories], dtype=float)
+        except ValueError:
+            self.numeric_keys = None
+        else:
+            self.key_order = np.argsort(keys, kind="stable")
+            self.numeric_keys = keys[self.key_order]
 
 
 @dataclass
@@ -145,6 +157,8 @@ def normed_wasserstein(ref: NumericReference, current: np.ndarray, present: np.n
     if r.sum() == 0 or c.sum() == 0:
         return 0.0
     if ref.quantiles is not None:
+        if present.size > QUANTILE_SAMPLE:  # an evenly strided sample: quantiles within ~0.3% of an SD
+            present = present[:: -(-present.size // QUANTILE_SAMPLE)]
         ours = np.quantile(present, quantile_grid(ref.quantiles.size))
         return float(np.mean(np.abs(ours - ref.quantiles)) / ref.scale)
     edges = ref.edges
@@ -203,18 +217,40 @@ def category_key(value) -> str | None:
     return str(value)
 
 
-def categorical_feature(ref: CategoricalReference, values: np.ndarray) -> dict:
+def _codes_by_key(ref: CategoricalReference, values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     unseen_code, missing_code = len(ref.categories), len(ref.categories) + 1
-    index = ref.index
     keys = [category_key(v) for v in values.tolist()]
     codes = np.fromiter(
-        (missing_code if key is None else index.get(key, unseen_code) for key in keys), dtype=np.int64, count=len(keys)
+        (missing_code if key is None else ref.index.get(key, unseen_code) for key in keys),
+        dtype=np.int64,
+        count=len(keys),
     )
-    counts = np.bincount(codes, minlength=missing_code + 1).astype(float)
+    return codes, sorted({keys[i] for i in np.flatnonzero(codes == unseen_code)})
+
+
+def _codes_by_number(ref: CategoricalReference, numbers: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    unseen_code, missing_code = len(ref.categories), len(ref.categories) + 1
+    missing = np.isnan(numbers)
+    position = np.clip(np.searchsorted(ref.numeric_keys, numbers), 0, max(ref.numeric_keys.size - 1, 0))
+    found = ~missing & (ref.numeric_keys[position] == numbers) if ref.numeric_keys.size else np.zeros_like(missing)
+    codes = np.where(missing, missing_code, np.where(found, ref.key_order[position], unseen_code))
+    unseen = np.unique(numbers[~missing & ~found])
+    return codes, [category_key(float(v)) for v in unseen]
+
+
+def categorical_feature(ref: CategoricalReference, values: np.ndarray) -> dict:
+    """Codes stored as numbers are matched in numpy (searchsorted); anything else key by key."""
+    numbers = None
+    if ref.numeric_keys is not None:
+        try:
+            numbers = values.astype(float)
+        except (TypeError, ValueError):
+            numbers = None
+    codes, unseen = _codes_by_key(ref, values) if numbers is None else _codes_by_number(ref, numbers)
+    counts = np.bincount(codes, minlength=len(ref.categories) + 2).astype(float)
     current = counts / max(counts.sum(), 1)
-    unseen = sorted({keys[i] for i in np.flatnonzero(codes == unseen_code)})[:20] if counts[unseen_code] else []
     labels = [*(ref.labels.get(code, code) for code in ref.categories), "unseen", "missing"]
-    return _feature_row(ref, current, jensen_shannon(ref.proportions, current), labels, unseen)
+    return _feature_row(ref, current, jensen_shannon(ref.proportions, current), labels, unseen[:20])
 
 
 def prediction_drift(reference: Reference, scores: np.ndarray, tiers: list[str]) -> dict:
