@@ -48,7 +48,8 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django_prometheus",
-    "django.contrib.admin",
+    # django.contrib.admin, with the monitoring console's pages on the default site.
+    "monitoring.console.apps.MonitoringAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

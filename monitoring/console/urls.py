@@ -1,0 +1,31 @@
+"""The console's URLs, mounted by ``MonitoringAdminSite.get_urls`` under /admin/monitoring/console/.
+
+Every view goes through ``admin_view``: staff only (others are sent to the
+admin login), never cached, CSRF-protected.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from monitoring.console import views
+
+
+def console_urls(site) -> list:
+    pages = [
+        ("", views.overview, "overview"),
+        ("model/", views.model, "model"),
+        ("model/activate/", views.model_activate, "model_activate"),
+        ("model/rollback/", views.model_rollback, "model_rollback"),
+        ("drift/", views.drift, "drift"),
+        ("alerts/", views.alerts, "alerts"),
+        ("alerts/<int:alert_id>/action/", views.alert_action, "alert_action"),
+        ("jobs/", views.jobs, "jobs"),
+        ("jobs/run/", views.job_run_now, "job_run"),
+        ("reports/", views.reports, "reports"),
+        ("reports/<int:report_id>/", views.report_detail, "report_detail"),
+    ]
+    return [
+        path(f"monitoring/console/{route}", site.admin_view(view), name=f"monitoring_console_{name}")
+        for route, view, name in pages
+    ]
