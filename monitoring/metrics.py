@@ -15,9 +15,11 @@ whichever process answers the scrape.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from django.conf import settings
 from prometheus_client import Counter, Histogram, disable_created_metrics
@@ -26,6 +28,10 @@ performance_log = logging.getLogger("iit.performance")
 
 # *_created series double the series count and multiprocess mode drops them anyway.
 disable_created_metrics()
+
+# Multiprocess mode opens its files as the metrics below are created: the directory must exist.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 # Buckets resolve both a 5 ms single prediction and a 5 s alert threshold.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 30.0)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from celery import Task
@@ -40,11 +39,19 @@ class InstrumentedTask(Task):
 
 @celeryd_init.connect
 def wipe_multiprocess_dir(**kwargs) -> None:
-    """Before the pool forks: a restarted worker starts its counters from zero."""
+    """Before the pool forks: a restarted worker starts its counters from zero.
+
+    This process already holds its own files open (metrics are created at
+    import), so only other processes' files (a previous run's) are removed.
+    """
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if directory:
-        shutil.rmtree(directory, ignore_errors=True)
-        Path(directory).mkdir(parents=True, exist_ok=True)
+    if not directory:
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    mine = f"_{os.getpid()}.db"
+    for path in Path(directory).glob("*.db"):
+        if not path.name.endswith(mine):
+            path.unlink(missing_ok=True)
 
 
 @worker_ready.connect

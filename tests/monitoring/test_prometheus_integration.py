@@ -1,0 +1,326 @@
+"""A real Prometheus scraping the service under gunicorn (two workers) and a Celery worker.
+
+The service runs as ops run it: ``manage.py migrate``, then gunicorn with
+``iit_service/gunicorn_conf.py`` and a Celery worker, on a fresh database
+(a SQLite file, or a new PostgreSQL database when DATABASE_URL is PostgreSQL).
+Prometheus scrapes them every second with the repository's prometheus.yml
+(only targets and intervals changed) and its alert rules.  Everything is
+checked through Prometheus's HTTP API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+METRICS_TOKEN = "integration-" + uuid.uuid4().hex
+ERROR_REQUESTS = 40
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/usr/bin/prometheus").exists(), reason="prometheus not installed (make system-deps)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], object], *, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, urllib.error.URLError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def http_get(url: str, *, token: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+class Processes:
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.running: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, command: list[str], env: dict) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.out", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.running.append((name, process))
+        return process
+
+    def output(self, name: str) -> str:
+        return (self.workdir / f"{name}.out").read_text(errors="replace")[-4000:]
+
+    def stop_all(self) -> None:
+        for _, process in reversed(self.running):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _, process in reversed(self.running):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory) -> Iterator[str]:
+    """A fresh database the subprocesses migrate themselves."""
+    configured = os.environ.get("DATABASE_URL", "")
+    if not configured.startswith("postgres"):
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'db.sqlite3'}"
+        return
+    import psycopg2
+
+    parsed = urllib.parse.urlparse(configured)
+    name = f"{parsed.path.lstrip('/') or 'iit'}_it_{os.getpid()}"
+    admin = psycopg2.connect(
+        host=parsed.hostname,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        dbname="postgres",
+    )
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield parsed._replace(path=f"/{name}").geturl()
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, database_url) -> Iterator[dict]:
+    workdir = tmp_path_factory.mktemp("stack")
+    var = workdir / "var"
+    for folder in ("celery/broker", "celery/processed", "celery/results", "log"):
+        (var / folder).mkdir(parents=True)
+    web_port, worker_port, prometheus_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "IIT_VAR_DIR": str(var),
+        "LOG_DIR": str(var / "log"),
+        "METRICS_REQUIRE_AUTH": "true",
+        "METRICS_TOKEN": METRICS_TOKEN,
+        "CELERY_BROKER_URL": "filesystem://",
+        "CELERY_RESULT_BACKEND": f"file://{var / 'celery' / 'results'}",
+        "DJANGO_SETTINGS_MODULE": "iit_service.settings",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    migrate = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    assert migrate.returncode == 0, migrate.stderr.decode()[-3000:]
+
+    processes = Processes(workdir)
+    web_multiproc = workdir / "multiproc-web"
+    try:
+        processes.start(
+            "gunicorn",
+            [str(BIN / "gunicorn"), "-c", "iit_service/gunicorn_conf.py"],
+            {**env, "GUNICORN_BIND": f"127.0.0.1:{web_port}", "WEB_CONCURRENCY": "2",
+             "PROMETHEUS_MULTIPROC_DIR": str(web_multiproc)},
+        )  # fmt: skip
+        processes.start(
+            "worker",
+            [str(BIN / "celery"), "-A", "iit_service", "worker", "-P", "prefork", "-c", "2", "--without-gossip",
+             "--without-mingle", "-Q", "celery", "-n", f"it-{os.getpid()}@localhost"],
+            {**env, "CELERY_METRICS_PORT": str(worker_port), "CELERY_METRICS_ADDR": "127.0.0.1",
+             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "multiproc-worker")},
+        )  # fmt: skip
+        config_dir = workdir / "prometheus"
+        config_dir.mkdir()
+        write_prometheus_config(config_dir, web=f"127.0.0.1:{web_port}", worker=f"127.0.0.1:{worker_port}")
+        processes.start(
+            "prometheus",
+            ["/usr/bin/prometheus", f"--config.file={config_dir / 'prometheus.yml'}",
+             f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+            env,
+        )  # fmt: skip
+        web = f"http://127.0.0.1:{web_port}"
+        wait_until(lambda: http_get(f"{web}/health/live")[0] == 200, timeout=120, what="gunicorn")
+        wait_until(
+            lambda: http_get(f"http://127.0.0.1:{worker_port}/metrics")[0] == 200, timeout=120, what="worker metrics"
+        )
+        wait_until(
+            lambda: http_get(f"http://127.0.0.1:{prometheus_port}/-/ready")[0] == 200, timeout=60, what="prometheus"
+        )
+        yield {
+            "web": web,
+            "prometheus": f"http://127.0.0.1:{prometheus_port}",
+            "web_multiproc": web_multiproc,
+            "env": env,
+            "processes": processes,
+        }
+    except Exception:
+        for name, _ in processes.running:
+            print(f"--- {name} ---\n{processes.output(name)}")
+        raise
+    finally:
+        processes.stop_all()
+
+
+def write_prometheus_config(directory: Path, *, web: str, worker: str) -> None:
+    """The repository's prometheus.yml and alert rules, pointed at this test's processes."""
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
+    config["global"].update({"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"})
+    config.pop("alerting")  # no Alertmanager here: rules still evaluate, so ALERTS exists
+    [job] = [job for job in config["scrape_configs"] if job["job_name"] == "iit-ml-service"]
+    job["static_configs"] = [
+        {"targets": [web], "labels": {"component": "web"}},
+        {"targets": [worker], "labels": {"component": "worker"}},
+    ]
+    (directory / "secrets").mkdir()
+    (directory / "secrets" / "metrics_token").write_text(METRICS_TOKEN + "\n")
+    (directory / "alert_rules.yml").write_text((ROOT / "monitoring" / "alert_rules.yml").read_text())
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
+
+
+def query(stack: dict, expr: str) -> dict:
+    status, body = http_get(f"{stack['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    answer = json.loads(body)
+    assert status == 200 and answer["status"] == "success", (expr, answer)
+    return answer["data"]
+
+
+def scalar_of(stack: dict, expr: str) -> float | None:
+    result = query(stack, expr)["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def errors_served_per_worker(multiproc: Path) -> dict[str, float]:
+    """iit_api_errors_total counted in each gunicorn worker's own file."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    served = {}
+    for path in multiproc.glob("counter_*.db"):
+        total = sum(
+            value
+            for key, value, *_ in MmapedDict.read_all_values_from_file(str(path))
+            if json.loads(key)[0] == "iit_api_errors" and '"<unmatched>"' in key
+        )
+        if total:
+            served[path.stem] = total
+    return served
+
+
+@pytest.fixture(scope="module")
+def traffic(stack) -> dict:
+    """Unmatched URLs (counted 404s) sent concurrently so both workers serve some."""
+
+    def hit(i: int) -> int:
+        return http_get(f"{stack['web']}/no-such-page/{i}")[0]
+
+    # The second worker may still be booting: send rounds until both have served some.
+    sent = 0
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while sent == 0 or (len(errors_served_per_worker(stack["web_multiproc"])) < 2 and sent < 20 * ERROR_REQUESTS):
+            statuses = list(pool.map(hit, range(sent, sent + ERROR_REQUESTS)))
+            assert statuses == [404] * ERROR_REQUESTS
+            sent += ERROR_REQUESTS
+        list(pool.map(lambda _: http_get(f"{stack['web']}/health/db"), range(10)))
+    call = subprocess.run(
+        [str(BIN / "celery"), "-A", "iit_service", "call", "celery.backend_cleanup"],
+        cwd=ROOT, env=stack["env"], capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert call.returncode == 0, call.stderr.decode()[-2000:]
+    return {"errors_sent": sent}
+
+
+def test_prometheus_scrapes_the_web_and_the_worker(stack, traffic):
+    wait_until(lambda: query(stack, 'up{job="iit-ml-service"} == 1')["result"].__len__() == 2, timeout=30, what="up")
+    components = {r["metric"]["component"] for r in query(stack, 'up{job="iit-ml-service"}')["result"]}
+    assert components == {"web", "worker"}
+
+
+def test_the_error_counter_sums_the_requests_of_both_gunicorn_workers(stack, traffic):
+    served = errors_served_per_worker(stack["web_multiproc"])
+    assert len(served) == 2, f"one worker served everything: {served}"
+    assert sum(served.values()) == traffic["errors_sent"]
+    expr = 'sum(iit_api_errors_total{endpoint="<unmatched>",status_class="4xx",error="not_found"})'
+    total = wait_until(lambda: scalar_of(stack, expr) == traffic["errors_sent"], timeout=30, what="aggregated counter")
+    assert total
+
+
+def test_the_guide_three_queries_return_data(stack, traffic):
+    def has_data(expr: str) -> bool:
+        return bool(query(stack, expr)["result"])
+
+    wait_until(lambda: has_data('up{job="iit-ml-service"}'), timeout=30, what="up")
+    wait_until(lambda: has_data("rate(iit_api_errors_total[5m]) * 100"), timeout=30, what="error rate")
+    wait_until(
+        lambda: has_data("histogram_quantile(0.95, rate(iit_prediction_duration_seconds_bucket[5m]))"),
+        timeout=30,
+        what="prediction latency P95",
+    )
+
+
+def test_the_worker_reports_its_tasks(stack, traffic):
+    expr = 'sum(iit_celery_tasks_total{job="iit-ml-service",component="worker",task="celery.backend_cleanup"})'
+    wait_until(lambda: (scalar_of(stack, expr) or 0) >= 1, timeout=60, what="worker task counter")
+
+
+def test_every_dashboard_query_evaluates_without_error(stack, traffic):
+    dashboard = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len(expressions) > 25
+    for expr in expressions:
+        query(stack, expr)  # asserts status success
+    answered = [expr for expr in expressions if query(stack, expr)["result"]]
+    assert len(answered) >= len(expressions) // 2, set(expressions) - set(answered)
+
+
+def test_every_alert_rule_loads_and_evaluates_in_prometheus(stack, traffic):
+    status, body = http_get(f"{stack['prometheus']}/api/v1/rules")
+    groups = json.loads(body)["data"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert len(rules) == 17
+    assert all(rule["health"] in ("ok", "unknown") for rule in rules), [r for r in rules if r["health"] == "err"]
+
+    def all_evaluated() -> bool:
+        groups = json.loads(http_get(f"{stack['prometheus']}/api/v1/rules")[1])["data"]["groups"]
+        return all(rule["health"] == "ok" for group in groups for rule in group["rules"])
+
+    wait_until(all_evaluated, timeout=30, what="rules evaluated")
