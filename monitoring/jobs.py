@@ -63,6 +63,8 @@ class JobSpec:
     description: str
     # Runs of frequent jobs pile up (2,880 a day at 30 s): keep fewer days of them.
     keep_runs_days: int = 365
+    # A run still "running" after this long lost its process; the next run marks it failed.
+    timeout_seconds: int = 6 * 3600
 
 
 def _call(dotted: str, **kwargs):
@@ -127,8 +129,12 @@ JOBS: dict[str, JobSpec] = {
     "outcomes": JobSpec(outcomes, Cron(minute="0", hour="2"), "Resolve outcomes of predictions 28 days past"),
     "auc": JobSpec(auc_job, Cron(minute="0", hour="4", day_of_week="1"), "ROC-AUC of the active model, weekly"),
     "drift": JobSpec(drift, Cron(minute="30", hour="3"), "Input and prediction drift against the reference"),
-    "system": JobSpec(system, Every(30), "CPU, memory, cache hit ratio, error rate, P95s", keep_runs_days=7),
-    "alerts": JobSpec(alerts, Every(60), "Evaluate alert rules, open/resolve alerts, notify", keep_runs_days=7),
+    "system": JobSpec(
+        system, Every(30), "CPU, memory, cache hit ratio, error rate, P95s", keep_runs_days=7, timeout_seconds=600
+    ),
+    "alerts": JobSpec(
+        alerts, Every(60), "Evaluate alert rules, open/resolve alerts, notify", keep_runs_days=7, timeout_seconds=600
+    ),
     "health_report": JobSpec(health_report, Cron(minute="0", hour="6"), "Build and email the daily health report"),
     "retention": JobSpec(retention, Cron(minute="30", hour="1"), "Purge audit events, samples and runs past retention"),
     "rescan": JobSpec(rescan, Cron(minute="15"), "Re-score patients whose observations changed", keep_runs_days=30),

@@ -46,6 +46,7 @@ def job_run(*, name: str, trigger: str = "manual") -> JobRun:
     spec = JOBS.get(name)
     if spec is None:
         raise UnknownJob(f"no monitoring job named {name!r} (known: {', '.join(sorted(JOBS))})")
+    _abandoned_runs_close(name=name, older_than=dt.timedelta(seconds=spec.timeout_seconds))
     run = JobRun.objects.create(job=name, trigger=trigger, started_at=timezone.now())
     try:
         result = spec.function()
@@ -61,6 +62,15 @@ def job_run(*, name: str, trigger: str = "manual") -> JobRun:
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "summary", "figures", "error", "finished_at"])
     return run
+
+
+def _abandoned_runs_close(*, name: str, older_than: dt.timedelta) -> int:
+    """Mark runs of ``name`` still "running" long past their time as failed: their process died
+    (a killed worker, a deploy) before it could record an end, and they would show as running forever."""
+    now = timezone.now()
+    return JobRun.objects.filter(job=name, status=JobRun.Status.RUNNING, started_at__lt=now - older_than).update(
+        status=JobRun.Status.FAILED, finished_at=now, summary="abandoned: the process running it ended without a result"
+    )
 
 
 # --- Schedules ----------------------------------------------------------------

@@ -242,3 +242,17 @@ def test_without_counter_files_the_cache_hit_ratio_comes_from_redis_keyspace_sta
     assert before["source"] == after["source"] == "redis"
     assert after["hit"] - before["hit"] >= 3 and after["miss"] - before["miss"] >= 1
     assert 0 < second.figures["samples"]["cache_hit_ratio"] < 1
+
+
+@pytest.mark.django_db
+def test_a_run_left_running_by_a_dead_process_is_closed_as_failed_by_the_next_run(own_counters):
+    now = timezone.now()
+    stale = JobRun.objects.create(job="system", started_at=now - dt.timedelta(hours=1))
+    recent = JobRun.objects.create(job="system", started_at=now - dt.timedelta(seconds=5))
+
+    job_run(name="system")
+
+    stale.refresh_from_db()
+    recent.refresh_from_db()
+    assert stale.status == JobRun.Status.FAILED and stale.summary.startswith("abandoned")
+    assert recent.status == JobRun.Status.RUNNING  # may still be running in another worker
