@@ -15,7 +15,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 34
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 26, 34
 PALETTE = ("#2b6cb0", "#c05621", "#2f855a", "#9b2c2c", "#6b46c1", "#718096")
 TIER_COLORS = {"low": "#68d391", "medium": "#f6e05e", "high": "#f6ad55", "very_high": "#e53e3e"}
 
@@ -33,8 +33,11 @@ class Scale:
     high: float
     start: float
     end: float
+    clip: bool = False  # a fixed range (0-100 %) pins outliers to its edge instead of leaving the plot
 
     def __call__(self, value: float) -> float:
+        if self.clip:
+            value = min(max(value, self.low), self.high)
         span = (self.high - self.low) or 1.0
         return self.start + (value - self.low) / span * (self.end - self.start)
 
@@ -49,6 +52,7 @@ def _svg(body: list[str], title: str, *, width: int = WIDTH, height: int = HEIGH
     head = (
         f'<svg class="console-chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-label="{escape(title)}"><title>{escape(title)}</title>'
+        f'<text x="{LEFT}" y="15" font-size="12" font-weight="bold" fill="#2d3748">{escape(title)}</text>'
     )
     return mark_safe(head + "".join(body) + "</svg>")  # noqa: S308 - every label passed through escape()
 
@@ -123,7 +127,7 @@ def line_chart(
     if high == low:
         low, high = low - 1, high + 1
     x = Scale(min(xs), max(xs), LEFT + 4, WIDTH - RIGHT - 4)
-    y = Scale(low, high, HEIGHT - BOTTOM, TOP)
+    y = Scale(low, high, HEIGHT - BOTTOM, TOP, clip=y_range is not None)
     parts = _axes(y, _x_ticks(x, 5, x_format), y_format)
     if band:
         upper = " ".join(f"{x(bx):.1f},{y(hi):.1f}" for bx, _, hi in band)

@@ -128,7 +128,7 @@ def history(*, weeks: int, patient, versions: dict | None = None) -> dict:
             ("db_query_p95_seconds", 0.01),
             ("cache_hit_ratio", 0.9),
         ):
-            MetricSample.objects.create(name=name, value=value + hour % 3, recorded_at=at)
+            MetricSample.objects.create(name=name, value=value * (1 + hour % 3 / 10), recorded_at=at)
     for tier, score in (("low", 0.1), ("medium", 0.3), ("high", 0.5), ("very_high", 0.8)):
         Prediction.objects.create(
             patient=patient, facility=patient.facility, model_version=active, score=score, risk_level=tier, as_of=now
