@@ -61,6 +61,7 @@ def health_check() -> Health:
     database = _PROBES.submit(database_probe, timeout=timeout)
     redis = _PROBES.submit(redis_probe, timeout=timeout)
     database_ok, redis_ok = _result(database, timeout), _result(redis, timeout)
+    # The registry confirms the active version in the database: without it, no model is confirmed.
     model_ok = model_probe() if database_ok else False
     if not (database_ok and model_ok):
         status = UNHEALTHY

@@ -43,6 +43,54 @@ def client(db) -> Client:
     return Client()
 
 
+@pytest.fixture
+def model_loaded(db, settings, tmp_path):
+    """A real model trained on a small generated cohort and activated."""
+    from predictions import registry
+    from predictions.services import model_train
+    from tests.predictions.conftest import write_cohort
+
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.MODEL_VERSION_CHECK_SECONDS = 0
+    registry.forget_loaded_model()
+    write_cohort()
+    model_train(activate=True)
+    yield
+    registry.forget_loaded_model()
+
+
+def test_it_is_healthy_with_200_when_every_dependency_answers(client, model_loaded):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() | {"timestamp": None} == {
+        "status": "healthy",
+        "timestamp": None,
+        "database_connected": True,
+        "redis_connected": True,
+        "model_loaded": True,
+    }
+
+
+def test_it_is_degraded_but_serving_with_200_when_redis_is_down(client, model_loaded):
+    with override_settings(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/3"):
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["redis_connected"] is False
+    assert response.json()["model_loaded"] is True
+
+
+def test_it_is_unhealthy_when_the_active_model_artifact_is_missing(client, model_loaded, settings):
+    from predictions import registry
+
+    for artifact in (settings.MODEL_DIR).iterdir():
+        artifact.unlink()
+    registry.forget_loaded_model()
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["model_loaded"] is False
+
+
 def test_it_reports_the_guide_fields_and_nothing_else(client):
     body = client.get("/health").json()
     assert set(body) == {"status", "timestamp", "database_connected", "redis_connected", "model_loaded"}
