@@ -42,11 +42,17 @@ logconfig_dict = {
 
 
 def on_starting(server) -> None:
-    """Empty the multiprocess directory: a new master starts every counter from zero."""
+    """Empty the multiprocess directory: a new master starts every counter from zero.
+
+    Only its contents go: in Docker the directory itself is a tmpfs mount point.
+    """
     path = Path(MULTIPROC_DIR)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
+    path.mkdir(parents=True, exist_ok=True)
+    for child in path.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def child_exit(server, worker) -> None:
