@@ -282,7 +282,7 @@ def _stored_external_ids(rows: list[dict], patients: dict[int, Patient]) -> set[
 
 def _observation(row: dict, patient: Patient) -> Observation:
     return Observation(
-        patient=patient,
+        patient_id=patient.pk,  # ids, not instances: building 10,000 rows stays cheap
         facility_id=patient.facility_id,
         concept=row["concept"],
         observed_at=row["observed_at"],
