@@ -43,7 +43,28 @@ API_ERRORS = Counter(
     "API responses with a 4xx or 5xx status, by endpoint template, method, status class and error class.",
     ["endpoint", "method", "status_class", "error"],
 )
-PREDICTION_DURATION = Histogram(
+
+
+class _SlowLoggedHistogram(Histogram):
+    """A histogram whose observations over SLOW_PREDICTION_SECONDS also go to iit.performance.
+
+    Every caller that observes a prediction time gets the slow-prediction log for free.
+    """
+
+    def observe(self, amount: float, exemplar=None) -> None:
+        super().observe(amount, exemplar)
+        if amount > settings.SLOW_PREDICTION_SECONDS:
+            performance_log.warning(
+                "slow prediction",
+                extra={
+                    "event": "slow_prediction",
+                    **dict(zip(self._labelnames, self._labelvalues, strict=True)),
+                    "duration_ms": round(amount * 1000, 1),
+                },
+            )
+
+
+PREDICTION_DURATION = _SlowLoggedHistogram(
     "iit_prediction_duration_seconds",
     "Time to score: features, model and explanation (mode=single per request, mode=batch per chunk).",
     ["mode"],
@@ -82,16 +103,10 @@ for _result in ("hit", "miss"):
 
 
 @contextmanager
-def prediction_timer(*, mode: str, size: int = 1) -> Iterator[None]:
-    """Time one scoring call: observe the histogram, and log it to iit.performance when slow."""
+def prediction_timer(*, mode: str) -> Iterator[None]:
+    """Time one scoring call into iit_prediction_duration_seconds (slow ones are logged)."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        elapsed = time.perf_counter() - started
-        PREDICTION_DURATION.labels(mode=mode).observe(elapsed)
-        if elapsed > settings.SLOW_PREDICTION_SECONDS:
-            performance_log.warning(
-                "slow prediction",
-                extra={"event": "slow_prediction", "mode": mode, "size": size, "duration_ms": round(elapsed * 1000, 1)},
-            )
+        PREDICTION_DURATION.labels(mode=mode).observe(time.perf_counter() - started)

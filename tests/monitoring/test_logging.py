@@ -24,6 +24,7 @@ REQ_ACCESS_0001 = f"req-access-0001-{_RUN}"
 REQ_DENIED_0001 = f"req-denied-0001-{_RUN}"
 REQ_LOGIN_FAIL_1 = f"req-login-fail-1-{_RUN}"
 REQ_SLOW_0001 = f"req-slow-0001-{_RUN}"
+REQ_SLOW_PREDICTION = f"req-slow-prediction-{_RUN}"
 REQ_SLOWQ_0001 = f"req-slowq-0001-{_RUN}"
 
 
@@ -147,3 +148,20 @@ def test_every_logger_maps_to_a_category(name, category):
     from monitoring.logging import category_of
 
     assert category_of(name) == category
+
+
+def test_a_slow_prediction_goes_to_the_performance_log_wherever_it_is_observed(settings):
+    from monitoring.logging import request_id_var
+    from monitoring.metrics import PREDICTION_DURATION
+
+    settings.SLOW_PREDICTION_SECONDS = 1.0
+    token = request_id_var.set(REQ_SLOW_PREDICTION)
+    try:
+        PREDICTION_DURATION.labels(mode="single").observe(0.2)
+        PREDICTION_DURATION.labels(mode="single").observe(2.5)
+    finally:
+        request_id_var.reset(token)
+    [line] = lines_with("performance", REQ_SLOW_PREDICTION)
+    assert line["event"] == "slow_prediction"
+    assert line["mode"] == "single"
+    assert line["duration_ms"] == 2500.0
