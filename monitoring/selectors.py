@@ -15,6 +15,9 @@ from django.db.models import Max
 
 from monitoring.models import DriftEvaluation, JobRun, MetricSample
 from predictions.models import ModelVersion, Prediction
+from predictions.timeline import IIT_GRACE_DAYS
+
+OUTCOME_SETTLED = dt.timedelta(days=IIT_GRACE_DAYS)
 
 
 def model_version_active() -> ModelVersion | None:
@@ -54,16 +57,22 @@ def labelled_window(*, version: ModelVersion, start: dt.date, end: dt.date) -> L
 
     A patient rescanned five times before one appointment would otherwise
     count five times; only the last prediction before the outcome counts.
+    A prediction made once its appointment + 28 days had already passed is
+    left out: its patient had already interrupted, so it tests no foresight
+    and would flatter the AUC.
     """
-    rows = list(
-        Prediction.objects.filter(
+    rows = [
+        row
+        for row in Prediction.objects.filter(
             model_version=version,
             outcome__in=(Prediction.Outcome.IIT, Prediction.Outcome.RETAINED),
             appointment_date__range=(start, end),
         )
         .order_by("patient_id", "appointment_date", "created_at", "id")
         .values_list(*_LABELLED_COLUMNS)
-    )
+        .iterator(chunk_size=20_000)
+        if row[4].date() <= row[1] + OUTCOME_SETTLED
+    ]
     # Rows are sorted by (patient, appointment): keep the last of each run.
     keep = [i for i in range(len(rows)) if i + 1 == len(rows) or rows[i][:2] != rows[i + 1][:2]]
     rows = [rows[i] for i in keep]

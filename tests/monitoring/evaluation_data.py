@@ -96,9 +96,10 @@ def store_predictions(
     outcomes: list[str] | None = None,
     appointment_date: dt.date | None = None,
     created_at: dt.datetime | None = None,
+    as_of: dt.datetime | None = None,
 ) -> list[Prediction]:
     """One prediction per patient (cycling through ``people`` if there are more scores)."""
-    now = timezone.now()
+    as_of = as_of or timezone.now()
     predictions = Prediction.objects.bulk_create(
         Prediction(
             patient=people[i % len(people)],
@@ -107,7 +108,7 @@ def store_predictions(
             score=float(score),
             risk_level=tiers_of(np.array([score]))[0],
             features=_row_features(columns, i) if columns else {},
-            as_of=now,
+            as_of=as_of,
             appointment_date=appointment_date,
             outcome=outcomes[i] if outcomes else Prediction.Outcome.PENDING,
         )

@@ -96,10 +96,12 @@ def test_calibration_bins_hold_equal_counts_and_the_observed_rate():
     assert [row["mean_score"] for row in bins] == sorted(row["mean_score"] for row in bins)
 
 
-def _labelled(version, people, y, p, *, appointment_date=IN_WINDOW):
+def _labelled(version, people, y, p, *, appointment_date=IN_WINDOW, days_before=14):
+    """Resolved predictions made ``days_before`` the appointment (negative: after it)."""
     outcomes = [Prediction.Outcome.IIT if label else Prediction.Outcome.RETAINED for label in y]
+    as_of = dt.datetime.combine(appointment_date - dt.timedelta(days=days_before), dt.time(12), tzinfo=dt.UTC)
     return evaluation_data.store_predictions(
-        version, people, scores=p, outcomes=outcomes, appointment_date=appointment_date
+        version, people, scores=p, outcomes=outcomes, appointment_date=appointment_date, as_of=as_of
     )
 
 
@@ -159,6 +161,23 @@ def test_it_counts_only_the_last_prediction_before_each_appointment(facility):
 
     assert evaluation.n_labelled == 200
     assert evaluation.roc_auc == 1.0
+
+
+@pytest.mark.django_db
+def test_predictions_made_after_the_outcome_was_settled_do_not_count(facility):
+    rng = np.random.default_rng(14)
+    version = evaluation_data.model_version(rng, n_reference=500)
+    people = evaluation_data.patients(facility, 300)
+    y = np.array([1, 0] * 100)
+    _labelled(version, people[:200], y, np.where(y == 1, 0.7, 0.3))
+    # Scored 20 days after the appointment: late, not yet lost - a fair question, counted.
+    _labelled(version, people[200:250], [1] * 25 + [0] * 25, np.full(50, 0.5), days_before=-20)
+    # Scored 40 days after: already interrupted when scored, so trivially "right" - not counted.
+    _labelled(version, people[250:], [1] * 50, np.full(50, 0.99), days_before=-40)
+
+    evaluation = auc_evaluation_create(today=TODAY)
+
+    assert (evaluation.n_labelled, evaluation.n_events) == (250, 125)
 
 
 @pytest.mark.django_db
