@@ -190,14 +190,19 @@ def auc_figures(evaluation: AucEvaluation) -> dict:
 
 # --- Drift --------------------------------------------------------------------
 
-_compiled_references: dict[int, drift.Reference] = {}
+_compiled_references: dict[tuple, drift.Reference] = {}
 
 
 def _reference_for(version: ModelVersion) -> drift.Reference:
-    """The version's profile compiled to arrays once per process (profiles are frozen at training)."""
-    if version.pk not in _compiled_references:
-        _compiled_references[version.pk] = drift.compile_reference(version.reference_profile)
-    return _compiled_references[version.pk]
+    """The version's profile compiled to arrays once per process (profiles are frozen at training).
+
+    Keyed by name and training time too: a primary key alone can come back
+    for another version after a delete (SQLite reuses them).
+    """
+    key = (version.pk, version.version, version.trained_at)
+    if key not in _compiled_references:
+        _compiled_references[key] = drift.compile_reference(version.reference_profile)
+    return _compiled_references[key]
 
 
 def _persistent_state(window_drifted: bool, previous: DriftEvaluation | None) -> bool:
