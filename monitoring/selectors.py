@@ -90,15 +90,25 @@ def labelled_window(*, version: ModelVersion, start: dt.date, end: dt.date) -> L
 
 
 def prediction_window(*, version: ModelVersion, start: dt.datetime, end: dt.datetime) -> tuple[list, np.ndarray, list]:
-    """(features dicts, scores, risk levels) of ``version``'s predictions created in [start, end)."""
-    rows = Prediction.objects.filter(model_version=version, created_at__gte=start, created_at__lt=end).values_list(
-        "features", "score", "risk_level"
+    """(features dicts, scores, risk levels) of ``version``'s predictions created in [start, end).
+
+    One row per patient, their latest: hourly rescans would otherwise weigh
+    the patients whose records change most, and the population drifts
+    would seem to drift with them.
+    """
+    rows = (
+        Prediction.objects.filter(model_version=version, created_at__gte=start, created_at__lt=end)
+        .order_by("patient_id", "-created_at", "-id")
+        .values_list("patient_id", "features", "score", "risk_level")
     )
     features, scores, tiers = [], [], []
-    for row_features, score, tier in rows.iterator(chunk_size=10_000):
-        features.append(row_features)
-        scores.append(score)
-        tiers.append(tier)
+    previous_patient = None
+    for patient_id, row_features, score, tier in rows.iterator(chunk_size=10_000):
+        if patient_id != previous_patient:
+            features.append(row_features)
+            scores.append(score)
+            tiers.append(tier)
+            previous_patient = patient_id
     return features, np.array(scores, dtype=float), tiers
 
 

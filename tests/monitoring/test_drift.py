@@ -142,7 +142,7 @@ def _window(version, people, rng, *, end: dt.datetime, n: int, shift: float):
 def test_a_small_window_is_insufficient_data(facility):
     rng = np.random.default_rng(10)
     version = evaluation_data.model_version(rng, n_reference=5_000)
-    _window(version, evaluation_data.patients(facility, 50), rng, end=NOW, n=499, shift=2.0)
+    _window(version, evaluation_data.patients(facility, 499), rng, end=NOW, n=499, shift=2.0)
 
     evaluation = drift_evaluation_create(now=NOW)
 
@@ -155,7 +155,7 @@ def test_a_small_window_is_insufficient_data(facility):
 def test_drift_rises_after_two_drifting_windows_and_falls_after_two_clean_ones(facility):
     rng = np.random.default_rng(11)
     version = evaluation_data.model_version(rng, n_reference=5_000)
-    people = evaluation_data.patients(facility, 100)
+    people = evaluation_data.patients(facility, 600)
     # D = drifting window, C = clean, i = insufficient (neither raises nor clears).
     sequence = ["D", "i", "D", "C", "D", "C", "C"]
     detected = []
@@ -177,7 +177,7 @@ def test_drift_rises_after_two_drifting_windows_and_falls_after_two_clean_ones(f
 def test_the_stored_evaluation_lists_features_bins_and_prediction_drift(facility):
     rng = np.random.default_rng(12)
     version = evaluation_data.model_version(rng, n_reference=5_000)
-    _window(version, evaluation_data.patients(facility, 100), rng, end=NOW, n=800, shift=1.0)
+    _window(version, evaluation_data.patients(facility, 800), rng, end=NOW, n=800, shift=1.0)
 
     evaluation = drift_evaluation_create(now=NOW)
 
@@ -188,3 +188,19 @@ def test_the_stored_evaluation_lists_features_bins_and_prediction_drift(facility
     row = evaluation.features[0]
     assert len(row["bins"]["labels"]) == len(row["bins"]["reference"]) == len(row["bins"]["current"])
     assert "score_psi" in evaluation.prediction_drift
+
+
+@pytest.mark.django_db
+def test_each_patient_counts_once_with_their_latest_prediction(facility):
+    rng = np.random.default_rng(13)
+    version = evaluation_data.model_version(rng, n_reference=5_000)
+    people = evaluation_data.patients(facility, 600)
+    # Rescanned many times with shifted values earlier in the window, then a clean latest scan.
+    for hours_ago in (30, 20, 10):
+        _window(version, people, rng, end=NOW - dt.timedelta(hours=hours_ago), n=600, shift=1.0)
+    _window(version, people, rng, end=NOW, n=600, shift=0.0)
+
+    evaluation = drift_evaluation_create(now=NOW, window_days=2)
+
+    assert evaluation.n_rows == 600
+    assert evaluation.drifted_features == []
