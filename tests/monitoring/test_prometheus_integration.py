@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -59,8 +60,11 @@ def wait_until(check: Callable[[], object], *, timeout: float, what: str):
         time.sleep(0.5)
 
 
-def http_get(url: str, *, token: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+def http_get(
+    url: str, *, token: str | None = None, scheme: str = "Bearer", method: str = "GET", timeout: float = 30
+) -> tuple[int, bytes]:
+    headers = {"Authorization": f"{scheme} {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -143,6 +147,8 @@ def stack(tmp_path_factory, database_url) -> Iterator[dict]:
         "CELERY_BROKER_URL": "filesystem://",
         "CELERY_RESULT_BACKEND": f"file://{var / 'celery' / 'results'}",
         "DJANGO_SETTINGS_MODULE": "iit_service.settings",
+        # With Redis: nothing cached by an earlier run may answer for this one.
+        "CACHE_KEY_PREFIX": f"it-{uuid.uuid4().hex[:12]}",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     migrate = subprocess.run(
@@ -153,6 +159,13 @@ def stack(tmp_path_factory, database_url) -> Iterator[dict]:
         timeout=600,
     )
     assert migrate.returncode == 0, migrate.stderr.decode()[-3000:]
+    # A small cohort, a clinician with a token and a trained, active model: real predictions.
+    demo = subprocess.run(
+        [sys.executable, "manage.py", "bootstrap_demo", "--facilities", "1", "--patients", "150", "-v0"],
+        cwd=ROOT, env={**env, "DEMO_ADMIN_PASSWORD": "integration-admin"}, capture_output=True, timeout=900,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr.decode()[-3000:]
+    [token] = re.findall(r"token\s+(\w+)", demo.stdout.decode())
 
     processes = Processes(workdir)
     web_multiproc = workdir / "multiproc-web"
@@ -191,6 +204,7 @@ def stack(tmp_path_factory, database_url) -> Iterator[dict]:
             "web": web,
             "prometheus": f"http://127.0.0.1:{prometheus_port}",
             "web_multiproc": web_multiproc,
+            "clinician_token": token,
             "env": env,
             "processes": processes,
         }
@@ -261,12 +275,23 @@ def traffic(stack) -> dict:
             assert statuses == [404] * ERROR_REQUESTS
             sent += ERROR_REQUESTS
         list(pool.map(lambda _: http_get(f"{stack['web']}/health/db"), range(10)))
+    predicted = predict_some(stack, count=3)
     call = subprocess.run(
         [str(BIN / "celery"), "-A", "iit_service", "call", "celery.backend_cleanup"],
         cwd=ROOT, env=stack["env"], capture_output=True, timeout=120,
     )  # fmt: skip
     assert call.returncode == 0, call.stderr.decode()[-2000:]
-    return {"errors_sent": sent}
+    return {"errors_sent": sent, "predicted": predicted}
+
+
+def predict_some(stack: dict, *, count: int) -> list[int]:
+    """POST predictions for the clinician's first patients through the API; their HTTP statuses."""
+    token = stack["clinician_token"]
+    status, body = http_get(f"{stack['web']}/api/v1/patients/?page_size={count}", token=token, scheme="Token")
+    assert status == 200, body[:500]
+    ids = [patient["id"] for patient in json.loads(body)["results"]][:count]
+    url = f"{stack['web']}/api/v1/patients/{{}}/predictions/"
+    return [http_get(url.format(pk), token=token, scheme="Token", method="POST")[0] for pk in ids]
 
 
 def test_prometheus_scrapes_the_web_and_the_worker(stack, traffic):
@@ -295,6 +320,20 @@ def test_the_guide_three_queries_return_data(stack, traffic):
         timeout=30,
         what="prediction latency P95",
     )
+
+
+def test_real_predictions_reach_the_latency_histogram_and_the_risk_tiers(stack, traffic):
+    assert traffic["predicted"] == [201, 201, 201]
+    p95 = 'histogram_quantile(0.95, sum by (le) (rate(iit_prediction_duration_seconds_bucket{mode="single"}[5m])))'
+    wait_until(lambda: (scalar_of(stack, p95) or 0) > 0, timeout=30, what="a real prediction latency P95")
+    tiers = "sum(iit_predictions_total)"
+    wait_until(lambda: scalar_of(stack, tiers) == 3, timeout=30, what="three predictions by risk tier")
+
+
+def test_health_through_gunicorn_is_healthy_with_a_model(stack, traffic):
+    status, body = http_get(f"{stack['web']}/health")
+    assert status == 200
+    assert json.loads(body)["status"] == "healthy"
 
 
 def test_the_worker_reports_its_tasks(stack, traffic):
