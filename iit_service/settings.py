@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "patients",
     "predictions",
     "monitoring",
@@ -80,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Last, as django-axes asks: turns a login lockout into a 429 in the one error shape.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "iit_service.urls"
@@ -153,6 +156,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+# Login lockout (django-axes): after AXES_FAILURE_LIMIT failed logins of one username from one
+# address, the admin login and the API token endpoint answer 429 until AXES_COOLOFF_HOURS pass.
+# Attempts are kept in the database, so every gunicorn worker sees the same count.
+AUTHENTICATION_BACKENDS = [
+    "iit_service.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env_bool("AXES_ENABLED", True)
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1.0, minimum=0.01)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "iit_service.lockout.lockout_response"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -200,6 +216,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status"; name the patient one rather than let drf-spectacular number it.
+    "ENUM_NAME_OVERRIDES": {"PatientStatusEnum": "patients.models.Patient.Status"},
 }
 
 # --- Celery ---------------------------------------------------------------

@@ -276,6 +276,8 @@ def summary_of(prefix: str, figures) -> str:
     """A one-line summary of a dict of figures: "prefix: a=1, b=2"."""
     if not isinstance(figures, dict):
         return f"{prefix}: {figures}"
+    if not figures:
+        return f"{prefix}: nothing to report"
     parts = [f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items()]
     return f"{prefix}: {', '.join(parts)}"[:1000]
 

@@ -9,7 +9,6 @@ A single patient's record is one indexed query.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from collections.abc import Sequence
 
@@ -19,7 +18,8 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from patients.models import Observation, Patient
-from predictions.models import ModelVersion, Prediction
+from patients.selectors import facility_ids_for
+from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import CONCEPT_CODES, STATUS_CODES, TEXT_CODES, PatientTable, Timeline, day_of
 
 _OBS_COLUMNS = ["patient_id", "concept", "t", "value", "created"]
@@ -153,5 +153,10 @@ def active_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
 
 
-def upcoming_window(days: int, *, today: dt.date) -> tuple[dt.date, dt.date]:
-    return today, today + dt.timedelta(days=days)
+def job_for(user, job_id) -> BatchJob | None:
+    """A batch job its creator, a member of its facility, or a superuser may see."""
+    job = BatchJob.objects.select_related("facility", "model_version").filter(pk=job_id).first()
+    if job is None or user.is_superuser or job.created_by_id == user.pk:
+        return job
+    facility_ids = facility_ids_for(user)
+    return job if job.facility_id is not None and job.facility_id in facility_ids else None

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -27,7 +28,6 @@ from predictions.scoring import cutoff_matrix, score
 from predictions.timeline import IIT_GRACE_DAYS, PatientTable, Timeline, group_starts
 from predictions.training import TrainedModel, train, training_set
 
-BATCH_CHUNK_SIZE = 5000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -144,8 +144,9 @@ def batch_job_create(
     return job
 
 
-def batch_job_start(*, job_id: str, chunk_size: int = BATCH_CHUNK_SIZE) -> list[list[int]]:
+def batch_job_start(*, job_id: str) -> list[list[int]]:
     """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids."""
+    chunk_size = settings.PREDICTION_BATCH_CHUNK_SIZE
     model = registry.active_model()
     claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.PENDING).update(
         status=BatchJob.Status.RUNNING, started_at=timezone.now(), model_version_id=model.id

@@ -1,1 +1,16 @@
-urlpatterns: list = []
+from django.urls import path
+
+from predictions.api import views
+
+urlpatterns = [
+    path(
+        "patients/<int:pk>/predictions/",
+        views.PatientPredictionViewSet.as_view({"get": "list", "post": "create"}),
+        name="patient-predictions",
+    ),
+    path("predictions/", views.LineListViewSet.as_view({"get": "list"}), name="prediction-line-list"),
+    path("predictions/batch/", views.BatchViewSet.as_view({"post": "create"}), name="prediction-batch"),
+    path("jobs/<uuid:job_id>/", views.JobViewSet.as_view({"get": "retrieve"}), name="job-detail"),
+    path("models/", views.ModelVersionViewSet.as_view({"get": "list"}), name="model-list"),
+    path("models/active/", views.ModelVersionViewSet.as_view({"get": "active"}), name="model-active"),
+]

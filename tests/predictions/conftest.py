@@ -24,7 +24,7 @@ def _fresh_registry(settings, tmp_path):
     registry.forget_loaded_model()
 
 
-def write_cohort(*, patients: int = 300, facilities: int = 3, seed: int = 11) -> dict:
+def write_cohort(*, patients: int = 150, facilities: int = 2, seed: int = 11) -> dict:
     cohort = generate_cohort(facilities=facilities, patients=patients, seed=seed, as_of=timezone.localdate(), years=4)
     return cohort_write(cohort=cohort, progress=False)
 

@@ -1,0 +1,77 @@
+"""Staff admin: model versions (activate, roll back), per-facility tier cut-offs, batch jobs, predictions."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from patients.admin import BigTableAdmin
+from predictions.models import BatchJob, FacilityTierCutoffs, ModelVersion, Prediction
+from predictions.registry import ActivationConflict, version_activate, version_rollback
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["version", "is_active", "roc_auc", "training_as_of", "trained_at", "activated_at"]
+    list_filter = ["is_active"]
+    search_fields = ["version"]
+    actions = ["activate", "roll_back"]
+    exclude = ["reference_profile"]  # large; drift pages read it
+    readonly_fields = [f.name for f in ModelVersion._meta.fields if f.name not in ("id", "reference_profile")]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("reference_profile")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # versions come from train_model only
+
+    @admin.display(description="ROC-AUC")
+    def roc_auc(self, version: ModelVersion):
+        return (version.metrics or {}).get("roc_auc")
+
+    @admin.action(description="Activate the selected version")
+    def activate(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to activate.", messages.ERROR)
+            return
+        version = version_activate(version=queryset.get())
+        self.message_user(request, f"{version.version} is now active.", messages.SUCCESS)
+
+    @admin.action(description="Roll back to the previously active version")
+    def roll_back(self, request, queryset):
+        try:
+            version = version_rollback()
+        except ActivationConflict as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(request, f"Rolled back: {version.version} is now active.", messages.SUCCESS)
+
+
+@admin.register(FacilityTierCutoffs)
+class FacilityTierCutoffsAdmin(admin.ModelAdmin):
+    list_display = ["facility", "medium", "high", "very_high", "updated_at"]
+    autocomplete_fields = ["facility"]
+    list_select_related = ["facility"]
+    search_fields = ["facility__code", "facility__name"]
+
+
+@admin.register(BatchJob)
+class BatchJobAdmin(BigTableAdmin):
+    list_display = ["id", "status", "facility", "total", "done", "chunks_done", "chunks_total", "created_at"]
+    list_filter = ["status"]
+    list_select_related = ["facility"]
+    readonly_fields = [f.name for f in BatchJob._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Prediction)
+class PredictionAdmin(BigTableAdmin):
+    list_display = ["id", "patient", "facility", "score", "risk_level", "appointment_date", "outcome", "created_at"]
+    list_filter = ["risk_level", "outcome"]
+    list_select_related = ["patient", "facility", "model_version"]
+    raw_id_fields = ["patient", "facility", "model_version", "batch_job"]
+    readonly_fields = [f.name for f in Prediction._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,113 @@
+"""Input and output shapes of the predictions API.
+
+A prediction: {id, patient, model_version, score, risk_level, factors, features,
+as_of, appointment_date, created_at} (extend, never rename).
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from patients.api.serializers import ErrorOutput, StrictInput
+from predictions.models import BatchJob, ModelVersion, Prediction, RiskLevel
+
+__all__ = ["ErrorOutput"]
+
+
+class FactorOutput(serializers.Serializer):
+    feature = serializers.CharField()
+    value = serializers.FloatField(allow_null=True)
+    contribution = serializers.FloatField(help_text="SHAP contribution to the log-odds.")
+    direction = serializers.ChoiceField(choices=["increases", "decreases"])
+    description = serializers.CharField()
+
+
+class PredictionOutput(serializers.ModelSerializer):
+    patient = serializers.IntegerField(source="patient_id")
+    model_version = serializers.CharField(source="model_version.version")
+    factors = FactorOutput(many=True)
+    features = serializers.DictField(child=serializers.FloatField(allow_null=True))
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "patient", "model_version", "score", "risk_level", "factors", "features", "as_of"]
+        fields += ["appointment_date", "created_at"]
+
+
+class LineListOutput(serializers.ModelSerializer):
+    """One row of the tracing line list: the patient's newest prediction."""
+
+    patient = serializers.IntegerField(source="patient_id")
+    identifier = serializers.CharField(source="patient.identifier")
+    facility = serializers.CharField(source="facility.code")
+    model_version = serializers.CharField(source="model_version.version")
+    factors = FactorOutput(many=True)
+
+    class Meta:
+        model = Prediction
+        fields = ["id", "patient", "identifier", "facility", "model_version", "score", "risk_level", "factors"]
+        fields += ["appointment_date", "as_of", "created_at"]
+
+
+class LineListQuery(serializers.Serializer):
+    facility = serializers.CharField(required=False, help_text="Facility code.")
+    risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
+    appointment_within_days = serializers.IntegerField(
+        required=False, min_value=0, max_value=365, help_text="Only appointments from today to this many days ahead."
+    )
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+    format = serializers.ChoiceField(choices=["json", "csv", "api"], required=False)
+
+
+class BatchInput(StrictInput):
+    facility = serializers.CharField(required=False, help_text="Score every active patient of this facility.")
+    patient_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, min_length=1, max_length=200_000
+    )
+
+    def validate(self, attrs):
+        if ("facility" in attrs) == ("patient_ids" in attrs):
+            raise serializers.ValidationError("Give either facility or patient_ids.")
+        return attrs
+
+
+class BatchCreatedOutput(serializers.Serializer):
+    job_id = serializers.UUIDField()
+    status = serializers.CharField()
+
+
+class JobOutput(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(source="id")
+    facility = serializers.CharField(source="facility.code", allow_null=True, default=None)
+    model_version = serializers.CharField(source="model_version.version", allow_null=True, default=None)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BatchJob
+        fields = ["job_id", "status", "facility", "model_version", "total", "done", "chunks_total", "chunks_done"]
+        fields += ["progress", "result", "error", "created_at", "started_at", "finished_at"]
+
+    def get_progress(self, job: BatchJob) -> float:
+        return round(job.done / job.total, 4) if job.total else (1.0 if job.status == job.Status.SUCCEEDED else 0.0)
+
+
+class WindowOutput(serializers.Serializer):
+    start = serializers.DateField(allow_null=True)
+    end = serializers.DateField(allow_null=True)
+
+
+class ModelVersionOutput(serializers.ModelSerializer):
+    training_window = serializers.SerializerMethodField()
+    validation_window = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = ["version", "is_active", "metrics", "tier_cutoffs", "training_as_of", "training_window"]
+        fields += ["validation_window", "trained_at", "activated_at", "feature_names", "feature_importance"]
+
+    def get_training_window(self, version: ModelVersion) -> dict:
+        return {"start": version.training_window_start, "end": version.training_window_end}
+
+    def get_validation_window(self, version: ModelVersion) -> dict:
+        return {"start": version.validation_window_start, "end": version.validation_window_end}

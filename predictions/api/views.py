@@ -1,0 +1,196 @@
+"""Thin views of the predictions API: validate, load within the caller's scope, call one service, audit, render."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+
+from django.http import Http404, StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.response import Response
+
+from patients.api.views import ClinicalViewSet, validated
+from patients.models import AuditEvent
+from patients.selectors import facility_for, facility_ids_for, patient_for, patients_visible_to
+from patients.services import audit_record
+from predictions import registry, selectors, services
+from predictions.api import serializers as s
+from predictions.models import BatchJob, ModelVersion, Prediction
+
+ERRORS = {400: s.ErrorOutput, 401: s.ErrorOutput, 404: s.ErrorOutput}
+
+
+class ModelUnavailableError(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "No risk model is loaded; predictions are unavailable."
+    default_code = "model_unavailable"
+
+
+class ScoringViewSet(ClinicalViewSet):
+    def handle_exception(self, exc):
+        if isinstance(exc, registry.ModelUnavailable):
+            exc = ModelUnavailableError(f"Predictions are unavailable: {exc}.")
+        return super().handle_exception(exc)
+
+
+class PatientPredictionViewSet(ScoringViewSet):
+    """Score a patient now, or list their past predictions (newest first)."""
+
+    queryset = Prediction.objects.none()
+
+    @extend_schema(responses={201: s.PredictionOutput, 200: s.PredictionOutput, 503: s.ErrorOutput, **ERRORS})
+    def create(self, request, pk: int):
+        patient = patient_for(request.user, pk)
+        prediction, cached = services.prediction_create(patient=patient)
+        audit_record(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
+        return Response(s.PredictionOutput(prediction).data, status=status.HTTP_200_OK if cached else 201)
+
+    @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")
+    def list(self, request, pk: int):
+        patient = patient_for(request.user, pk)
+        page = self.paginate_queryset(selectors.prediction_history(patient=patient))
+        action = AuditEvent.Action.LIST
+        audit_record(request=request, action=action, resource="prediction", patient=patient, object_count=len(page))
+        return self.paginated(page, s.PredictionOutput)
+
+
+class CSVRenderer(BaseRenderer):
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return JSONRenderer().render(data)  # only errors reach here; the list itself streams
+
+
+CSV_COLUMNS = ["patient", "identifier", "facility", "risk_level", "score", "appointment_date", "reasons"]
+CSV_COLUMNS += ["model_version", "prediction", "created_at"]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(rows):
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for p in rows.iterator(chunk_size=2000):
+        reasons = "; ".join(f["description"] for f in p.factors if f["direction"] == "increases")
+        yield writer.writerow(
+            [
+                p.patient_id,
+                p.patient.identifier,
+                p.facility.code,
+                p.risk_level,
+                f"{p.score:.4f}",
+                p.appointment_date or "",
+                reasons,
+                p.model_version.version,
+                p.pk,
+                p.created_at.isoformat(),
+            ]
+        )
+
+
+class LineListViewSet(ClinicalViewSet):
+    """The tracing line list: each patient's newest prediction, highest risk first (`?format=csv` for a file)."""
+
+    queryset = Prediction.objects.none()
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(parameters=[s.LineListQuery], responses={200: s.LineListOutput(many=True), **ERRORS})
+    def list(self, request):
+        query = validated(s.LineListQuery, request.query_params)
+        facility_ids = facility_ids_for(request.user)
+        facility = None
+        if query.get("facility"):
+            facility = facility_for(request.user, query["facility"])
+            facility_ids = [facility.pk]
+        rows = selectors.latest_predictions(facility_ids=facility_ids)
+        if query.get("risk_level"):
+            rows = rows.filter(risk_level=query["risk_level"])
+        if query.get("appointment_within_days") is not None:
+            today = timezone.localdate()
+            end = today + dt.timedelta(days=query["appointment_within_days"])
+            rows = rows.filter(appointment_date__range=(today, end))
+        rows = rows.order_by("-score", "patient_id")
+        if request.accepted_renderer.format == "csv":
+            audit_record(
+                request=request,
+                action=AuditEvent.Action.EXPORT,
+                resource="prediction",
+                facility=facility,
+                object_count=rows.count(),
+            )
+            response = StreamingHttpResponse(_csv_rows(rows), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = 'attachment; filename="iit-line-list.csv"'
+            return response
+        page = self.paginate_queryset(rows)
+        audit_record(
+            request=request,
+            action=AuditEvent.Action.LIST,
+            resource="prediction",
+            facility=facility,
+            object_count=len(page),
+        )
+        return self.paginated(page, s.LineListOutput)
+
+
+class BatchViewSet(ScoringViewSet):
+    """Score a facility's active patients, or a list of patients, in the background."""
+
+    queryset = BatchJob.objects.none()
+
+    @extend_schema(request=s.BatchInput, responses={202: s.BatchCreatedOutput, 503: s.ErrorOutput, **ERRORS})
+    def create(self, request):
+        data = validated(s.BatchInput, request.data)
+        registry.active_model()  # refuse at once (503) rather than queue a job that cannot run
+        facility, ids = None, None
+        if "facility" in data:
+            facility = facility_for(request.user, data["facility"])
+        else:
+            ids = sorted(set(data["patient_ids"]))
+            if patients_visible_to(request.user).filter(pk__in=ids).count() != len(ids):
+                raise ValidationError({"patient_ids": ["Unknown patient ids."]})
+        job = services.batch_job_create(created_by=request.user, facility=facility, patient_ids=ids)
+        audit_record(
+            request=request,
+            action=AuditEvent.Action.PREDICT,
+            resource="batch_job",
+            facility=facility,
+            object_count=len(ids) if ids else 0,
+        )
+        return Response({"job_id": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+
+
+class JobViewSet(ClinicalViewSet):
+    queryset = BatchJob.objects.none()
+
+    @extend_schema(responses={200: s.JobOutput, **ERRORS}, summary="A batch job's progress and result")
+    def retrieve(self, request, job_id):
+        job = selectors.job_for(request.user, job_id)
+        if job is None:
+            raise Http404
+        return Response(s.JobOutput(job).data)
+
+
+class ModelVersionViewSet(ClinicalViewSet):
+    queryset = ModelVersion.objects.none()
+
+    @extend_schema(responses={200: s.ModelVersionOutput(many=True), **ERRORS}, summary="Model versions, newest first")
+    def list(self, request):
+        return self.paginated(
+            self.paginate_queryset(ModelVersion.objects.defer("reference_profile")), s.ModelVersionOutput
+        )
+
+    @extend_schema(responses={200: s.ModelVersionOutput, **ERRORS}, summary="The active model version")
+    def active(self, request):
+        version = ModelVersion.objects.defer("reference_profile").filter(is_active=True).first()
+        if version is None:
+            raise Http404("No model version is active.")
+        return Response(s.ModelVersionOutput(version).data)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.test import Client
+
+from predictions.models import FacilityTierCutoffs, ModelVersion
+from tests.predictions.test_predictions_api import _copy_version
+
+
+def _staff_client(staff) -> Client:
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def test_staff_activate_and_roll_back_a_version_from_the_admin(staff, trained):
+    newer = _copy_version(trained, "newer")
+    client = _staff_client(staff)
+    url = "/admin/predictions/modelversion/"
+    client.post(url, {"action": "activate", "_selected_action": [newer.pk]})
+    assert ModelVersion.objects.get(is_active=True).pk == newer.pk
+    client.post(url, {"action": "roll_back", "_selected_action": [newer.pk]})
+    assert ModelVersion.objects.get(is_active=True).pk == trained.pk
+    assert client.get(url).status_code == 200
+
+
+def test_staff_set_a_facilitys_tier_cutoffs(staff, facility):
+    client = _staff_client(staff)
+    response = client.post(
+        "/admin/predictions/facilitytiercutoffs/add/",
+        {"facility": facility.pk, "medium": 0.05, "high": 0.1, "very_high": 0.2},
+    )
+    assert response.status_code == 302
+    assert FacilityTierCutoffs.objects.get(facility=facility).as_dict() == {
+        "medium": 0.05,
+        "high": 0.1,
+        "very_high": 0.2,
+    }

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+
+from iit_service.celery import app
+from patients.models import ClinicianFacility, Facility, Patient
+from predictions import services
+from predictions.models import BatchJob, Prediction
+from tests.predictions.conftest import write_cohort
+
+BATCH = "/api/v1/predictions/batch/"
+
+
+@pytest.fixture
+def worker(settings, tmp_path):
+    """A real Celery worker thread consuming the configured broker (Redis, or a private filesystem queue)."""
+    original = app.conf.broker_transport_options
+    if not settings.REDIS_URL:
+        folder = tmp_path / "broker"
+        folder.mkdir()
+        app.conf.broker_transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
+            yield
+    finally:
+        app.conf.broker_transport_options = original
+
+
+def _wait_for(job_id: str, timeout: float = 90) -> BatchJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = BatchJob.objects.get(pk=job_id)
+        if job.status in (BatchJob.Status.SUCCEEDED, BatchJob.Status.FAILED):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still {job.status} after {timeout}s")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_job_scores_a_facility_in_chunks_through_a_real_worker(settings, api, clinician, worker):
+    write_cohort()
+    facility = Facility.objects.filter(code__startswith="SYN-").order_by("code").first()
+    ClinicianFacility.objects.create(user=clinician, facility=facility)
+    services.model_train(activate=True)
+    settings.PREDICTION_BATCH_CHUNK_SIZE = 20
+    response = api.post(BATCH, {"facility": facility.code}, format="json")
+    assert response.status_code == 202, response.content
+    job = _wait_for(response.json()["job_id"])
+    active = Patient.objects.filter(facility=facility, status="active").count()
+    assert (job.status, job.error) == (BatchJob.Status.SUCCEEDED, "")
+    assert job.total == job.done == active
+    assert job.chunks_total == job.chunks_done == -(-active // 20) > 1
+    assert Prediction.objects.filter(batch_job=job).count() == active
+    assert sum(job.result["risk_levels"].values()) == active
+    body = api.get(f"/api/v1/jobs/{job.pk}/").json()
+    assert (body["status"], body["progress"], body["facility"]) == ("succeeded", 1.0, facility.code)
+
+
+def test_a_batch_needs_either_a_facility_or_patient_ids(api, trained, cohort_clinician):
+    assert api.post(BATCH, {}, format="json").status_code == 400
+    both = api.post(BATCH, {"facility": "SYN-001", "patient_ids": [1]}, format="json")
+    assert both.status_code == 400 and both.json()["error"]["code"] == "validation_error"
+
+
+def test_a_batch_of_another_facilitys_patients_is_refused(api, trained, cohort_clinician, other_patient):
+    response = api.post(BATCH, {"patient_ids": [other_patient.pk]}, format="json")
+    assert response.status_code == 400
+    assert api.post(BATCH, {"facility": other_patient.facility.code}, format="json").status_code == 404
+
+
+def test_a_job_is_visible_to_its_creator_and_not_to_another_facility(
+    api, outsider_api, trained, cohort, cohort_clinician
+):
+    response = api.post(BATCH, {"facility": cohort[0].code}, format="json")
+    assert response.status_code == 202
+    url = f"/api/v1/jobs/{response.json()['job_id']}/"
+    assert api.get(url).json()["status"] == "pending"
+    assert outsider_api.get(url).status_code == 404
+
+
+def test_chunks_run_in_the_service_store_every_active_patient_once(settings, trained, cohort, clinician):
+    settings.PREDICTION_BATCH_CHUNK_SIZE = 50
+    job = services.batch_job_create(created_by=clinician, facility=cohort[1])
+    chunks = services.batch_job_start(job_id=str(job.pk))
+    for chunk in chunks:
+        services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+    assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunks[0]) == 0  # finished: nothing rescored
+    job.refresh_from_db()
+    active = Patient.objects.filter(facility=cohort[1], status="active").count()
+    assert (job.status, job.done, job.chunks_done) == ("succeeded", active, len(chunks))
+    assert Prediction.objects.filter(batch_job=job).values("patient").distinct().count() == active
+
+
+def test_a_redelivered_chunk_is_not_stored_twice(settings, trained, cohort, clinician):
+    settings.PREDICTION_BATCH_CHUNK_SIZE = 10_000
+    job = services.batch_job_create(created_by=clinician, facility=cohort[0])
+    (chunk,) = services.batch_job_start(job_id=str(job.pk))
+    BatchJob.objects.filter(pk=job.pk).update(chunks_total=2)  # keep it running after the first delivery
+    first = services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+    assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
+    assert Prediction.objects.filter(batch_job=job).count() == first

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+
+from predictions.explanations import describe_factor, top_factors
+from predictions.features import FEATURES
+from predictions.metrics import average_precision, capture, roc_auc, tier_cutoffs_from, tiers_of
+from predictions.scoring import risk_levels
+
+
+def test_factors_read_as_a_clinician_would_say_them():
+    assert describe_factor("days_late_last", 21.0, 0.9) == "21 days late at last visit"
+    assert describe_factor("vl_category", 1, 0.4, {"vl_age_days": 91.0}) == "viral load unsuppressed 3 months ago"
+    assert describe_factor("first_6_months", 1, 0.2) == "first 6 months on ART"
+    assert describe_factor("late_gt28_5", 2.0, 0.3) == "over 28 days late at 2 of the last 5 visits"
+    assert describe_factor("adherence", 2, 0.3) == "poor adherence at last assessment"
+    assert describe_factor("days_to_next_appointment", -4.0, 0.3) == "appointment missed 4 days ago"
+    assert describe_factor("vl_age_days", None, 0.1) == "no viral load on record"
+
+
+def test_every_feature_has_words():
+    for name in FEATURES:
+        assert describe_factor(name, 1.0, 0.1, {"vl_age_days": 10.0})
+
+
+def test_top_factors_rank_by_size_with_direction_and_the_patients_value():
+    contribs = np.zeros((1, len(FEATURES)))
+    contribs[0, FEATURES.index("days_late_last")] = 0.8
+    contribs[0, FEATURES.index("mmd_share")] = -1.1
+    features = [{name: None for name in FEATURES} | {"days_late_last": 21.0, "mmd_share": 0.5}]
+    (factors,) = top_factors(contribs, features)
+    assert [(f["feature"], f["direction"], f["value"]) for f in factors] == [
+        ("mmd_share", "decreases", 0.5),
+        ("days_late_last", "increases", 21.0),
+    ]
+
+
+def test_tiers_are_workload_quotas_of_the_validation_scores():
+    scores = np.linspace(0, 1, 1001)
+    cut = tier_cutoffs_from(scores)
+    levels = tiers_of(scores, cut)
+    shares = {t: float((levels == t).mean()) for t in ("low", "medium", "high", "very_high")}
+    assert abs(shares["very_high"] - 0.10) < 0.005 and abs(shares["high"] - 0.15) < 0.005
+    assert abs(shares["medium"] - 0.25) < 0.005 and abs(shares["low"] - 0.50) < 0.005
+
+
+def test_each_row_uses_its_own_facilitys_cutoffs():
+    cutoffs = np.array([[0.1, 0.2, 0.3], [0.5, 0.6, 0.7]])
+    assert risk_levels(np.array([0.35, 0.35]), cutoffs).tolist() == ["very_high", "low"]
+
+
+def test_quality_figures_match_their_definitions():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    assert roc_auc(y, s) == 8 / 9
+    assert capture(y, s, 0.34) == 2 / 3
+
+
+def test_pr_auc_and_roc_auc_agree_with_scikit_learn():
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    y = rng.random(2000) < 0.1
+    s = np.round(rng.random(2000) + y * 0.3, 2)  # rounded: ties included
+    assert abs(roc_auc(y.astype(float), s) - roc_auc_score(y, s)) < 1e-12
+    assert abs(average_precision(y.astype(float), s) - average_precision_score(y, s)) < 1e-12

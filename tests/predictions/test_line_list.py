@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from patients.models import AuditEvent, Patient
+from predictions.models import ModelVersion, Prediction
+
+URL = "/api/v1/predictions/"
+
+
+@pytest.fixture
+def version(db) -> ModelVersion:
+    day = dt.date(2026, 1, 1)
+    return ModelVersion.objects.create(
+        version="v-list",
+        artifact_path="none.ubj",
+        artifact_sha256="0" * 64,
+        training_as_of=day,
+        training_window_start=day,
+        training_window_end=day,
+        tier_cutoffs={"medium": 0.1, "high": 0.2, "very_high": 0.4},
+    )
+
+
+def _predict(patient: Patient, version: ModelVersion, score: float, *, level="low", due_in: int | None = 7, **extra):
+    factors = [
+        {
+            "feature": "days_late_last",
+            "value": 21,
+            "contribution": 0.8,
+            "direction": "increases",
+            "description": "21 days late at last visit",
+        }
+    ]
+    return Prediction.objects.create(
+        patient=patient,
+        facility=patient.facility,
+        model_version=version,
+        score=score,
+        risk_level=level,
+        factors=factors,
+        features={},
+        as_of=timezone.now(),
+        appointment_date=None if due_in is None else timezone.localdate() + dt.timedelta(days=due_in),
+        **extra,
+    )
+
+
+def _patients(facility, n: int, start: int = 0) -> list[Patient]:
+    return [
+        Patient.objects.create(
+            facility=facility,
+            identifier=f"ART-{start + i:04d}",
+            sex="M",
+            birth_date=dt.date(1990, 1, 1),
+            art_start_date=dt.date(2020, 1, 1),
+            enrollment_date=dt.date(2020, 1, 1),
+        )
+        for i in range(n)
+    ]
+
+
+def test_the_line_list_shows_each_patients_newest_prediction_highest_risk_first(api, facility, version):
+    a, b, c = _patients(facility, 3)
+    _predict(a, version, 0.9, level="very_high")
+    newest_a = _predict(a, version, 0.05)
+    _predict(b, version, 0.5, level="very_high")
+    _predict(c, version, 0.3, level="high")
+    rows = api.get(URL).json()["results"]
+    assert [(r["patient"], r["score"]) for r in rows] == [(b.pk, 0.5), (c.pk, 0.3), (a.pk, 0.05)]
+    assert rows[2]["id"] == newest_a.pk
+    assert rows[0]["identifier"] == b.identifier and rows[0]["facility"] == facility.code
+    assert AuditEvent.objects.filter(action="list", resource="prediction", object_count=3).exists()
+
+
+def test_the_line_list_never_shows_another_facilitys_patients(api, outsider_api, patient, other_patient, version):
+    _predict(patient, version, 0.2)
+    _predict(other_patient, version, 0.8)
+    assert [r["patient"] for r in api.get(URL).json()["results"]] == [patient.pk]
+    assert [r["patient"] for r in outsider_api.get(URL).json()["results"]] == [other_patient.pk]
+    assert api.get(URL, {"facility": other_patient.facility.code}).status_code == 404
+
+
+def test_the_line_list_filters_by_tier_and_upcoming_appointment(api, facility, version):
+    soon, later, none, past = _patients(facility, 4)
+    _predict(soon, version, 0.5, level="very_high", due_in=3)
+    _predict(later, version, 0.6, level="very_high", due_in=30)
+    _predict(none, version, 0.7, level="high", due_in=None)
+    _predict(past, version, 0.8, level="very_high", due_in=-2)
+    within = api.get(URL, {"appointment_within_days": 14}).json()["results"]
+    assert [r["patient"] for r in within] == [soon.pk]
+    tier = api.get(URL, {"risk_level": "high", "facility": facility.code}).json()["results"]
+    assert [r["patient"] for r in tier] == [none.pk]
+    assert api.get(URL, {"risk_level": "extreme"}).status_code == 400
+
+
+def test_the_line_list_downloads_as_csv_for_tracing_teams(api, facility, version):
+    a, b = _patients(facility, 2)
+    _predict(a, version, 0.1)
+    _predict(b, version, 0.7, level="very_high")
+    response = api.get(URL, {"format": "csv"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["identifier"] for r in rows] == [b.identifier, a.identifier]
+    assert rows[0]["reasons"] == "21 days late at last visit" and rows[0]["risk_level"] == "very_high"
+    assert AuditEvent.objects.filter(action="export", object_count=2).exists()
+
+
+def test_the_line_list_costs_the_same_queries_for_many_rows(api, facility, version):
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(URL).status_code == 200
+        return len(captured)
+
+    for p in _patients(facility, 2):
+        _predict(p, version, 0.2)
+    few = queries()
+    for p in _patients(facility, 8, start=100):
+        _predict(p, version, 0.3)
+        _predict(p, version, 0.4)
+    assert queries() == few
+
+
+def test_a_patients_prediction_history_costs_the_same_queries_for_many_rows(api, patient, version):
+    url = f"/api/v1/patients/{patient.pk}/predictions/"
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(url).status_code == 200
+        return len(captured)
+
+    _predict(patient, version, 0.1)
+    few = queries()
+    for score in (0.2, 0.3, 0.4, 0.5):
+        _predict(patient, version, score)
+    assert queries() == few

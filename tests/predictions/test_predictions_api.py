@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from monitoring.metrics import PREDICTION_CACHE_REQUESTS
+from patients.models import AuditEvent, Observation, Patient
+from predictions import registry
+from predictions.features import FEATURES
+from predictions.models import FacilityTierCutoffs, ModelVersion, Prediction
+
+URL = "/api/v1/patients/{}/predictions/"
+
+
+def _active_patient(facility) -> Patient:
+    return Patient.objects.filter(facility=facility, status="active").order_by("pk").first()
+
+
+def _copy_version(version: ModelVersion, name: str) -> ModelVersion:
+    fields = {f.name: getattr(version, f.name) for f in ModelVersion._meta.fields if f.name not in ("id", "is_active")}
+    return ModelVersion.objects.create(**{**fields, "version": name, "activated_at": None})
+
+
+def _hits() -> float:
+    return PREDICTION_CACHE_REQUESTS.labels(result="hit")._value.get()
+
+
+@pytest.fixture
+def scored_patient(trained, cohort, cohort_clinician):
+    return _active_patient(cohort[0])
+
+
+def test_a_clinician_gets_a_scored_explained_prediction(api, scored_patient, trained):
+    response = api.post(URL.format(scored_patient.pk))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert set(body) == {
+        "id",
+        "patient",
+        "model_version",
+        "score",
+        "risk_level",
+        "factors",
+        "features",
+        "as_of",
+        "appointment_date",
+        "created_at",
+    }
+    assert body["patient"] == scored_patient.pk and body["model_version"] == trained.version
+    assert 0 < body["score"] < 1
+    assert body["risk_level"] in ("low", "medium", "high", "very_high")
+    assert set(body["features"]) == set(FEATURES)
+    factor = body["factors"][0]
+    assert factor["direction"] in ("increases", "decreases") and factor["description"]
+    assert factor["value"] == body["features"][factor["feature"]]
+    assert AuditEvent.objects.filter(action="predict", patient=scored_patient).count() == 1
+
+
+def test_history_lists_a_patients_predictions_newest_first(api, scored_patient):
+    first = api.post(URL.format(scored_patient.pk)).json()
+    Observation.objects.create(
+        patient=scored_patient,
+        facility=scored_patient.facility,
+        concept="who_stage",
+        observed_at=timezone.now() - dt.timedelta(hours=1),
+        value_numeric=3,
+    )
+    second = api.post(URL.format(scored_patient.pk)).json()
+    listed = api.get(URL.format(scored_patient.pk)).json()["results"]
+    assert [p["id"] for p in listed] == [second["id"], first["id"]]
+
+
+def test_the_same_record_and_model_are_served_from_the_cache(api, scored_patient):
+    hits = _hits()
+    first = api.post(URL.format(scored_patient.pk))
+    again = api.post(URL.format(scored_patient.pk))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert _hits() == hits + 1
+    assert Prediction.objects.filter(patient=scored_patient).count() == 1
+
+
+def test_a_new_observation_makes_the_cached_prediction_unreachable(api, scored_patient):
+    first = api.post(URL.format(scored_patient.pk)).json()
+    Observation.objects.create(
+        patient=scored_patient,
+        facility=scored_patient.facility,
+        concept="viral_load",
+        observed_at=timezone.now() - dt.timedelta(hours=1),
+        value_numeric=250_000,
+    )
+    second = api.post(URL.format(scored_patient.pk))
+    assert second.status_code == 201
+    assert second.json()["id"] != first["id"]
+    assert second.json()["features"]["vl_category"] == 1
+
+
+def test_a_new_active_version_makes_the_cached_prediction_unreachable(api, scored_patient, trained):
+    api.post(URL.format(scored_patient.pk))
+    registry.version_activate(version=_copy_version(trained, "newer"))
+    second = api.post(URL.format(scored_patient.pk))
+    assert second.status_code == 201
+    assert second.json()["model_version"] == "newer"
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_a_broken_artifact_answers_503_model_unavailable(api, scored_patient, trained, damage):
+    path = registry.artifact_path(trained.artifact_path)
+    if damage == "corrupt":
+        raw = bytearray(path.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        path.write_bytes(bytes(raw))
+    else:
+        Path(path).unlink()
+    response = api.post(URL.format(scored_patient.pk))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "model_unavailable"
+    status = registry.model_status()
+    assert status["loaded"] is False and status["version"] == trained.version and status["error"]
+    assert (
+        api.post("/api/v1/predictions/batch/", {"facility": scored_patient.facility.code}, format="json").status_code
+        == 503
+    )
+
+
+def test_no_active_model_answers_503(api, patient):
+    response = api.post(URL.format(patient.pk))
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "model_unavailable"
+
+
+def test_another_facilitys_patient_is_a_404(outsider_api, scored_patient):
+    assert outsider_api.post(URL.format(scored_patient.pk)).status_code == 404
+    assert outsider_api.get(URL.format(scored_patient.pk)).status_code == 404
+
+
+def test_a_facility_override_of_the_cutoffs_sets_the_tier(api, scored_patient):
+    FacilityTierCutoffs.objects.create(facility=scored_patient.facility, medium=0.0, high=0.0, very_high=0.0)
+    assert api.post(URL.format(scored_patient.pk)).json()["risk_level"] == "very_high"
+
+
+def test_the_model_endpoints_describe_versions_and_the_active_one(api, trained):
+    active = api.get("/api/v1/models/active/").json()
+    assert active["version"] == trained.version
+    assert {"roc_auc", "pr_auc", "brier", "observed_expected", "n_train", "n_validation"} <= set(active["metrics"])
+    assert set(active["tier_cutoffs"]) == {"medium", "high", "very_high"}
+    assert active["training_window"]["start"] and active["trained_at"]
+    assert [v["version"] for v in api.get("/api/v1/models/").json()["results"]] == [trained.version]
+
+
+def test_no_active_model_is_a_404_on_models_active(api, db):
+    assert api.get("/api/v1/models/active/").status_code == 404
