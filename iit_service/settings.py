@@ -253,6 +253,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 MODEL_DIR = Path(env_str("MODEL_DIR", str(VAR_DIR / "models")))
 PREDICTION_CACHE_TIMEOUT = env_int("PREDICTION_CACHE_TIMEOUT", 24 * 3600, minimum=1)
 MODEL_VERSION_CHECK_SECONDS = env_float("MODEL_VERSION_CHECK_SECONDS", 5.0, minimum=0)
+# Patients per batch-scoring task: each chunk is one Celery task and one transaction.
+PREDICTION_BATCH_CHUNK_SIZE = env_int("PREDICTION_BATCH_CHUNK_SIZE", 5000, minimum=1)
 
 # --- Monitoring -----------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")
