@@ -127,14 +127,23 @@ def _copy(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
 
 
 def _as_text(chunk: pd.DataFrame) -> pd.DataFrame:
-    """Dates and timestamps as ISO text, missing values as empty fields (NULL in CSV COPY)."""
+    """Dates and timestamps as ISO text, missing values as empty fields (NULL in CSV COPY).
+
+    numpy's datetime_as_string is used because pandas' strftime is ~20x slower on a million rows.
+    """
     text = chunk.copy()
     for name in text.columns:
         column = text[name]
         if isinstance(column.dtype, pd.DatetimeTZDtype):
-            text[name] = column.dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+            text[name] = _iso(column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), "s", suffix="Z")
         elif pd.api.types.is_datetime64_any_dtype(column):
-            text[name] = column.dt.strftime("%Y-%m-%d")
+            text[name] = _iso(column.to_numpy(), "D")
+    return text
+
+
+def _iso(values: np.ndarray, unit: str, *, suffix: str = "") -> np.ndarray:
+    text = np.char.add(np.datetime_as_string(values, unit=unit), suffix).astype(object)
+    text[np.isnat(values)] = None
     return text
 
 
