@@ -57,8 +57,9 @@ def job_run(*, name: str, trigger: str = "manual") -> JobRun:
         run.error = traceback.format_exc()
     else:
         run.status = JobRun.Status.SUCCEEDED
-        run.summary = result.summary
-        run.figures = result.figures
+        run.summary = result.summary[:1000]
+        # Figures come from other apps too: numpy integers or dates must not fail the run's record.
+        run.figures = json.loads(json.dumps(result.figures, default=str))
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "summary", "figures", "error", "finished_at"])
     return run

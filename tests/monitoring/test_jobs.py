@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from monitoring.evaluation import counters
-from monitoring.jobs import JOBS
+from monitoring.jobs import JOBS, Every, JobResult, JobSpec
 from monitoring.metrics import API_ERRORS, PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION
 from monitoring.models import AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
 from monitoring.services import UnknownJob, job_run, retention_purge
@@ -256,3 +256,17 @@ def test_a_run_left_running_by_a_dead_process_is_closed_as_failed_by_the_next_ru
     recent.refresh_from_db()
     assert stale.status == JobRun.Status.FAILED and stale.summary.startswith("abandoned")
     assert recent.status == JobRun.Status.RUNNING  # may still be running in another worker
+
+
+@pytest.mark.django_db
+def test_figures_that_json_cannot_hold_are_stored_as_text(monkeypatch):
+    def odd_figures():
+        return JobResult("done", {"count": np.int64(3), "day": dt.date(2026, 1, 2)})
+
+    monkeypatch.setitem(JOBS, "odd", JobSpec(odd_figures, Every(60), "figures from another app"))
+
+    run = job_run(name="odd")
+
+    run.refresh_from_db()
+    assert run.status == JobRun.Status.SUCCEEDED
+    assert run.figures == {"count": "3", "day": "2026-01-02"}
