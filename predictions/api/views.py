@@ -42,7 +42,9 @@ class PatientPredictionViewSet(ScoringViewSet):
 
     queryset = Prediction.objects.none()
 
-    @extend_schema(responses={201: s.PredictionOutput, 200: s.PredictionOutput, 503: s.ErrorOutput, **ERRORS})
+    @extend_schema(
+        request=None, responses={201: s.PredictionOutput, 200: s.PredictionOutput, 503: s.ErrorOutput, **ERRORS}
+    )
     def create(self, request, pk: int):
         patient = patient_for(request.user, pk)
         prediction, cached = services.prediction_create(patient=patient)
