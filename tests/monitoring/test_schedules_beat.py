@@ -1,0 +1,72 @@
+"""Beat and a worker for real: the schedule written by setup_schedules runs jobs by itself."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from celery.beat import EmbeddedService
+from celery.contrib.testing.worker import start_worker
+from django_celery_beat.models import PeriodicTask
+
+from iit_service.celery import app
+from monitoring import jobs
+from monitoring.models import JobRun
+from monitoring.services import PERIODIC_TASK_PREFIX, schedules_write
+
+
+@pytest.fixture
+def worker(settings, tmp_path):
+    """A real Celery worker thread on the configured broker (Redis, or a private filesystem queue)."""
+    original = app.conf.broker_transport_options
+    if not settings.REDIS_URL:
+        folder = tmp_path / "broker"
+        folder.mkdir()
+        app.conf.broker_transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
+            yield
+    finally:
+        app.conf.broker_transport_options = original
+
+
+@pytest.fixture
+def beat(tmp_path):
+    service = EmbeddedService(
+        app,
+        thread=True,
+        max_interval=1,
+        scheduler_cls="django_celery_beat.schedulers:DatabaseScheduler",
+        schedule_filename=str(tmp_path / "beat-schedule"),
+    )
+    service.start()
+    yield service
+    service.stop()
+
+
+def _wait_for_runs(job: str, count: int, timeout: float = 60) -> list[JobRun]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = list(JobRun.objects.filter(job=job, trigger="beat", status=JobRun.Status.SUCCEEDED))
+        if len(runs) >= count:
+            return runs
+        time.sleep(0.5)
+    raise AssertionError(f"{job}: {JobRun.objects.filter(job=job).count()} runs after {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_beat_runs_enabled_jobs_on_their_schedule_and_skips_disabled_ones(settings, monkeypatch, worker, request):
+    settings.MONITORING_COUNTER_DIRS = []
+    monkeypatch.setitem(jobs.JOBS, "system", jobs.JobSpec(jobs.system, jobs.Every(2), "every 2 s for the test"))
+    schedules_write()
+    # Staff switch every other job off in the admin; only the system job stays on.
+    PeriodicTask.objects.filter(name__startswith=PERIODIC_TASK_PREFIX).exclude(
+        name=PERIODIC_TASK_PREFIX + "system"
+    ).update(enabled=False)
+    request.getfixturevalue("beat")
+
+    runs = _wait_for_runs("system", 2)
+
+    assert runs[0].figures["samples"]["memory_total_bytes"] > 0
+    assert set(JobRun.objects.values_list("job", flat=True)) == {"system"}
