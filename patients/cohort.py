@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 EPOCH = dt.date(1970, 1, 1)
 NEVER = np.iinfo(np.int64).max // 4  # a day number no one reaches
@@ -68,7 +69,14 @@ def _choose(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
 
 
 def generate_cohort(
-    *, facilities: int, patients: int, seed: int, as_of: dt.date, years: float = 5.0, facility_prefix: str = "SYN-"
+    *,
+    facilities: int,
+    patients: int,
+    seed: int,
+    as_of: dt.date,
+    years: float = 5.0,
+    facility_prefix: str = "SYN-",
+    progress: bool = False,
 ) -> Cohort:
     """Simulate ``patients`` people on ART across ``facilities`` clinics up to ``as_of``.  Same arguments, same data."""
     if facilities < 1 or patients < 1 or years <= 0:
@@ -76,7 +84,8 @@ def generate_cohort(
     rng = np.random.default_rng(seed)
     people = _draw_people(rng, facilities=facilities, patients=patients, end=day_number(as_of), years=years)
     # History ends the day before as_of, so nothing is recorded later than "now" when as_of is today.
-    visits, appointments, status, status_day = _simulate(rng, people, end=day_number(as_of) - 1)
+    with tqdm(total=patients, desc="simulating", unit="patient", disable=not progress) as bar:
+        visits, appointments, status, status_day = _simulate(rng, people, end=day_number(as_of) - 1, bar=bar)
     facility_frame = _facility_frame(facilities, facility_prefix)
     patient_frame = _patient_frame(people, facility_frame, status, status_day)
     observation_frame = _observation_frame(rng, visits, people)
@@ -117,7 +126,7 @@ def _centred(effects: np.ndarray) -> np.ndarray:
 # --- the visits -------------------------------------------------------------
 
 
-def _simulate(rng: np.random.Generator, people: dict, *, end: int):
+def _simulate(rng: np.random.Generator, people: dict, *, end: int, bar: tqdm):
     """Walk every patient from ART start to ``end``; return visit and appointment records and final statuses.
 
     1. At each patient's current visit: assess adherence, draw a viral load if one is due, dispense drugs.
@@ -152,6 +161,7 @@ def _simulate(rng: np.random.Generator, people: dict, *, end: int):
         status_day[idx] = np.where(outcome["event"] > 0, outcome["event_day"], status_day[idx])
         state["day"][idx] = outcome["next_day"]
         active[idx] = outcome["next_day"] <= end
+        bar.update(len(idx) - int(active[idx].sum()))
     visit_frame = pd.concat([pd.DataFrame(v) for v in visits], ignore_index=True)
     return visit_frame, _appointment_frame(appointments), status, status_day
 

@@ -104,12 +104,10 @@ def _observation_rows(frame: pd.DataFrame, patient_ids: np.ndarray, facility_ids
 
 def _write(model, columns: list[str], rows: pd.DataFrame, *, batch_size: int, progress: bool) -> None:
     label = model._meta.verbose_name_plural
+    insert = _copy if connection.vendor == "postgresql" else _insert_many
     with tqdm(total=len(rows), desc=f"writing {label}", unit="row", disable=not progress) as bar:
         for chunk in _chunks(rows, batch_size):
-            if connection.vendor == "postgresql":
-                _copy(model._meta.db_table, columns, chunk)
-            else:
-                model.objects.bulk_create((model(**record) for record in _records(chunk)), batch_size=5000)
+            insert(model._meta.db_table, columns, chunk)
             bar.update(len(chunk))
 
 
@@ -120,14 +118,29 @@ def _chunks(rows: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
 
 def _copy(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
     buffer = io.StringIO()
-    _as_text(chunk).to_csv(buffer, header=False, index=False, na_rep="")
+    _as_text(chunk, separator="T", zone="Z").to_csv(buffer, header=False, index=False, na_rep="")
     buffer.seek(0)
     with connection.cursor() as cursor:
         cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
 
 
-def _as_text(chunk: pd.DataFrame) -> pd.DataFrame:
-    """Dates and timestamps as ISO text, missing values as empty fields (NULL in CSV COPY).
+def _insert_many(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
+    """One prepared INSERT run over the whole chunk (the ORM's bulk_create caps SQLite at ~100 rows a statement).
+
+    Timestamps are written as the ORM writes them on SQLite (naive UTC, space-separated) so that
+    lookups compare like with like.
+    """
+    text = _as_text(chunk, separator=" ", zone="").astype(object)
+    rows = text.where(text.notna(), None).itertuples(index=False, name=None)
+    placeholders = ", ".join(["%s"] * len(columns))
+    with connection.cursor() as cursor:
+        # Table and column names are this module's constants, never input.
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})"  # noqa: S608
+        cursor.executemany(sql, list(rows))
+
+
+def _as_text(chunk: pd.DataFrame, *, separator: str, zone: str) -> pd.DataFrame:
+    """Dates and timestamps (UTC) as ISO text; missing ones as None.
 
     numpy's datetime_as_string is used because pandas' strftime is ~20x slower on a million rows.
     """
@@ -135,29 +148,19 @@ def _as_text(chunk: pd.DataFrame) -> pd.DataFrame:
     for name in text.columns:
         column = text[name]
         if isinstance(column.dtype, pd.DatetimeTZDtype):
-            text[name] = _iso(column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(), "s", suffix="Z")
+            moments = column.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+            # Whole seconds print without a fraction, as Django writes them, so text comparisons agree.
+            whole = (moments[~np.isnat(moments)].astype(np.int64) % 1_000_000 == 0).all()
+            text[name] = _iso(moments, "s" if whole else "us", separator=separator, zone=zone)
         elif pd.api.types.is_datetime64_any_dtype(column):
             text[name] = _iso(column.to_numpy(), "D")
     return text
 
 
-def _iso(values: np.ndarray, unit: str, *, suffix: str = "") -> np.ndarray:
-    text = np.char.add(np.datetime_as_string(values, unit=unit), suffix).astype(object)
+def _iso(values: np.ndarray, unit: str, *, separator: str = "T", zone: str = "") -> np.ndarray:
+    strings = np.datetime_as_string(values, unit=unit)
+    if separator != "T":
+        strings = np.char.replace(strings, "T", separator)
+    text = np.char.add(strings, zone).astype(object)
     text[np.isnat(values)] = None
     return text
-
-
-def _records(chunk: pd.DataFrame) -> Iterator[dict]:
-    yield from _as_python(chunk).to_dict("records")
-
-
-def _as_python(chunk: pd.DataFrame) -> pd.DataFrame:
-    """Plain Python values for the ORM: dates as date, timestamps as aware datetime, missing as None."""
-    plain = chunk.astype(object)
-    for name in chunk.columns:
-        column = chunk[name]
-        if isinstance(column.dtype, pd.DatetimeTZDtype):
-            plain[name] = [None if pd.isna(v) else v.to_pydatetime() for v in column]
-        elif pd.api.types.is_datetime64_any_dtype(column):
-            plain[name] = [None if pd.isna(v) else v.date() for v in column]
-    return plain.where(chunk.notna(), None)

@@ -136,6 +136,9 @@ def test_generate_cohort_writes_the_tables(db):
     stored_weights = Observation.objects.filter(patient=stored, concept="weight").order_by("observed_at")
     assert [o.value for o in stored_weights] == list(weights["value_numeric"])
     assert all(o.facility_id == stored.facility_id for o in stored_weights)
+    # Written timestamps compare like ORM-written ones (SQLite stores them as text).
+    moment = stored_weights[0].observed_at
+    assert stored_weights.filter(observed_at__gte=moment, observed_at__lte=moment).count() == 1
 
 
 def test_generate_cohort_refuses_to_write_over_existing_patients(db):

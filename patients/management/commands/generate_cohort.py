@@ -35,7 +35,13 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             cohort = generate_cohort(
-                facilities=facilities, patients=patients, seed=seed, as_of=as_of, years=years, facility_prefix=prefix
+                facilities=facilities,
+                patients=patients,
+                seed=seed,
+                as_of=as_of,
+                years=years,
+                facility_prefix=prefix,
+                progress=options["verbosity"] > 0,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
