@@ -44,6 +44,7 @@ class LoadedModel:
     margin_offset: float
     tier_cutoffs: dict
     facility_stats: dict
+    record: ModelVersion  # the row itself, so a new Prediction needs no query to name its version
 
 
 # --- artifacts -------------------------------------------------------------------
@@ -90,6 +91,7 @@ def artifact_load(version: ModelVersion) -> LoadedModel:
         margin_offset=float(params.get("margin_offset", 0.0)),
         tier_cutoffs=dict(version.tier_cutoffs),
         facility_stats=params.get("facility_stats", {}),
+        record=version,
     )
 
 
@@ -141,12 +143,12 @@ class _Serving:
         with self.lock:
             if time.monotonic() - self.checked < settings.MODEL_VERSION_CHECK_SECONDS:
                 return
-            active = ModelVersion.objects.filter(is_active=True).first()
+            active_id = ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
             self.checked = time.monotonic()
-            if active is None:
+            if active_id is None:
                 self.model, self.version_id, self.version, self.error = None, None, None, "no active model version"
-            elif active.pk != self.version_id or self.model is None:
-                self._load(active)
+            elif active_id != self.version_id or self.model is None:
+                self._load(ModelVersion.objects.defer("reference_profile").get(pk=active_id))
 
     def _load(self, active: ModelVersion) -> None:
         self.version_id, self.version = active.pk, active.version

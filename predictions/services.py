@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import Facility, Observation, Patient
 from predictions import registry, selectors
-from predictions.features import FEATURES, compute_features
+from predictions.features import FEATURES, FeatureRows, compute_features
 from predictions.labels import resolve_outcomes
 from predictions.metrics import tiers_of
 from predictions.models import BatchJob, FacilityTierCutoffs, ModelVersion, Prediction
 from predictions.profile import reference_profile
-from predictions.scoring import cutoff_matrix, score
+from predictions.scoring import Scored, cutoff_matrix, score
 from predictions.timeline import IIT_GRACE_DAYS, PatientTable, Timeline, group_starts
 from predictions.training import TrainedModel, train, training_set
 
@@ -57,6 +61,7 @@ def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tu
     """
     model = registry.active_model()
     now = now or timezone.now()
+    started = time.perf_counter()
     timeline, table = selectors.patient_record(patient)
     key = _cache_key(model, patient, timeline, now.date())
     cached_id = cache.get(key)
@@ -66,50 +71,90 @@ def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tu
             PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
             return found, True
     PREDICTION_CACHE_REQUESTS.labels(result="miss").inc()
-    started = time.perf_counter()
-    prediction = _score_records(model, timeline, table, now=now, mode="single")[0]
+    scored = _score_patients(model, timeline, table, now=now)
+    (prediction,) = scored.instances()
     prediction.save()
     PREDICTION_DURATION.labels(mode="single").observe(time.perf_counter() - started)
-    cache.set(key, prediction.pk)
+    PREDICTIONS.labels(risk_level=prediction.risk_level, mode="single").inc()
+    cache.set(key, prediction.pk, timeout=settings.PREDICTION_CACHE_TIMEOUT)
     return prediction, False
 
 
-def _score_records(
-    model: registry.LoadedModel,
-    timeline: Timeline,
-    table: PatientTable,
-    *,
-    now: dt.datetime,
-    mode: str,
-    batch_job: BatchJob | None = None,
-) -> list[Prediction]:
-    """Unsaved predictions for every patient of ``table`` as of ``now``."""
+@dataclass
+class _ScoredPatients:
+    """Scored rows of many patients, ready to store as Prediction rows."""
+
+    model: registry.LoadedModel
+    table: PatientTable
+    rows: FeatureRows
+    scored: Scored
+    stamps: list[dt.datetime | None]
+    now: dt.datetime
+
+    def __len__(self) -> int:
+        return len(self.table.id)
+
+    def instances(self, *, batch_job: BatchJob | None = None) -> list[Prediction]:
+        return [
+            Prediction(
+                patient_id=int(self.table.id[i]),
+                facility_id=int(self.table.facility_id[i]),
+                model_version=self.model.record,
+                score=float(self.scored.scores[i]),
+                risk_level=self.scored.risk_levels[i],
+                factors=self.scored.factors[i],
+                features=self.scored.features[i],
+                as_of=self.now,
+                appointment_date=_date(self.rows.appointment_day[i]),
+                observation_stamp=self.stamps[i],
+                batch_job=batch_job,
+            )
+            for i in range(len(self))
+        ]
+
+    def copy_rows(self, *, batch_job_id: str) -> io.StringIO:
+        """The rows as CSV for PostgreSQL's COPY (columns ``COPY_COLUMNS``)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        now, version = self.now.isoformat(), self.model.id
+        due = [_date(day) for day in self.rows.appointment_day.tolist()]
+        for i, (pid, facility) in enumerate(zip(self.table.id.tolist(), self.table.facility_id.tolist(), strict=True)):
+            stamp = self.stamps[i]
+            writer.writerow(
+                [pid, facility, version, repr(float(self.scored.scores[i])), self.scored.risk_levels[i],
+                 json.dumps(self.scored.factors[i]), json.dumps(self.scored.features[i]), now,
+                 due[i] or "", stamp.isoformat() if stamp else "", batch_job_id, "pending", now]
+            )  # fmt: skip
+        buffer.seek(0)
+        return buffer
+
+
+COPY_COLUMNS = ["patient_id", "facility_id", "model_version_id", "score", "risk_level", "factors", "features", "as_of"]
+COPY_COLUMNS += ["appointment_date", "observation_stamp", "batch_job_id", "outcome", "created_at"]
+
+
+def _score_patients(
+    model: registry.LoadedModel, timeline: Timeline, table: PatientTable, *, now: dt.datetime
+) -> _ScoredPatients:
+    """Every patient of ``table`` scored and explained as of ``now``."""
     seconds = np.full(len(table.id), int(now.timestamp()), dtype=np.int64)
     rows = compute_features(
         timeline=timeline, patients=table, patient_ids=table.id, as_of=seconds, facility_stats=model.facility_stats
     )
     cutoffs = cutoff_matrix(model, table.facility_id, _facility_overrides(table.facility_id))
     scored = score(model, rows, cutoffs)
-    stamps = _observation_stamps(timeline, table.id)
-    predictions = [
-        Prediction(
-            patient_id=int(table.id[i]),
-            facility_id=int(table.facility_id[i]),
-            model_version_id=model.id,
-            score=float(scored.scores[i]),
-            risk_level=scored.risk_levels[i],
-            factors=scored.factors[i],
-            features=scored.features[i],
-            as_of=now,
-            appointment_date=_date(rows.appointment_day[i]),
-            observation_stamp=stamps[i],
-            batch_job=batch_job,
-        )
-        for i in range(len(table.id))
-    ]
-    for level, count in Counter(scored.risk_levels.tolist()).items():
-        PREDICTIONS.labels(risk_level=level, mode=mode).inc(count)
-    return predictions
+    return _ScoredPatients(model, table, rows, scored, _observation_stamps(timeline, table.id), now)
+
+
+def _store(scored: _ScoredPatients, *, job: BatchJob) -> None:
+    """Bulk insert: COPY on PostgreSQL, bulk_create elsewhere (inside the caller's transaction)."""
+    if connection.vendor != "postgresql":
+        Prediction.objects.bulk_create(scored.instances(batch_job=job), batch_size=2000)
+        return
+    with connection.cursor() as cursor:
+        columns = ", ".join(COPY_COLUMNS)
+        sql = f"COPY {Prediction._meta.db_table} ({columns}) FROM STDIN WITH (FORMAT csv)"
+        cursor.cursor.copy_expert(sql, scored.copy_rows(batch_job_id=str(job.pk)))
 
 
 def _facility_overrides(facility_ids: np.ndarray) -> dict[int, dict]:
@@ -175,17 +220,21 @@ def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
     model = registry.active_model()
     started = time.perf_counter()
     timeline, table = selectors.record_of(patient_ids=patient_ids)
-    predictions = _score_records(model, timeline, table, now=timezone.now(), mode="batch", batch_job=job)
+    scored = _score_patients(model, timeline, table, now=timezone.now())
     with transaction.atomic():
+        # The job row's lock serialises two deliveries of the same chunk: the second sees the first's rows.
+        BatchJob.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).get()
         if Prediction.objects.filter(batch_job_id=job_id, patient_id__in=patient_ids).exists():
             return 0
-        Prediction.objects.bulk_create(predictions, batch_size=2000)
-        BatchJob.objects.filter(pk=job_id).update(done=F("done") + len(predictions), chunks_done=F("chunks_done") + 1)
+        _store(scored, job=job)
+        BatchJob.objects.filter(pk=job_id).update(done=F("done") + len(scored), chunks_done=F("chunks_done") + 1)
+    for level, count in Counter(scored.scored.risk_levels.tolist()).items():
+        PREDICTIONS.labels(risk_level=level, mode="batch").inc(count)
     PREDICTION_DURATION.labels(mode="batch").observe(time.perf_counter() - started)
     job.refresh_from_db(fields=["chunks_done", "chunks_total"])
     if job.chunks_done >= job.chunks_total:
         _batch_job_finish(job_id)
-    return len(predictions)
+    return len(scored)
 
 
 def _batch_job_finish(job_id: str) -> None:
