@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
-from celery.beat import EmbeddedService
+from celery.beat import Service
 from celery.contrib.testing.worker import start_worker
+from django.db import connections
 from django_celery_beat.models import PeriodicTask
 
 from iit_service.celery import app
@@ -32,16 +34,25 @@ def worker(settings, tmp_path):
 
 @pytest.fixture
 def beat(tmp_path):
-    service = EmbeddedService(
+    """celery beat on the DatabaseScheduler, in a thread that closes its database connection when it ends."""
+    service = Service(
         app,
-        thread=True,
         max_interval=1,
         scheduler_cls="django_celery_beat.schedulers:DatabaseScheduler",
         schedule_filename=str(tmp_path / "beat-schedule"),
     )
-    service.start()
+
+    def run():
+        try:
+            service.start()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="beat", daemon=True)
+    thread.start()
     yield service
-    service.stop()
+    service.stop(wait=True)
+    thread.join(timeout=30)
 
 
 def _wait_for_runs(job: str, count: int, timeout: float = 60) -> list[JobRun]:
