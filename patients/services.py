@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from django.contrib.auth import authenticate, get_user_model
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
-from patients.selectors import facilities_visible_to, patients_visible_to
+from patients.selectors import facilities_visible_to, patient_for, patients_visible_to
 
 security_log = logging.getLogger("iit.security")
 
@@ -61,6 +62,33 @@ def audit_record(
         },
     )
     return event
+
+
+# --- scope -----------------------------------------------------------------
+
+
+def patient_for_request(*, request, patient_id: int) -> Patient:
+    """The patient if the caller may see them, else a 404; reaching for another facility's patient is audited."""
+    try:
+        return patient_for(request.user, patient_id)
+    except Http404:
+        other = Patient.objects.select_related("facility").filter(pk=patient_id).first()
+        if other is not None:
+            audit_record(request=request, action=AuditEvent.Action.DENIED, resource="patient", patient=other)
+        raise
+
+
+def _audit_denied_rows(request, patient_ids: set[int], row_count: int) -> None:
+    """One denied row per foreign facility a batch reached into (not one per patient: a batch may hold 10,000)."""
+    foreign = Patient.objects.filter(pk__in=patient_ids).select_related("facility")
+    for facility in {p.facility_id: p.facility for p in foreign}.values():
+        audit_record(
+            request=request,
+            action=AuditEvent.Action.DENIED,
+            resource="observations.bulk",
+            facility=facility,
+            object_count=row_count,
+        )
 
 
 # --- auth -------------------------------------------------------------------
@@ -223,6 +251,7 @@ def observations_bulk_ingest(*, request, rows: list[dict]) -> BulkResult:
     patients = patients_visible_to(request.user).in_bulk({row["patient"] for row in rows})
     missing = {str(i): {"patient": ["Not found."]} for i, row in enumerate(rows) if row["patient"] not in patients}
     if missing:
+        _audit_denied_rows(request, {row["patient"] for row in rows} - set(patients), len(rows))
         raise BulkPatientNotFound(missing)
     _check_bulk_rows(rows, patients)
     with transaction.atomic():

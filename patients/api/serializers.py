@@ -20,6 +20,8 @@ from patients.models import Facility, Observation, Patient
 
 # A clock skew allowance: an EMR's "now" may run slightly ahead of ours.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+# The largest id a bigint column holds: past it, a lookup overflows in the driver instead of finding nothing.
+MAX_ID = 2**63 - 1
 
 
 class StrictInput(serializers.Serializer):
@@ -209,7 +211,7 @@ class ObservationInput(StrictInput):
 
 
 class ObservationBulkItemInput(ObservationInput):
-    patient = serializers.IntegerField(min_value=1, help_text="The patient's id.")
+    patient = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The patient's id.")
 
 
 class ObservationListQuery(serializers.Serializer):

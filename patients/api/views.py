@@ -19,7 +19,6 @@ from patients.selectors import (
     facilities_visible_to,
     facility_for,
     observations_of,
-    patient_for,
     patients_filtered,
 )
 from patients.services import (
@@ -28,6 +27,7 @@ from patients.services import (
     observation_create,
     observations_bulk_ingest,
     patient_create,
+    patient_for_request,
     patient_update,
 )
 
@@ -60,7 +60,13 @@ class TokenViewSet(ClinicalViewSet):
     def get_authenticate_header(self, request) -> str:
         return "Token"  # so a failed login is a 401 that says which scheme to use
 
-    @extend_schema(request=s.TokenInput, responses={200: s.TokenOutput, **ERRORS}, auth=[], summary="Get an API token")
+    @extend_schema(
+        request=s.TokenInput,
+        # 429: the login rate (API_THROTTLE_LOGIN) or a lockout after repeated failures (AXES_FAILURE_LIMIT).
+        responses={200: s.TokenOutput, 429: s.ErrorOutput, **ERRORS},
+        auth=[],
+        summary="Get an API token",
+    )
     def create(self, request):
         token = auth_token_issue(request=request, **validated(s.TokenInput, request.data))
         return Response(s.TokenOutput({"token": token.key}).data)
@@ -103,13 +109,13 @@ class PatientViewSet(ClinicalViewSet):
 
     @extend_schema(responses={200: s.PatientOutput, **ERRORS}, summary="One patient")
     def retrieve(self, request, pk: int):
-        patient = patient_for(request.user, pk)
+        patient = patient_for_request(request=request, patient_id=pk)
         audit_record(request=request, action=AuditEvent.Action.READ, resource="patient", patient=patient)
         return Response(s.PatientOutput(patient).data)
 
     @extend_schema(request=s.PatientUpdateInput, responses={200: s.PatientOutput, **ERRORS}, summary="Update a patient")
     def partial_update(self, request, pk: int):
-        patient = patient_for(request.user, pk)
+        patient = patient_for_request(request=request, patient_id=pk)
         changes = validated(s.PatientUpdateInput, request.data, patient=patient)
         return Response(s.PatientOutput(patient_update(request=request, patient=patient, changes=changes)).data)
 
@@ -132,7 +138,7 @@ class PatientObservationViewSet(ClinicalViewSet):
         summary="A patient's observations in time order",
     )
     def list(self, request, pk: int):
-        patient = patient_for(request.user, pk)
+        patient = patient_for_request(request=request, patient_id=pk)
         query = validated(s.ObservationListQuery, request.query_params)
         rows = observations_of(patient, concept=query.get("concept"), since=query.get("from"), until=query.get("to"))
         page = self.paginate_queryset(rows)
@@ -146,7 +152,7 @@ class PatientObservationViewSet(ClinicalViewSet):
         summary="Record an observation (a repeated external_id returns the stored one with 200)",
     )
     def create(self, request, pk: int):
-        patient = patient_for(request.user, pk)
+        patient = patient_for_request(request=request, patient_id=pk)
         data = validated(s.ObservationInput, request.data)
         observation, created = observation_create(request=request, patient=patient, **data)
         return Response(s.ObservationOutput(observation).data, status=201 if created else 200)

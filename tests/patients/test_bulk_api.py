@@ -152,3 +152,11 @@ def test_a_batch_writes_one_audit_row_per_facility(api, patient):
         patient.facility,
         12,
     )
+
+
+def test_an_id_beyond_any_bigint_is_a_field_error_not_a_crash(api, patient):
+    rows = batch(patient, 1)
+    rows[0]["patient"] = 2**70
+    response = api.post(URL, rows, format="json")
+    assert response.status_code == 400
+    assert "patient" in response.json()["error"]["details"]["0"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from patients.models import Observation, Patient
+from patients.models import AuditEvent, Observation, Patient
 
 OBSERVATION = {"concept": "weight", "observed_at": "2024-01-15", "value": 60}
 
@@ -22,6 +22,11 @@ def test_another_facilitys_patient_is_a_404_like_a_missing_one(api, other_patien
     missing = getattr(api, method)(path.format(id=other_patient.pk + 1000), body, format="json")
     assert theirs.status_code == missing.status_code == 404
     assert theirs.json() == missing.json() == {"error": {"status": 404, "code": "not_found", "message": "Not found."}}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS)
+def test_an_id_beyond_any_bigint_is_a_404(api, method, path, body):
+    assert getattr(api, method)(path.format(id=2**70), body, format="json").status_code == 404
 
 
 def test_nothing_is_written_for_another_facilitys_patient(api, other_patient):
@@ -59,3 +64,26 @@ def test_a_user_without_facilities_sees_nothing(django_user_model, patient):
     assert client.get("/api/v1/patients/").json()["count"] == 0
     assert client.get(f"/api/v1/patients/{patient.pk}/").status_code == 404
     assert client.get("/api/v1/facilities/").json()["count"] == 0
+
+
+def test_reaching_for_another_facilitys_patient_is_audited_as_denied(api, other_patient):
+    api.get(f"/api/v1/patients/{other_patient.pk}/")
+    event = AuditEvent.objects.get()
+    assert (event.action, event.username, event.patient, event.facility) == (
+        "denied",
+        "owner",
+        other_patient,
+        other_patient.facility,
+    )
+
+
+def test_a_missing_patient_leaves_no_denied_row(api, patient):
+    api.get(f"/api/v1/patients/{patient.pk + 1000}/")
+    assert not AuditEvent.objects.exists()
+
+
+def test_a_batch_reaching_into_another_facility_is_audited_once_per_facility(api, patient, other_patient):
+    rows = [dict(OBSERVATION, patient=other_patient.pk)] * 3 + [dict(OBSERVATION, patient=patient.pk)]
+    api.post("/api/v1/observations/bulk/", rows, format="json")
+    event = AuditEvent.objects.get()
+    assert (event.action, event.facility, event.object_count) == ("denied", other_patient.facility, 4)
