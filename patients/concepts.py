@@ -63,6 +63,8 @@ def _clean_text(concept: Concept, value):
         raise ValueError(f"{concept.code} takes non-empty text")
     if len(value) > 200:
         raise ValueError(f"{concept.code} is at most 200 characters")
+    if "\x00" in value:
+        raise ValueError(f"{concept.code} cannot contain NUL characters")
     return value.strip()
 
 

@@ -45,7 +45,10 @@ def patient_for(user, patient_id) -> Patient:
 
 def facility_for(user, lookup: str) -> Facility:
     """One of the user's facilities by id or by code; anything else is a 404."""
-    match = Q(code=lookup) | Q(pk=int(lookup)) if lookup.isdigit() else Q(code=lookup)
+    if "\x00" in lookup:  # PostgreSQL refuses NUL in text: nothing can match it
+        raise Http404
+    by_id = lookup.isascii() and lookup.isdigit() and int(lookup) < 2**63
+    match = Q(code=lookup) | Q(pk=int(lookup)) if by_id else Q(code=lookup)
     facility = facilities_visible_to(user).filter(match).first()
     if facility is None:
         raise Http404

@@ -42,6 +42,7 @@ INVALID = [
     ("arv_regimen", ""),
     ("arv_regimen", "x" * 201),
     ("arv_regimen", 5),
+    ("arv_regimen", "TDF\x00"),
     ("viral_load", -1),
     ("viral_load", float("nan")),
     ("viral_load", float("inf")),

@@ -43,3 +43,8 @@ def test_the_facility_list_takes_a_constant_number_of_queries(api, clinician, dj
         ClinicianFacility.objects.create(user=clinician, facility=Facility.objects.create(code=f"X{i}", name="x"))
     with django_assert_max_num_queries(5):
         assert api.get("/api/v1/facilities/").json()["count"] == 21
+
+
+def test_odd_lookups_are_404s_not_errors(api, facility):
+    for lookup in ("%00", "FAC-A%00", "%C2%B2", "99999999999999999999999"):
+        assert api.get(f"/api/v1/facilities/{lookup}/").status_code == 404, lookup

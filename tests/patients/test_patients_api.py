@@ -220,3 +220,14 @@ def test_put_and_delete_are_not_allowed(api, patient):
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert Patient.objects.filter(pk=patient.pk).exists()
+
+
+@pytest.mark.parametrize("params", [{"facility": "FAC\x00"}, {"search": "ART\x00"}, {"page_size": "many"}])
+def test_odd_query_parameters_are_400s_not_errors(api, patient, params):
+    assert api.get(LIST, params).status_code == 400
+
+
+def test_a_nul_in_an_identifier_is_a_field_error(api, facility):
+    response = api.post(LIST, new_patient(identifier="ART\x00"), format="json")
+    assert response.status_code == 400
+    assert "identifier" in response.json()["error"]["details"]
