@@ -78,6 +78,9 @@ def _result(future, timeout: float) -> bool:
         return bool(future.result(timeout=timeout + 0.25))
     except FutureTimeout:
         return False
+    except Exception as exc:  # noqa: BLE001 - a probe that crashes reports its dependency as down
+        error_log.warning("health probe crashed", extra={"event": "health_probe_failed", "error": str(exc)[:300]})
+        return False
 
 
 def database_probe(*, timeout: float, alias: str = "default") -> bool:

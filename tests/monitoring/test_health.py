@@ -204,3 +204,15 @@ def test_database_health_on_postgresql_counts_the_service_connections_by_applica
     assert body["estimated"] is True
     assert body["connection_pool"]["open"] >= 2
     assert body["connection_pool"]["active"] >= 1  # the test's own connection, in its transaction
+
+
+def test_a_cache_that_fails_is_reported_down_not_a_server_error(client, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    broken = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(blocked / "c")}
+    }
+    with override_settings(REDIS_URL="", CACHES=broken):
+        response = client.get("/health")
+    assert response.status_code == 503  # no model here; the point is the answer, not a 500
+    assert response.json()["redis_connected"] is False
