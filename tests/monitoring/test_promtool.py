@@ -103,6 +103,13 @@ def test_every_runbook_link_leads_to_a_section_of_the_runbook():
         assert anchor in headings, rule["alert"]
 
 
+def test_the_service_own_alert_rules_link_to_runbook_sections_too():
+    from monitoring.alerting.rules import RULE_SEEDS
+
+    headings = {_anchor(line) for line in RUNBOOK.read_text().splitlines() if line.startswith("## ")}
+    assert {seed.runbook_url.partition("#")[2] for seed in RULE_SEEDS} <= headings
+
+
 def _anchor(heading: str) -> str:
     """GitHub's anchor for a Markdown heading."""
     text = heading.lstrip("#").strip().lower()
