@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from monitoring.console import charts, selectors
@@ -117,13 +116,7 @@ def _auc_chart(history: list) -> str:
 
 
 def _tiers_chart(*, now: dt.datetime) -> str:
-    """Weekly predictions by tier; the grouped count is cached for five minutes (it scans the weeks' rows)."""
-    key = "console:tiers-by-week"
-    rows = cache.get(key)
-    if rows is None:
-        start = now - dt.timedelta(weeks=TIER_WEEKS)
-        rows = selectors.predictions_by_tier_over_time(start=start, end=now, bucket="week")
-        cache.set(key, rows, timeout=300)
+    rows = selectors.predictions_by_tier_over_time(weeks=TIER_WEEKS, now=now)
     weeks = sorted({r["t"] for r in rows})
     counts = {(r["t"], r["risk_level"]): r["n"] for r in rows}
     groups = [(tier, [counts.get((w, tier), 0) for w in weeks], TIER_COLORS[tier]) for tier in TIERS]
