@@ -109,7 +109,9 @@ def describe_factor(name: str, value: float | None, contribution: float, context
 
 def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
     """Exact TreeSHAP per feature (n, len(FEATURES)); the bias column is dropped."""
-    dmatrix = xgb.DMatrix(matrix.astype(np.float32), feature_names=FEATURES)
+    # A few rows: one thread (an OpenMP pool costs far more than the work); a batch chunk: all cores.
+    threads = 1 if len(matrix) < 1000 else -1
+    dmatrix = xgb.DMatrix(matrix.astype(np.float32), feature_names=FEATURES, nthread=threads)
     return booster.predict(dmatrix, pred_contribs=True)[:, :-1]
 
 

@@ -3,9 +3,10 @@
 Serving processes hold the active model in memory and look at the database for
 a newly activated version at most every ``MODEL_VERSION_CHECK_SECONDS`` (one
 primary-key query), so activation and rollback reach every worker without a
-restart.  An artifact loads only if its bytes hash to the recorded SHA-256;
-a missing or corrupt artifact leaves the model unloaded (``ModelUnavailable``,
-answered as 503 ``model_unavailable``) and is retried at the next check.
+restart; staff's per-facility tier cut-offs are re-read with the same check.
+An artifact loads only if its bytes hash to the recorded SHA-256; a missing or
+corrupt artifact leaves the model unloaded (``ModelUnavailable``, answered as
+503 ``model_unavailable``) and is retried at the next check.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from predictions.features import FEATURES
-from predictions.models import ModelVersion
+from predictions.models import FacilityTierCutoffs, ModelVersion
 
 log = logging.getLogger("iit.model")
 
@@ -135,6 +136,7 @@ class _Serving:
         self.version_id: int | None = None
         self.version: str | None = None
         self.error: str | None = "not loaded yet"
+        self.tier_overrides: dict[int, dict] = {}
         self.checked = float("-inf")
 
     def refresh(self) -> None:
@@ -144,6 +146,7 @@ class _Serving:
             if time.monotonic() - self.checked < settings.MODEL_VERSION_CHECK_SECONDS:
                 return
             active_id = ModelVersion.objects.filter(is_active=True).values_list("id", flat=True).first()
+            self.tier_overrides = {row.facility_id: row.as_dict() for row in FacilityTierCutoffs.objects.all()}
             self.checked = time.monotonic()
             if active_id is None:
                 self.model, self.version_id, self.version, self.error = None, None, None, "no active model version"
@@ -156,7 +159,9 @@ class _Serving:
             self.model, self.error = artifact_load(active), None
         except ModelUnavailable as exc:
             self.model, self.error = None, str(exc)
-            log.error("model not loaded", extra={"event": "model_load_failed", "version": active.version})
+            log.error(
+                "model not loaded", extra={"event": "model_load_failed", "version": active.version, "error": str(exc)}
+            )
 
     def reset(self) -> None:
         with self.lock:
@@ -172,6 +177,12 @@ def active_model() -> LoadedModel:
     if _serving.model is None:
         raise ModelUnavailable(_serving.error or "model not loaded")
     return _serving.model
+
+
+def tier_overrides() -> dict[int, dict]:
+    """Staff cut-offs per facility id, refreshed with the version check (a small table, read whole)."""
+    _serving.refresh()
+    return _serving.tier_overrides
 
 
 def model_status() -> dict:

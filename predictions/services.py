@@ -26,7 +26,7 @@ from predictions import registry, selectors
 from predictions.features import FEATURES, FeatureRows, compute_features
 from predictions.labels import resolve_outcomes
 from predictions.metrics import tiers_of
-from predictions.models import BatchJob, FacilityTierCutoffs, ModelVersion, Prediction
+from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import reference_profile
 from predictions.scoring import Scored, cutoff_matrix, score
 from predictions.timeline import IIT_GRACE_DAYS, PatientTable, Timeline, group_starts
@@ -141,7 +141,7 @@ def _score_patients(
     rows = compute_features(
         timeline=timeline, patients=table, patient_ids=table.id, as_of=seconds, facility_stats=model.facility_stats
     )
-    cutoffs = cutoff_matrix(model, table.facility_id, _facility_overrides(table.facility_id))
+    cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides())
     scored = score(model, rows, cutoffs)
     return _ScoredPatients(model, table, rows, scored, _observation_stamps(timeline, table.id), now)
 
@@ -155,11 +155,6 @@ def _store(scored: _ScoredPatients, *, job: BatchJob) -> None:
         columns = ", ".join(COPY_COLUMNS)
         sql = f"COPY {Prediction._meta.db_table} ({columns}) FROM STDIN WITH (FORMAT csv)"
         cursor.cursor.copy_expert(sql, scored.copy_rows(batch_job_id=str(job.pk)))
-
-
-def _facility_overrides(facility_ids: np.ndarray) -> dict[int, dict]:
-    wanted = {int(f) for f in np.unique(facility_ids)}
-    return {row.facility_id: row.as_dict() for row in FacilityTierCutoffs.objects.filter(facility_id__in=wanted)}
 
 
 def _observation_stamps(timeline: Timeline, patient_ids: np.ndarray) -> list[dt.datetime | None]:
