@@ -37,6 +37,7 @@ def test_interruption_rates_are_in_the_issues_ranges(seed):
     rates = interruption_rates(generate_cohort(facilities=6, patients=2000, seed=seed, as_of=AS_OF), as_of=AS_OF)
     assert 0.05 <= rates["appointment_iit_rate"] <= 0.10
     assert 0.30 <= rates["patient_iit_share"] <= 0.50
+    assert 0.30 <= rates["patient_iit_share_first_years"] <= 0.50
 
 
 def test_most_interrupters_return(cohort):
