@@ -1,11 +1,14 @@
 """Staff admin for the clinical record, built for tables of millions of rows.
 
-No full COUNT(*): changelists show no full result count, and the paginator
-takes PostgreSQL's planner estimate (pg_class.reltuples) for an unfiltered
-table.  Foreign keys are raw ids or autocompletes, never a select of every row.
+No full COUNT(*): changelists show no full result count, and past 50,000
+rows the paginator takes PostgreSQL's planner estimate (pg_class.reltuples
+for a whole table, EXPLAIN for a filtered list) instead of counting.
+Foreign keys are raw ids or autocompletes, never a select of every row.
 """
 
 from __future__ import annotations
+
+import json
 
 from django.contrib import admin
 from django.core.paginator import Paginator
@@ -27,12 +30,24 @@ class EstimatedCountPaginator(Paginator):
 
 
 def _planner_estimate(queryset) -> int | None:
-    """The planner's row estimate for an unfiltered table on PostgreSQL, else None."""
-    if connection.vendor != "postgresql" or queryset.query.where:
+    """PostgreSQL's row estimate, else None: pg_class.reltuples for a whole table, EXPLAIN's for a filtered one."""
+    if connection.vendor != "postgresql":
         return None
+    if not queryset.query.where:
+        return _table_estimate(queryset.model._meta.db_table)
+    sql, params = queryset.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [queryset.model._meta.db_table])
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def _table_estimate(table: str) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = %s", [table])
         row = cursor.fetchone()
+    # -1 (or nothing) means the table was never analysed: no estimate.
     return int(row[0]) if row and row[0] is not None and row[0] >= 0 else None
 
 
@@ -74,6 +89,7 @@ class PatientAdmin(BigTableAdmin):
 @admin.register(Observation)
 class ObservationAdmin(BigTableAdmin):
     list_display = ["id", "patient", "concept", "observed_at", "value", "external_id"]
+    ordering = ["-id"]  # the primary key index; the model's (observed_at, id) order would sort the whole table
     list_filter = ["concept"]
     list_select_related = ["patient"]
     raw_id_fields = ["patient", "facility"]
