@@ -153,6 +153,9 @@ def test_a_failing_channel_does_not_block_the_others_and_every_attempt_is_logged
     assert pagerduty.requests[0]["json"]["routing_key"] == PAGERDUTY_KEY
     assert len(smtp.messages) == 1 and smtp.messages[0].rcpt_tos == ["ops@example.org"]
     assert len(broken_slack.requests) == 3  # the first attempt and two retries
+    slack_text = broken_slack.requests[0]["json"]["text"]
+    assert slack_text.startswith("*[IIT WARNING] FIRING: CPU test*") and "Action: Profile application" in slack_text
+    assert "Runbook: docs/RUNBOOK.md#cpu-usage-warning" in slack_text
     log = NotificationDelivery.objects.filter(alert=alert).order_by("channel", "attempt")
     rows = [(d.channel, d.attempt, d.status, d.response_code) for d in log]
     assert rows == [

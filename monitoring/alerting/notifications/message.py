@@ -20,7 +20,7 @@ class AlertMessage:
     value: float | None
     text: str
     action: str
-    runbook_url: str
+    runbook_url: str  # a URL, or a path in the repository (docs/RUNBOOK.md#anchor) as seeded
     console_url: str
     at: str
 
@@ -70,7 +70,7 @@ def alert_message(*, alert: Alert, event: str) -> AlertMessage:
         value=alert.value,
         text=alert.message,
         action=alert.rule.action,
-        runbook_url=f"{settings.SITE_URL}/{alert.rule.runbook_url}" if alert.rule.runbook_url else "",
+        runbook_url=alert.rule.runbook_url,
         console_url=f"{settings.SITE_URL}/admin/monitoring/console/alerts/?alert={alert.pk}",
         at=at.isoformat(),
     )

@@ -9,7 +9,9 @@ from monitoring.alerting.notifications.message import AlertMessage
 
 
 def send(message: AlertMessage) -> int:
-    text = f"*{message.title}*\n{message.text}\nAction: {message.action}"
-    if message.runbook_url:
-        text += f"\n<{message.runbook_url}|Runbook> · <{message.console_url}|Console>"
+    text = f"*{message.title}*\n{message.text}\nAction: {message.action}\n<{message.console_url}|Console>"
+    if message.runbook_url.startswith(("http://", "https://")):
+        text += f" · <{message.runbook_url}|Runbook>"
+    elif message.runbook_url:
+        text += f" · Runbook: {message.runbook_url}"
     return post_json(settings.SLACK_WEBHOOK_URL, {"text": text})
