@@ -7,6 +7,7 @@ For each rule and its current value:
    and notify "trigger".  A snoozed alert whose snooze ended fires again.
 3. It no longer holds: a PENDING alert is closed as "cleared" without any
    notification; a fired one is RESOLVED and notified "resolve".
+4. Its rule was disabled by staff: its open alert closes as in 3.
 No value (no fresh sample) changes nothing.
 """
 
@@ -36,6 +37,8 @@ def evaluate_rules(*, now: dt.datetime | None = None) -> dict[str, int]:
             outcomes["no_data"] += 1
             continue
         outcomes[evaluate_rule(rule=rule, value=value, now=now)] += 1
+    for alert in Alert.objects.filter(rule__enabled=False, state__in=Alert.OPEN_STATES):
+        outcomes[_close(alert=alert, now=now, note="rule disabled")] += 1
     return dict(outcomes)
 
 
@@ -90,16 +93,22 @@ def _clears(*, rule: AlertRule, subject: str, value: float, now: dt.datetime) ->
     alert = open_alert(rule_id=rule.pk, subject=subject)
     if alert is None:
         return "ok"
-    closed = {"resolved_at": now, "value": value, "last_evaluated_at": now}
-    if alert.state == S.PENDING:
-        if transition(alert=alert, old=S.PENDING, new=S.RESOLVED, **closed):
-            record_event(alert=alert, kind="cleared", at=now, note=f"cleared before firing at {value:g}")
-            return "cleared"
-        return "ok"
-    if transition(alert=alert, old=alert.state, new=S.RESOLVED, **closed):
-        record_event(alert=alert, kind="resolved", at=now, note=f"condition cleared at {value:g}")
-        notify_alert(alert_id=alert.pk, event="resolve")
-        return "resolved"
+    return _close(alert=alert, now=now, note=f"condition cleared at {value:g}", value=value)
+
+
+def _close(*, alert: Alert, now: dt.datetime, note: str, value: float | None = None) -> str:
+    """Pending: closed as "cleared", nobody was told.  Fired: resolved, and notified."""
+    closed = {"resolved_at": now, "last_evaluated_at": now} | ({"value": value} if value is not None else {})
+    with transaction.atomic():
+        if alert.state == S.PENDING:
+            if transition(alert=alert, old=S.PENDING, new=S.RESOLVED, **closed):
+                record_event(alert=alert, kind="cleared", at=now, note=f"{note} before firing")
+                return "cleared"
+            return "ok"
+        if transition(alert=alert, old=alert.state, new=S.RESOLVED, **closed):
+            record_event(alert=alert, kind="resolved", at=now, note=note)
+            notify_alert(alert_id=alert.pk, event="resolve")
+            return "resolved"
     return "ok"
 
 

@@ -266,3 +266,16 @@ def test_seeded_rules_carry_the_guides_thresholds_actions_and_runbook_anchors():
 def test_timezone_now_is_the_default_clock(cpu_rule):
     sample(95, timezone.now())
     assert evaluate_rules() == {"pending": 1}
+
+
+def test_disabling_a_rule_closes_its_open_alert(cpu_rule, ops_webhook, django_capture_on_commit_callbacks):
+    cpu_rule.duration_seconds = 0
+    cpu_rule.save()
+    sample(95, at(0))
+    evaluate_rules(now=at(0))
+    AlertRule.objects.filter(pk=cpu_rule.pk).update(enabled=False)
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert evaluate_rules(now=at(30)) == {"resolved": 1}
+    alert = Alert.objects.get()
+    assert (alert.state, alert.events.last().note) == ("resolved", "rule disabled")
+    assert len(callbacks) == 1
