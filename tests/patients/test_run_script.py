@@ -1,0 +1,99 @@
+"""scripts/run (what `make run` calls) really starts the service on the embedded default, and stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Token {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError("timed out")
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def service(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "IIT_VAR_DIR": str(tmp_path / "var"),
+        "DEMO_PATIENTS": "600",
+        "DEMO_ADMIN_PASSWORD": "run-script-test-password",
+    }
+    log = (tmp_path / "run.log").open("w")
+    process = subprocess.Popen(
+        ["./scripts/run", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    yield process, f"http://127.0.0.1:{port}", tmp_path / "run.log"
+    if group_alive(process.pid):
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.mark.slow
+def test_the_run_script_serves_demo_data_with_the_printed_token_and_stops_its_children(service):
+    process, base, log = service
+
+    def up() -> bool:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            return get(f"{base}/health/live")[0] == 200
+        except OSError:
+            return False
+
+    wait_for(up, timeout=300)
+    output = log.read_text()
+    token = re.search(r"token\s+([0-9a-f]{40})", output).group(1)
+    assert "run-script-test-password" in output
+    for url in ("/api/docs/", "/admin/", "/health", "/metrics"):
+        assert f"{base}{url}" in output
+
+    status, body = get(f"{base}/api/v1/patients/", token)
+    assert status == 200
+    assert body["count"] == 600
+    assert get(f"{base}/api/v1/patients/")[0] == 401
+
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=60)
+    wait_for(lambda: not group_alive(process.pid), timeout=60)
