@@ -263,6 +263,10 @@ def errors_served_per_worker(multiproc: Path) -> dict[str, float]:
 @pytest.fixture(scope="module")
 def traffic(stack) -> dict:
     """Unmatched URLs (counted 404s) sent concurrently so both workers serve some."""
+    # Rates need a sample from before the traffic: wait for Prometheus to have scraped both targets.
+    series = 'iit_prediction_duration_seconds_count{job="iit-ml-service",component="web",mode="single"}'
+    wait_until(lambda: query(stack, series)["result"], timeout=60, what="a first scrape of the web")
+    wait_until(lambda: len(query(stack, 'up{job="iit-ml-service"} == 1')["result"]) == 2, timeout=60, what="up")
 
     def hit(i: int) -> int:
         return http_get(f"{stack['web']}/no-such-page/{i}")[0]
