@@ -35,7 +35,7 @@ REGIMEN_WEIGHTS = np.array([0.78, 0.12, 0.06, 0.04])
 REGIONS = (("Central", "Kiambu"), ("Coast", "Mombasa"), ("Nyanza", "Kisumu"), ("Rift Valley", "Nakuru"))
 
 # Ordinal-logit thresholds: P(category >= k) = sigmoid(risk + THRESHOLDS[k-1]).
-THRESHOLDS = np.array([-2.3, -3.9, -4.5])
+THRESHOLDS = np.array([-2.3, -3.9, -4.43])
 PAST_LATENESS_EFFECT = np.array([0.0, 0.5, 0.9, 1.4])  # by the previous appointment's category
 
 
@@ -47,7 +47,9 @@ class Cohort:
     patients: pd.DataFrame  # facility (code), identifier, sex, birth_date, art_start_date, enrollment_date,
     #                         status, status_date
     observations: pd.DataFrame  # patient, concept, observed_at, value_numeric, value_text, value_date
-    appointments: pd.DataFrame  # patient, visit_date, appointment_date, next_visit_date, days_late, outcome
+    # patient, visit_date, appointment_date (booked), due_date (later of booked and drugs running out),
+    # next_visit_date, days_late (from due_date), outcome
+    appointments: pd.DataFrame
 
 
 def day_number(day: dt.date) -> int:
@@ -105,7 +107,7 @@ def _draw_people(rng: np.random.Generator, *, facilities: int, patients: int, en
     return {
         "n": patients,
         "facility": facility,
-        "facility_effect": _centred(rng.normal(0.0, 0.45, facilities))[facility],
+        "facility_effect": _centred(rng.normal(0.0, 0.35, facilities))[facility],
         "frailty": rng.normal(0.0, 1.0, patients),
         "female": female,
         "art_start": art_start,
@@ -228,7 +230,7 @@ def _risk(people: dict, state: dict, idx: np.ndarray, visit: dict) -> np.ndarray
     return (
         PAST_LATENESS_EFFECT[state["prev_cat"][idx]]
         + 1.1 * late_share
-        + 0.3 * (on_art_days < 183)
+        + 0.25 * (on_art_days < 183)
         + 0.45 * ((age >= 15) & (age < 25))
         + 0.3 * ~people["female"][idx]
         + 0.6 * (last_vl >= 1000)
@@ -243,7 +245,8 @@ def _risk(people: dict, state: dict, idx: np.ndarray, visit: dict) -> np.ndarray
 
 def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, visit: dict, *, end: int):
     m = len(idx)
-    day, appointment = visit["day"], visit["appointment"]
+    # Lateness counts from the later of the booked date and the day the drugs run out, as the label does.
+    day, due = visit["day"], np.maximum(visit["appointment"], visit["day"] + visit["supply"])
     u = rng.random(m)
     category = (u[:, None] < _sigmoid(_risk(people, state, idx, visit)[:, None] + THRESHOLDS)).sum(axis=1)
     days_late = np.select(
@@ -252,22 +255,23 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
         default=INTERRUPTION_DAYS + 1 + rng.exponential(110, m).astype(np.int64),
     )
     returns = (category < 3) | (rng.random(m) < RETURN_PROBABILITY)
-    next_day = np.where(returns, appointment + days_late, NEVER)
+    next_day = np.where(returns, due + days_late, NEVER)
 
     event, event_day = _death_or_transfer(rng, people, state, idx, visit)
-    event_happens = (event > 0) & (event_day < np.minimum(next_day, appointment + INTERRUPTION_DAYS + 1))
+    event_happens = (event > 0) & (event_day < np.minimum(next_day, due + INTERRUPTION_DAYS + 1))
     event_happens &= event_day <= end
     event = np.where(event_happens, event, 0)
     next_day = np.where(event_happens, NEVER, next_day)
 
     visited = next_day <= end
-    lapsed = ~visited & ~event_happens & (appointment + INTERRUPTION_DAYS < end)
+    lapsed = ~visited & ~event_happens & (due + INTERRUPTION_DAYS < end)
     observed = np.where(visited, category, np.where(lapsed, 3, -1))
     known = observed >= 0
     appt = {
         "patient": idx,
         "visit_date": day,
-        "appointment_date": appointment,
+        "appointment_date": visit["appointment"],
+        "due_date": due,
         "next_visit_date": np.where(visited, next_day, -1),
         "category": observed,
     }
@@ -276,7 +280,8 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
     state["prev_cat"][idx] = np.where(known, observed, state["prev_cat"][idx])
 
     stop = np.minimum(next_day, np.where(event_happens, event_day, NEVER))
-    unscheduled = _unscheduled(rng, idx, visit, limit=np.minimum(stop, end + 1))
+    # An unscheduled visit is a clinical contact, so it only happens in an interval the patient stays in care.
+    unscheduled = _unscheduled(rng, idx, visit, limit=np.minimum(stop, end + 1), in_care=category < 3)
     return appt, {"event": event, "event_day": event_day, "next_day": next_day, "unscheduled": unscheduled}
 
 
@@ -295,10 +300,10 @@ def _death_or_transfer(rng, people: dict, state: dict, idx, visit: dict):
     return event, event_day
 
 
-def _unscheduled(rng, idx, visit: dict, *, limit: np.ndarray) -> list[dict]:
+def _unscheduled(rng, idx, visit: dict, *, limit: np.ndarray, in_care: np.ndarray) -> list[dict]:
     m = len(idx)
     day = visit["day"] + 7 + (rng.random(m) * np.maximum(visit["supply"] - 12, 1)).astype(np.int64)
-    has = (rng.random(m) < 0.07) & (day < limit)
+    has = (rng.random(m) < 0.07) & (day < limit) & in_care
     if not has.any():
         return []
     k = int(has.sum())
@@ -328,8 +333,9 @@ def _appointment_frame(appointments: list[dict]) -> pd.DataFrame:
             "patient": frame["patient"].to_numpy(),
             "visit_date": _dates(frame["visit_date"]),
             "appointment_date": _dates(frame["appointment_date"]),
+            "due_date": _dates(frame["due_date"]),
             "next_visit_date": np.where(next_visit >= 0, _dates(next_visit), np.datetime64("NaT")),
-            "days_late": np.where(next_visit >= 0, next_visit - frame["appointment_date"].to_numpy(), np.nan),
+            "days_late": np.where(next_visit >= 0, next_visit - frame["due_date"].to_numpy(), np.nan),
             "outcome": outcome,
         }
     ).sort_values(["patient", "appointment_date"], ignore_index=True)
