@@ -9,4 +9,14 @@ app = Celery("iit_service", task_cls="monitoring.worker_metrics:InstrumentedTask
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+
+@app.on_after_configure.connect
+def _make_filesystem_broker_folders(sender: Celery, **kwargs) -> None:
+    # kombu's filesystem transport (the embedded default) does not create its folders.
+    options = sender.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if options.get(key):
+            os.makedirs(options[key], exist_ok=True)
+
+
 import monitoring.worker_metrics  # noqa: E402, F401 - connects the worker's metrics signals
