@@ -359,7 +359,7 @@ def test_every_alert_rule_loads_and_evaluates_in_prometheus(stack, traffic):
     status, body = http_get(f"{stack['prometheus']}/api/v1/rules")
     groups = json.loads(body)["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == 17
+    assert len(rules) == 18
     assert all(rule["health"] in ("ok", "unknown") for rule in rules), [r for r in rules if r["health"] == "err"]
 
     def all_evaluated() -> bool:
