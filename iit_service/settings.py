@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Sees view exceptions first (process_exception runs bottom-up): a lost database is a 503, not a 500.
+    "iit_service.api.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: turns a login lockout into a 429 in the one error shape.
     "axes.middleware.AxesMiddleware",
 ]

@@ -1,0 +1,288 @@
+"""Running the real service for benchmarks and fault tests: a database, gunicorn, Celery, wrk, results.
+
+``Stack`` prepares a fresh database the way ops do (``migrate``, then
+``bootstrap_demo``: a generated cohort, users, a clinician token and a
+trained, active model) and starts gunicorn, Celery workers and beat as
+subprocesses in their own process groups, so that stopping one never
+touches anything else on the machine.  Every loop here is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], object], *, timeout: float, what: str, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+            result = check()
+            if result:
+                return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)
+
+
+def http(method: str, url: str, *, token: str | None = None, body=None, timeout: float = 10.0):
+    """(status, parsed JSON or raw bytes, seconds) of one request; HTTP errors are answers, not exceptions."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = token if " " in token else f"Token {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, raw = error.code, error.read()
+    seconds = time.perf_counter() - started
+    try:
+        return status, json.loads(raw), seconds
+    except ValueError:
+        return status, raw, seconds
+
+
+# --- databases -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database(workdir: Path, *, label: str) -> Iterator[str]:
+    """A new empty database: on PostgreSQL when DATABASE_URL says so (dropped afterwards), else a SQLite file."""
+    configured = os.environ.get("DATABASE_URL", "")
+    if not configured.startswith("postgres"):
+        yield f"sqlite:///{workdir / 'db.sqlite3'}"
+        return
+    parsed = urllib.parse.urlparse(configured)
+    name = f"{parsed.path.lstrip('/') or 'iit'}_{label}_{os.getpid()}"
+    _admin_sql(configured, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    try:
+        yield parsed._replace(path=f"/{name}").geturl()
+    finally:
+        _admin_sql(configured, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin_sql(url: str, *statements: str) -> None:
+    import psycopg2
+
+    parsed = urllib.parse.urlparse(url)
+    connection = psycopg2.connect(
+        host=parsed.hostname, port=parsed.port or 5432, user=parsed.username, password=parsed.password,
+        dbname="postgres",
+    )  # fmt: skip
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+# --- the service's processes -------------------------------------------------------
+
+
+class Stack:
+    """A prepared database and the service's processes, each in its own process group."""
+
+    def __init__(self, workdir: Path, *, database_url: str, env: dict | None = None):
+        self.workdir = workdir
+        self.var = workdir / "var"
+        for folder in ("celery/broker", "celery/processed", "celery/results", "log", "models"):
+            (self.var / folder).mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "IIT_VAR_DIR": str(self.var),
+            "LOG_DIR": str(self.var / "log"),
+            "MODEL_DIR": str(self.var / "models"),
+            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_RESULT_BACKEND": f"file://{self.var / 'celery' / 'results'}",
+            "CELERY_METRICS_PORT": "0",
+            "DJANGO_SETTINGS_MODULE": "iit_service.settings",
+            "DEMO_ADMIN_PASSWORD": "bench-" + uuid.uuid4().hex,
+            **(env or {}),
+        }
+        for name in ("PROMETHEUS_MULTIPROC_DIR", "REDIS_URL"):
+            if env is None or name not in env:
+                self.env.pop(name, None)
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.token = ""
+
+    def manage(self, *args: str, timeout: float = 900) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def prepare(self, *, patients: int = 400, facilities: int = 2) -> None:
+        """Migrate, then the demo cohort, users and an active model; keeps the clinician's token."""
+        self.manage("migrate", "--noinput", "-v0")
+        out = self.manage("bootstrap_demo", "--patients", str(patients), "--facilities", str(facilities), "-v0")
+        found = re.search(r"token\s+([0-9a-f]{40})", out)
+        if not found:
+            raise RuntimeError(f"bootstrap_demo printed no token:\n{out[-2000:]}")
+        self.token = found.group(1)
+
+    def start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(self.workdir / f"{name}.out", "ab")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.processes[name] = process
+        return process
+
+    def start_web(self, *, workers: int = 2, name: str = "web", env: dict | None = None) -> str:
+        port = free_port()
+        self.start(
+            name,
+            [str(BIN / "gunicorn"), "-c", "iit_service/gunicorn_conf.py"],
+            {"GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
+             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"multiproc-{name}"), **(env or {})},
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http("GET", f"{url}/health/live")[0] == 200, timeout=120, what=f"{name} to answer")
+        return url
+
+    def start_worker(self, *, name: str = "worker", concurrency: int = 2, env: dict | None = None):
+        return self.start(
+            name,
+            [str(BIN / "celery"), "-A", "iit_service", "worker", "-P", "prefork", "-c", str(concurrency),
+             "--without-gossip", "--without-mingle", "-n", f"{name}-{uuid.uuid4().hex[:6]}@localhost", "-l", "info"],
+            {"PROMETHEUS_MULTIPROC_DIR": str(self.workdir / f"multiproc-{name}"), **(env or {})},
+        )  # fmt: skip
+
+    def start_beat(self, *, name: str = "beat"):
+        return self.start(name, [str(BIN / "celery"), "-A", "iit_service", "beat", "-l", "info",
+                                 "-s", str(self.var / "celerybeat-schedule")])  # fmt: skip
+
+    def stop(self, name: str, *, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+
+    def output(self, name: str) -> str:
+        path = self.workdir / f"{name}.out"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+
+# --- load and results ------------------------------------------------------------------
+
+
+def wrk_available() -> bool:
+    return Path("/usr/bin/wrk").exists()
+
+
+def ensure_wrk() -> None:
+    """wrk from Debian, installed on first use when running as root (benchmarks only; no test needs it)."""
+    if wrk_available():
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError("wrk is missing: sudo apt-get install -y wrk")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env, capture_output=True, timeout=600)
+
+
+_WRK_LUA = """
+wrk.method = "{method}"
+wrk.headers["Authorization"] = "{authorization}"
+{paths}
+counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format(nil, paths[(counter % #paths) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("JSON {{\\"requests\\": %d, \\"seconds\\": %.3f, \\"errors\\": %d, \\"non2xx\\": %d, "
+    .. "\\"p50_ms\\": %.2f, \\"p95_ms\\": %.2f, \\"p99_ms\\": %.2f}}\\n",
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50) / 1000, latency:percentile(95) / 1000,
+    latency:percentile(99) / 1000))
+end
+"""
+
+
+def run_wrk(base: str, paths: list[str], *, token: str, method: str = "GET", connections: int = 16,
+            seconds: int = 10, threads: int = 2) -> dict:  # fmt: skip
+    """wrk against ``paths`` in turn: requests/s and latency percentiles (ms), errors and non-2xx/3xx."""
+    script = RESULTS / f".wrk-{uuid.uuid4().hex[:8]}.lua"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    lua_paths = "paths = {" + ", ".join(f'"{p}"' for p in paths) + "}"
+    script.write_text(_WRK_LUA.format(method=method, authorization=f"Token {token}", paths=lua_paths))
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
+             "-s", str(script), base],
+            capture_output=True, text=True, timeout=seconds + 60, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        script.unlink(missing_ok=True)
+    summary = json.loads(out.split("JSON ", 1)[1].splitlines()[0])
+    summary["requests_per_s"] = round(summary["requests"] / summary["seconds"], 1)
+    return summary
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def write_result(name: str, data: dict) -> Path:
+    """bench/results/<name>.json (gitignored) with the machine it ran on."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    record = {
+        "bench": name,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "database": "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite",
+        **data,
+    }
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return path
+
+
+def report(title: str, rows: list[tuple[str, object]]) -> None:
+    print(f"\n== {title}")
+    for label, value in rows:
+        print(f"   {label:<52} {value}")
