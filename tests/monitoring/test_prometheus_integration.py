@@ -89,15 +89,21 @@ class Processes:
         return (self.workdir / f"{name}.out").read_text(errors="replace")[-4000:]
 
     def stop_all(self) -> None:
+        """SIGTERM each leader (gunicorn's master and Celery's main process stop their children),
+        then SIGKILL whatever is left of its process group."""
         for _, process in reversed(self.running):
             if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
+                process.terminate()
         for _, process in reversed(self.running):
             try:
-                process.wait(timeout=20)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
+                pass
+            try:
                 os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            except ProcessLookupError:
+                pass  # the whole group has exited
+            process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
