@@ -36,7 +36,6 @@ from predictions.timeline import (
     group_starts,
     last_before,
     pair_key,
-    take,
 )
 
 WINDOWS = (3, 5, 10)
@@ -115,13 +114,18 @@ def compute_features(
     appts = appointments_of(timeline)
     k = last_before(pair_key(appts.pid, appts.scheduled_t), appts.pid, pid, pair_key(pid, seconds))
     history = appointment_history(appts)
-    for name, values in history.items():
-        if name not in ("last_return", "due"):
-            columns[name] = take(values, k)
-    columns["days_since_return"] = today - take(history["last_return"], k)
-    due = take(appts.due, k)
+    names = list(history)
+    # One gather of every per-appointment column at each query's appointment (k = -1: none, all NaN).
+    stacked = np.column_stack([history[name] for name in names] + [appts.due]) if len(appts) else None
+    gathered = np.full((len(pid), len(names) + 1), np.nan)
+    hit = k >= 0
+    if stacked is not None:
+        gathered[hit] = stacked[k[hit]]
+    columns.update({name: gathered[:, j] for j, name in enumerate(names)})
+    columns["days_since_return"] = today - columns.pop("last_return")
+    due = gathered[:, -1]
     columns["days_to_next_appointment"] = due - today
-    columns["days_since_last_visit"] = today - _last_value(timeline, pid, seconds, *ENCOUNTER_CONCEPTS, of="day")
+    columns["days_since_last_visit"] = today - _latest(timeline, pid, seconds, *ENCOUNTER_CONCEPTS)[1]
     columns.update(_demographics(patients, pid, today))
     columns.update(_clinical(timeline, pid, seconds, today, columns["sex_male"]))
     columns.update(_facility(patients, pid, facility_stats or {}))
@@ -143,7 +147,7 @@ def appointment_history(appts: Appointments) -> dict[str, np.ndarray]:
     late0 = np.where(known, late, 0.0)
 
     def csum(x: np.ndarray) -> np.ndarray:
-        return np.r_[0.0, np.cumsum(x, dtype=np.float64)]
+        return np.concatenate(([0.0], np.cumsum(x, dtype=np.float64)))
 
     sums = {"late_mean": csum(late0), "late_gt0": csum(late0 > 0), "late_gt14": csum(late0 > 14)}
     sums["late_gt28"] = csum(late0 > 28)
@@ -176,8 +180,8 @@ def _previous_return_from_interruption(appts: Appointments, interrupted, i, star
 def _dispensing(supplied: np.ndarray, i: np.ndarray, start: np.ndarray) -> dict[str, np.ndarray]:
     dispensed = ~np.isnan(supplied)
     last = np.maximum.accumulate(np.where(dispensed, i, -1)) if len(i) else i
-    n_disp = np.r_[0, np.cumsum(dispensed)]
-    n_mmd = np.r_[0, np.cumsum(np.nan_to_num(supplied) >= MULTI_MONTH_DAYS)]
+    n_disp = np.concatenate(([0], np.cumsum(dispensed)))
+    n_mmd = np.concatenate(([0], np.cumsum(np.where(dispensed, supplied, 0) >= MULTI_MONTH_DAYS)))
     disp = n_disp[i + 1] - n_disp[start]
     share = (n_mmd[i + 1] - n_mmd[start]) / np.maximum(disp, 1)
     return {
@@ -186,14 +190,14 @@ def _dispensing(supplied: np.ndarray, i: np.ndarray, start: np.ndarray) -> dict[
     }
 
 
-def _last_value(timeline: Timeline, pid, seconds, *codes: int, of: str = "value", where=None) -> np.ndarray:
-    """Each query's last observation of ``codes`` before its moment: its value, or its day."""
+def _latest(timeline: Timeline, pid, seconds, *codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's last observation of ``codes`` before its moment: (value, day), NaN if none."""
     opid, ot, ovalue = timeline.of(*codes)
-    if where is not None:
-        keep = where(ovalue)
-        opid, ot, ovalue = opid[keep], ot[keep], ovalue[keep]
     idx = last_before(pair_key(opid, ot), opid, pid, pair_key(pid, seconds))
-    return take(ot // DAY if of == "day" else ovalue, idx)
+    hit = idx >= 0
+    value, day = np.full(len(idx), np.nan), np.full(len(idx), np.nan)
+    value[hit], day[hit] = ovalue[idx[hit]], ot[idx[hit]] // DAY
+    return value, day
 
 
 def _count_between(timeline: Timeline, pid, lo_seconds, hi_seconds, code: int, where) -> np.ndarray:
@@ -217,8 +221,8 @@ def _demographics(patients: PatientTable, pid: np.ndarray, today: np.ndarray) ->
 
 
 def _clinical(timeline: Timeline, pid, seconds, today, male) -> dict[str, np.ndarray]:
-    vl = _last_value(timeline, pid, seconds, VIRAL_LOAD)
-    vl_age = today - _last_value(timeline, pid, seconds, VIRAL_LOAD, of="day")
+    vl, vl_day = _latest(timeline, pid, seconds, VIRAL_LOAD)
+    vl_age = today - vl_day
     category = np.where(vl >= SUPPRESSED_BELOW, 1.0, 0.0)
     category = np.where(np.isnan(vl) | (vl_age > VL_CURRENT_DAYS), 2.0, category)
     pregnant = _recent_flag(timeline, pid, seconds, today, PREGNANT, PREGNANCY_DAYS)
@@ -227,8 +231,8 @@ def _clinical(timeline: Timeline, pid, seconds, today, male) -> dict[str, np.nda
     return {
         "vl_category": category,
         "vl_age_days": vl_age,
-        "who_stage": _last_value(timeline, pid, seconds, WHO_STAGE),
-        "adherence": _last_value(timeline, pid, seconds, ADHERENCE),
+        "who_stage": _latest(timeline, pid, seconds, WHO_STAGE)[0],
+        "adherence": _latest(timeline, pid, seconds, ADHERENCE)[0],
         "unscheduled_visits_12m": _count_between(
             timeline, pid, year_ago, seconds, VISIT, where=lambda v: v == UNSCHEDULED
         ),
@@ -237,8 +241,8 @@ def _clinical(timeline: Timeline, pid, seconds, today, male) -> dict[str, np.nda
 
 
 def _recent_flag(timeline: Timeline, pid, seconds, today, code: int, within_days: int) -> np.ndarray:
-    value = _last_value(timeline, pid, seconds, code)
-    age = today - _last_value(timeline, pid, seconds, code, of="day")
+    value, day = _latest(timeline, pid, seconds, code)
+    age = today - day
     return np.where(np.isnan(value) | (age > within_days), 0.0, value)
 
 
