@@ -189,3 +189,52 @@ def test_a_staff_resolve_notifies_only_an_alert_that_had_fired(
         evaluate_rules()
         alert_resolve(alert_id=Alert.objects.get(state="pending").pk, user=staff)
     assert len(webhook.requests) == 2
+
+
+@pytest.mark.django_db
+def test_a_drift_verdict_is_notified_shown_acknowledged_and_resolved(
+    staff, client, eager_tasks, smtp, pagerduty, settings, django_capture_on_commit_callbacks
+):
+    from django.urls import reverse
+
+    from monitoring.alerting import seed_alert_rules
+    from monitoring.models import DriftEvaluation
+    from tests.monitoring.console_data import model_version
+
+    settings.SLACK_WEBHOOK_URL = settings.ALERT_WEBHOOK_URL = ""
+    seed_alert_rules()
+    version = model_version("v-drift", active=True)
+
+    def verdict(drifted: bool) -> None:
+        now = timezone.now()
+        DriftEvaluation.objects.create(
+            model_version=version,
+            evaluated_at=now,
+            window_start=now - dt.timedelta(days=7),
+            window_end=now,
+            status="ok",
+            drift_detected=drifted,
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            evaluate_rules()
+
+    verdict(True)
+    alert = Alert.objects.get(rule__name="Model drift detected")
+    assert [r["json"]["event_action"] for r in pagerduty.requests] == ["trigger"]
+    assert pagerduty.requests[0]["json"]["payload"]["severity"] == "critical"
+
+    client.force_login(staff)
+    page = client.get(reverse("admin:monitoring_console_alerts")).content.decode()
+    assert f'id="alert-{alert.pk}"' in page and '<td class="state-firing">firing' in page
+    client.post(reverse("admin:monitoring_console_alert_action", args=[alert.pk]), {"action": "acknowledge"})
+    alert.refresh_from_db()
+    assert alert.state == "acknowledged"
+
+    verdict(False)
+    alert.refresh_from_db()
+    assert alert.state == "resolved"
+    assert [r["json"]["event_action"] for r in pagerduty.requests] == ["trigger", "resolve"]
+    subjects = [message_from_bytes(m.original_content)["Subject"] for m in smtp.messages]
+    assert subjects == ["[IIT CRITICAL] FIRING: Model drift detected", "[IIT CRITICAL] RESOLVED: Model drift detected"]
+    log = client.get(reverse("admin:monitoring_console_alerts"), {"alert": alert.pk}).content.decode()
+    assert log.count("<td>pagerduty</td>") == 2 and log.count("<td>email</td>") == 2
