@@ -8,11 +8,13 @@ from email import message_from_bytes
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from iit_service.celery import app as celery_app
-from monitoring.alerting import alert_resolve, evaluate_rules
-from monitoring.models import Alert, AlertRule, MetricSample, NotificationDelivery
+from monitoring.alerting import alert_resolve, evaluate_rules, seed_alert_rules
+from monitoring.models import Alert, AlertRule, DriftEvaluation, MetricSample, NotificationDelivery
+from tests.monitoring.console_data import model_version
 from tests.monitoring.local_servers import RecordingHTTPServer, RecordingSMTPServer, free_port
 
 PAGERDUTY_KEY = "R0UTINGKEY0000000000000000000000"
@@ -195,12 +197,6 @@ def test_a_staff_resolve_notifies_only_an_alert_that_had_fired(
 def test_a_drift_verdict_is_notified_shown_acknowledged_and_resolved(
     staff, client, eager_tasks, smtp, pagerduty, settings, django_capture_on_commit_callbacks
 ):
-    from django.urls import reverse
-
-    from monitoring.alerting import seed_alert_rules
-    from monitoring.models import DriftEvaluation
-    from tests.monitoring.console_data import model_version
-
     settings.SLACK_WEBHOOK_URL = settings.ALERT_WEBHOOK_URL = ""
     seed_alert_rules()
     version = model_version("v-drift", active=True)
