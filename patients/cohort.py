@@ -176,29 +176,8 @@ def _visit(rng: np.random.Generator, people: dict, state: dict, idx: np.ndarray)
     frailty = people["frailty"][idx]
     adherence_score = 0.75 * frailty + 0.5 * (state["prev_cat"][idx] >= 2) + rng.normal(0, 0.8, m)
     adherence = np.digitize(adherence_score, [0.9, 1.7])  # 0 good, 1 fair, 2 poor
-
-    vl = np.full(m, np.nan)
-    due = day >= state["next_vl_day"][idx]
-    drawn = due & (rng.random(m) < 0.85)
-    p_suppressed = _sigmoid(2.1 - 1.4 * (adherence == 2) - 0.6 * (adherence == 1) - 0.6 * frailty)
-    suppressed = rng.random(m) < p_suppressed
-    low = np.where(rng.random(m) < 0.5, 0.0, np.clip(rng.lognormal(np.log(90), 0.9, m), 20, 999).round())
-    high = np.clip(rng.lognormal(np.log(18000), 1.3, m), 1000, 5e6).round()
-    vl[drawn] = np.where(suppressed, low, high)[drawn]
-    state["last_vl"][idx[drawn]] = vl[drawn]
-    state["last_vl_day"][idx[drawn]] = day[drawn]
-    state["next_vl_day"][idx] = np.where(
-        drawn, day + rng.integers(180, 366, m), np.where(due, day + rng.integers(60, 150, m), state["next_vl_day"][idx])
-    )
-
-    last_vl = state["last_vl"][idx]
-    stable = (last_vl < 1000) & (adherence == 0) & (state["prev_cat"][idx] == 0) & (on_art_days >= 180)
-    supply_p = np.where(
-        (on_art_days < 180)[:, None],
-        [0.85, 0.15, 0.0, 0.0],
-        np.where(stable[:, None], [0.2, 0.2, 0.45, 0.15], [0.6, 0.3, 0.1, 0.0]),
-    )
-    supply = SUPPLY_DAYS[_choose(rng, supply_p)]
+    vl = _viral_load(rng, state, idx, day, adherence, frailty)
+    supply = _supply(rng, state, idx, adherence, on_art_days)
     state["weight"][idx] = np.clip(state["weight"][idx] + rng.normal(0.05, 0.8, m) + 0.4 * (on_art_days < 365), 30, 200)
     first = on_art_days == 0
     return {
@@ -217,6 +196,37 @@ def _visit(rng: np.random.Generator, people: dict, state: dict, idx: np.ndarray)
         ),
         "weight": np.where(rng.random(m) < 0.85, state["weight"][idx].round(1), np.nan),
     }
+
+
+def _viral_load(rng, state: dict, idx, day, adherence, frailty) -> np.ndarray:
+    """A result where one is due (first at ~6 months, then every 6-12); 15% of due tests are missed and retried."""
+    m = len(idx)
+    vl = np.full(m, np.nan)
+    due = day >= state["next_vl_day"][idx]
+    drawn = due & (rng.random(m) < 0.85)
+    p_suppressed = _sigmoid(2.1 - 1.4 * (adherence == 2) - 0.6 * (adherence == 1) - 0.6 * frailty)
+    suppressed = rng.random(m) < p_suppressed
+    low = np.where(rng.random(m) < 0.5, 0.0, np.clip(rng.lognormal(np.log(90), 0.9, m), 20, 999).round())
+    high = np.clip(rng.lognormal(np.log(18000), 1.3, m), 1000, 5e6).round()
+    vl[drawn] = np.where(suppressed, low, high)[drawn]
+    state["last_vl"][idx[drawn]] = vl[drawn]
+    state["last_vl_day"][idx[drawn]] = day[drawn]
+    next_test = day + rng.integers(180, 366, m)
+    retry = np.where(due, day + rng.integers(60, 150, m), state["next_vl_day"][idx])
+    state["next_vl_day"][idx] = np.where(drawn, next_test, retry)
+    return vl
+
+
+def _supply(rng, state: dict, idx, adherence, on_art_days) -> np.ndarray:
+    """Days of drugs: monthly while new on ART, multi-month for the stable (suppressed, adherent, on time)."""
+    last_vl = state["last_vl"][idx]
+    stable = (last_vl < 1000) & (adherence == 0) & (state["prev_cat"][idx] == 0) & (on_art_days >= 180)
+    probabilities = np.where(
+        (on_art_days < 180)[:, None],
+        [0.85, 0.15, 0.0, 0.0],
+        np.where(stable[:, None], [0.2, 0.2, 0.45, 0.15], [0.6, 0.3, 0.1, 0.0]),
+    )
+    return SUPPLY_DAYS[_choose(rng, probabilities)]
 
 
 def _risk(people: dict, state: dict, idx: np.ndarray, visit: dict) -> np.ndarray:
@@ -249,13 +259,7 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
     day, due = visit["day"], np.maximum(visit["appointment"], visit["day"] + visit["supply"])
     u = rng.random(m)
     category = (u[:, None] < _sigmoid(_risk(people, state, idx, visit)[:, None] + THRESHOLDS)).sum(axis=1)
-    days_late = np.select(
-        [category == 0, category == 1, category == 2],
-        [-rng.choice([0, 0, 0, 1, 2, 3], m), rng.integers(1, 15, m), rng.integers(15, 29, m)],
-        default=INTERRUPTION_DAYS + 1 + rng.exponential(110, m).astype(np.int64),
-    )
-    returns = (category < 3) | (rng.random(m) < RETURN_PROBABILITY)
-    next_day = np.where(returns, due + days_late, NEVER)
+    next_day = due + _days_late(rng, category)
 
     event, event_day = _death_or_transfer(rng, people, state, idx, visit)
     event_happens = (event > 0) & (event_day < np.minimum(next_day, due + INTERRUPTION_DAYS + 1))
@@ -283,6 +287,18 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
     # An unscheduled visit is a clinical contact, so it only happens in an interval the patient stays in care.
     unscheduled = _unscheduled(rng, idx, visit, limit=np.minimum(stop, end + 1), in_care=category < 3)
     return appt, {"event": event, "event_day": event_day, "next_day": next_day, "unscheduled": unscheduled}
+
+
+def _days_late(rng, category: np.ndarray) -> np.ndarray:
+    """Days after the due date for each lateness category; an interrupter returns (after a long gap) or never."""
+    m = len(category)
+    days_late = np.select(
+        [category == 0, category == 1, category == 2],
+        [-rng.choice([0, 0, 0, 1, 2, 3], m), rng.integers(1, 15, m), rng.integers(15, 29, m)],
+        default=INTERRUPTION_DAYS + 1 + rng.exponential(110, m).astype(np.int64),
+    )
+    returns = (category < 3) | (rng.random(m) < RETURN_PROBABILITY)
+    return np.where(returns, days_late, NEVER)
 
 
 def _death_or_transfer(rng, people: dict, state: dict, idx, visit: dict):
