@@ -7,6 +7,7 @@ range a value may take.  Anything outside this table is refused at ingest.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 NUMERIC, CODED, DATE, TEXT, BOOLEAN = "numeric", "coded", "date", "text", "boolean"
@@ -32,15 +33,19 @@ class Concept:
 def _clean_numeric(concept: Concept, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{concept.code} takes a number")
-    if value != value or value in (float("inf"), float("-inf")):
+    try:
+        number = float(value)  # JSON integers are unbounded; a float column is not
+    except OverflowError:
+        raise ValueError(f"{concept.code} takes a finite number") from None
+    if not math.isfinite(number):
         raise ValueError(f"{concept.code} takes a finite number")
-    if concept.integer and float(value) != int(value):
+    if concept.integer and not number.is_integer():
         raise ValueError(f"{concept.code} takes a whole number")
-    if concept.minimum is not None and value < concept.minimum:
+    if concept.minimum is not None and number < concept.minimum:
         raise ValueError(f"{concept.code} must be at least {concept.minimum:g}")
-    if concept.maximum is not None and value > concept.maximum:
+    if concept.maximum is not None and number > concept.maximum:
         raise ValueError(f"{concept.code} must be at most {concept.maximum:g}")
-    return int(value) if concept.integer else float(value)
+    return int(number) if concept.integer else number
 
 
 def _clean_coded(concept: Concept, value):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from patients.concepts import CONCEPTS
 
@@ -79,3 +81,28 @@ def test_the_vocabulary_covers_the_issues_concepts():
         "visit", "next_appointment", "arv_days_supplied", "arv_regimen", "viral_load", "cd4",
         "who_stage", "adherence", "pregnant", "breastfeeding", "tb_screen", "weight",
     }  # fmt: skip
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(concept=st.sampled_from(sorted(CONCEPTS)), value=JSON_VALUES)
+def test_any_json_value_is_either_cleaned_to_the_concepts_type_or_refused(concept, value):
+    try:
+        cleaned = CONCEPTS[concept].clean(value)
+    except ValueError:
+        return
+    kind = CONCEPTS[concept].kind
+    expected = {"numeric": (int, float), "coded": str, "text": str, "date": dt.date, "boolean": bool}[kind]
+    assert isinstance(cleaned, expected)
+
+
+@pytest.mark.parametrize("concept", ["weight", "viral_load", "cd4", "arv_days_supplied", "who_stage"])
+def test_a_number_too_large_for_a_float_is_refused(concept):
+    with pytest.raises(ValueError):
+        CONCEPTS[concept].clean(10**400)

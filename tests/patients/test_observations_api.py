@@ -131,6 +131,7 @@ def test_a_repeated_external_id_returns_the_stored_observation(api, patient):
         ({"concept": "weight", "observed_at": "2024-01-15", "value": 301}, "value"),
         ({"concept": "weight", "observed_at": "2024-01-15", "value": True}, "value"),
         ({"concept": "viral_load", "observed_at": "2024-01-15", "value": -1}, "value"),
+        ({"concept": "viral_load", "observed_at": "2024-01-15", "value": 10**400}, "value"),
         ({"concept": "cd4", "observed_at": "2024-01-15", "value": -5}, "value"),
         ({"concept": "who_stage", "observed_at": "2024-01-15", "value": 5}, "value"),
         ({"concept": "who_stage", "observed_at": "2024-01-15", "value": 2.5}, "value"),
