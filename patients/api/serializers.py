@@ -22,6 +22,8 @@ from patients.models import Facility, Observation, Patient
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 # The largest id a bigint column holds: past it, a lookup overflows in the driver instead of finding nothing.
 MAX_ID = 2**63 - 1
+# No living patient was born earlier; an earlier date is a typing error (0190 for 1990), not a person.
+EARLIEST_DATE = dt.date(1900, 1, 1)
 
 
 class StrictInput(serializers.Serializer):
@@ -68,6 +70,8 @@ def patient_date_errors(values: dict) -> dict[str, list[str]]:
             continue
         if value > today():
             errors.setdefault(name, []).append("Cannot be in the future.")
+        elif value < EARLIEST_DATE:
+            errors.setdefault(name, []).append(f"Cannot be before {EARLIEST_DATE.isoformat()}.")
         elif name != "birth_date" and birth is not None and value < birth:
             errors.setdefault(name, []).append("Cannot be before the birth date.")
     return errors

@@ -135,6 +135,7 @@ def test_the_same_identifier_may_exist_at_another_facility(api, other_patient):
     ("overrides", "field"),
     [
         ({"birth_date": "2999-01-01"}, "birth_date"),
+        ({"birth_date": "0190-01-01"}, "birth_date"),
         ({"art_start_date": "1990-01-01"}, "art_start_date"),
         ({"enrollment_date": "1980-01-01"}, "enrollment_date"),
         ({"art_start_date": "2999-01-01"}, "art_start_date"),
