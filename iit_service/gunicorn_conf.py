@@ -16,7 +16,8 @@ import shutil
 from pathlib import Path
 
 _BASE_DIR = Path(__file__).resolve().parent.parent
-MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_BASE_DIR / "var" / "prometheus" / "web"))
+_VAR_DIR = Path(os.environ.get("IIT_VAR_DIR", str(_BASE_DIR / "var")))  # as settings.VAR_DIR
+MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_VAR_DIR / "prometheus" / "web"))
 
 wsgi_app = "iit_service.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
@@ -25,6 +26,9 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
+# The control socket (gunicorn 27) sits at one fixed path per user: two instances on a host
+# (tests, benchmarks) would fight over it, and nothing here uses it.
+control_socket_disable = True
 # Recycle workers now and then; their metric files stay, so counters never go backwards.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200

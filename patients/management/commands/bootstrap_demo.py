@@ -4,7 +4,7 @@
 2. A staff superuser ``admin``: password from DEMO_ADMIN_PASSWORD, else generated once and kept in
    var/demo_admin_password (mode 600) so later runs print the same one.
 3. A clinician ``clinician`` for the demo facilities; their API token is printed.
-4. If predictions' ``train_model`` command exists and no model is active, train and activate one.
+4. If no model is active, train and activate one (``train_model --activate``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from patients.cohort import generate_cohort
 from patients.cohort_writer import cohort_write
 from patients.models import Facility, Patient
 from patients.services import clinician_enrol
+from predictions.models import ModelVersion
 
 DEMO_PREFIX = "DEMO-"
 
@@ -73,11 +74,6 @@ class Command(BaseCommand):
         return token.key
 
     def _model(self) -> None:
-        if "train_model" not in get_commands():
-            self.stdout.write("No train_model command yet: skipping model training.")
-            return
-        from predictions.models import ModelVersion
-
         if ModelVersion.objects.filter(is_active=True).exists():
             self.stdout.write("An active model exists: not retraining.")
             return
