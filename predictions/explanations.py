@@ -8,6 +8,8 @@ contributions (either direction) from XGBoost's ``pred_contribs``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import xgboost as xgb
 
@@ -103,8 +105,19 @@ def describe_factor(name: str, value: float | None, contribution: float, context
     if value is None or value != value:
         return _MISSING.get(name, f"{name.replace('_', ' ')} not recorded")
     if name == "vl_category":
-        return _viral_load(value, context or {})
+        return _viral_load_phrase(value, (context or {}).get("vl_age_days"))
+    return _phrase(name, value)
+
+
+# A batch phrases ~500,000 factors, most of them repeats ("on time at last visit", "WHO stage 1").
+@lru_cache(maxsize=100_000)
+def _phrase(name: str, value: float) -> str:
     return _PHRASES[name](value)
+
+
+@lru_cache(maxsize=10_000)
+def _viral_load_phrase(value: float, age: float | None) -> str:
+    return _viral_load(value, {"vl_age_days": age})
 
 
 def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:

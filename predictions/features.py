@@ -79,6 +79,7 @@ CATEGORIES: dict[str, dict[int, str]] = {
     "adherence": {0: "good", 1: "fair", 2: "poor"},
     "pregnant_or_breastfeeding": {0: "no", 1: "yes"},
 }
+_CATEGORICAL_COLUMNS = [FEATURES.index(name) for name in CATEGORIES]
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,13 @@ class FeatureRows:
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.matrix, columns=FEATURES)
 
-    def row_dict(self, i: int) -> dict[str, float | int | None]:
-        """JSON-ready values; categorical codes as integers (the reference profile's keys)."""
-        return {name: _json_value(name, v) for name, v in zip(FEATURES, self.matrix[i].tolist(), strict=True)}
+    def row_dicts(self) -> list[dict[str, float | int | None]]:
+        """JSON-ready rows: None for missing, categorical codes as integers (the reference profile's keys)."""
+        values = np.round(self.matrix, 4).astype(object)
+        for j in _CATEGORICAL_COLUMNS:
+            values[:, j] = [None if v != v else int(v) for v in self.matrix[:, j].tolist()]
+        values[np.isnan(self.matrix)] = None
+        return [dict(zip(FEATURES, row, strict=True)) for row in values.tolist()]
 
 
 def compute_features(
@@ -260,9 +265,3 @@ def _facility(patients: PatientTable, pid: np.ndarray, stats: dict) -> dict[str,
         values = np.array([by_facility[str(f)].get(key, default) for f in known], dtype=np.float64)
         out[name] = np.where(found, values[idx] if len(known) else default, default)
     return out
-
-
-def _json_value(name: str, value: float) -> float | int | None:
-    if value != value:
-        return None
-    return int(value) if name in CATEGORIES else round(float(value), 4)

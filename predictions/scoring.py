@@ -44,6 +44,6 @@ def cutoff_matrix(model: LoadedModel, facility_ids: np.ndarray, overrides: dict[
 
 def score(model: LoadedModel, rows: FeatureRows, cutoffs: np.ndarray) -> Scored:
     scores = probabilities(model, rows.matrix)
-    features = [rows.row_dict(i) for i in range(len(scores))]
+    features = rows.row_dicts()
     factors = top_factors(contributions(model.booster, rows.matrix), features)
     return Scored(scores=scores, risk_levels=risk_levels(scores, cutoffs), features=features, factors=factors)

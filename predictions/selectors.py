@@ -65,7 +65,9 @@ def _scope(*, patient_ids: Sequence[int] | None, facility_id: int | None, column
     if patient_ids is not None:
         ids = [int(i) for i in patient_ids]
         if connection.vendor == "postgresql":
-            return f" AND {column} = ANY(%s)", [ids]
+            # The range lets a chunk of nearby ids be one index range scan instead of thousands of probes.
+            bounds = [min(ids), max(ids)] if ids else [0, -1]
+            return f" AND {column} BETWEEN %s AND %s AND {column} = ANY(%s)", [*bounds, ids]
         return f" AND {column} IN ({', '.join(['%s'] * len(ids)) or 'NULL'})", ids
     if facility_id is not None:
         return " AND facility_id = %s", [facility_id]

@@ -37,8 +37,10 @@ PARAMS = {
     "objective": "binary:logistic",
     "eval_metric": ["logloss", "auc"],
     "tree_method": "hist",
-    "eta": 0.05,
-    "max_depth": 4,
+    "eta": 0.1,
+    # Depth 3 scores as well as 4 on the cohort and makes exact TreeSHAP (cost ~ trees x leaves x depth^2)
+    # several times cheaper, which is what a 100k-patient batch with explanations spends its time on.
+    "max_depth": 3,
     "min_child_weight": 5,
     "subsample": 0.8,
     "colsample_bytree": 0.8,
@@ -46,8 +48,8 @@ PARAMS = {
     "nthread": 2,
     "seed": 7,
 }
-MAX_ROUNDS = 600
-EARLY_STOPPING_ROUNDS = 40
+MAX_ROUNDS = 250
+EARLY_STOPPING_ROUNDS = 30
 
 
 @dataclass

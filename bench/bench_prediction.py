@@ -1,0 +1,168 @@
+"""Single prediction latency, server-side, through the whole Django stack without a network.
+
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python -m bench.bench_prediction [--requests 300]
+
+Uses the database's cohort and active model; creates a cohort (facility prefix
+BEN-) and trains a model when either is missing.  Times POST
+/api/v1/patients/{id}/predictions/ in-process (middleware, token auth,
+scoping, audit, DRF): a *miss* is a patient's first prediction of the day
+(record query, features, model, explanation, insert), a *hit* the same request
+again (served from the cache).  Beside it, the parts of a miss, and the
+baseline the issue names: XGBoost's scikit-learn ``predict_proba`` on a
+one-row DataFrame versus ``inplace_predict`` on numpy.
+Writes bench/results/bench_prediction.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iit_service.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xgboost as xgb  # noqa: E402
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
+
+from patients.cohort import generate_cohort  # noqa: E402
+from patients.cohort_writer import cohort_write  # noqa: E402
+from patients.models import ClinicianFacility, Facility, Patient  # noqa: E402
+from predictions import registry, selectors, services  # noqa: E402
+from predictions.explanations import contributions  # noqa: E402
+from predictions.features import FEATURES, compute_features  # noqa: E402
+from predictions.scoring import probabilities  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PREFIX = "BEN-"
+
+
+def ensure_data(*, patients: int, facilities: int = 40, seed: int = 42) -> None:
+    """A cohort of at least ``patients`` and an active model, created only when missing."""
+    if Patient.objects.count() < patients:
+        print(f"generating a cohort of {patients:,} patients (prefix {PREFIX}) ...", flush=True)
+        cohort = generate_cohort(
+            facilities=facilities, patients=patients, seed=seed, as_of=timezone.localdate(), facility_prefix=PREFIX
+        )
+        cohort_write(cohort=cohort, progress=True)
+    try:
+        registry.active_model()
+    except registry.ModelUnavailable:
+        print("training a model (train_model --activate) ...", flush=True)
+        services.model_train(activate=True, progress=True)
+        registry.forget_loaded_model()
+
+
+def percentiles(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds) * 1000
+    figures = {f"p{q}_ms": round(float(np.percentile(ms, q)), 3) for q in (50, 95, 99)}
+    return {"n": len(ms), **figures, "mean_ms": round(float(ms.mean()), 3)}
+
+
+def median_ms(function, repeat: int = 200) -> float:
+    timings = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        timings.append(time.perf_counter() - start)
+    return round(float(np.median(timings)) * 1000, 4)
+
+
+def _client_for(facility: Facility) -> Client:
+    user, _ = get_user_model().objects.get_or_create(username="bench-clinician")
+    ClinicianFacility.objects.get_or_create(user=user, facility=facility)
+    token, _ = Token.objects.get_or_create(user=user)
+    return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+
+def _unscored_today(facility: Facility, n: int) -> list[Patient]:
+    """Active patients with no prediction today, so the first request is a real cache miss."""
+    today = timezone.localdate()
+    scored = set(
+        Patient.objects.filter(facility=facility, predictions__created_at__date=today).values_list("pk", flat=True)
+    )
+    candidates = Patient.objects.filter(facility=facility, status="active").select_related("facility").order_by("?")
+    return [p for p in candidates[: n + len(scored)] if p.pk not in scored][:n]
+
+
+def api_latency(requests: int) -> dict:
+    facility = Facility.objects.filter(patients__status="active").order_by("code").first()
+    client = _client_for(facility)
+    patients = _unscored_today(facility, requests + 20)
+    url = "/api/v1/patients/{}/predictions/"
+    for patient in patients[:20]:  # warm-up: model load, connections, code paths
+        client.post(url.format(patient.pk))
+    misses, hits = [], []
+    for patient in patients[20:]:
+        start = time.perf_counter()
+        response = client.post(url.format(patient.pk))
+        misses.append(time.perf_counter() - start)
+        assert response.status_code == 201, response.content
+        start = time.perf_counter()
+        response = client.post(url.format(patient.pk))
+        hits.append(time.perf_counter() - start)
+        assert response.status_code == 200, response.content
+    return {"facility": facility.code, "miss": percentiles(misses), "hit": percentiles(hits)}
+
+
+def parts(patient: Patient) -> dict:
+    model = registry.active_model()
+    timeline, table = selectors.patient_record(patient)
+    now = np.array([int(time.time())])
+
+    def features():
+        return compute_features(timeline=timeline, patients=table, patient_ids=table.id, as_of=now,
+                                facility_stats=model.facility_stats)  # fmt: skip
+
+    rows = features()
+    frame = pd.DataFrame(rows.matrix, columns=FEATURES)
+    classifier = xgb.XGBClassifier()
+    classifier.load_model(registry.artifact_path(model.record.artifact_path))
+    return {
+        "observations_of_patient": len(timeline),
+        "record_query_ms": median_ms(lambda: selectors.patient_record(patient)),
+        "features_ms": median_ms(features),
+        "inplace_predict_numpy_ms": median_ms(lambda: probabilities(model, rows.matrix)),
+        "predict_proba_one_row_dataframe_ms": median_ms(lambda: classifier.predict_proba(frame)),
+        "treeshap_contributions_ms": median_ms(lambda: contributions(model.booster, rows.matrix)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--min-patients", type=int, default=2000, help="generate a cohort when the database has fewer")
+    args = parser.parse_args()
+    ensure_data(patients=args.min_patients)
+    latency = api_latency(args.requests)
+    patient = Patient.objects.filter(status="active").select_related("facility").first()
+    result = {
+        "benchmark": "single prediction, server-side (in-process Django stack, unloaded)",
+        "database": connection.vendor,
+        "cache": "redis" if os.environ.get("REDIS_URL") else "locmem",
+        "model_version": registry.active_model().version,
+        "api": latency,
+        "parts": parts(patient),
+        "target_p50_ms": 5.0,
+    }
+    result["parts"]["inplace_vs_predict_proba_ratio"] = round(
+        result["parts"]["predict_proba_one_row_dataframe_ms"] / result["parts"]["inplace_predict_numpy_ms"], 1
+    )
+    print(json.dumps(result, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_prediction.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
