@@ -153,3 +153,22 @@ def test_the_model_endpoints_describe_versions_and_the_active_one(api, trained):
 
 def test_no_active_model_is_a_404_on_models_active(api, db):
     assert api.get("/api/v1/models/active/").status_code == 404
+
+
+def test_predictions_are_still_served_when_redis_is_down(api, scored_patient, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",  # nothing listens here
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 0.2,
+                "IGNORE_EXCEPTIONS": True,
+            },
+        }
+    }
+    settings.DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+    first = api.post(URL.format(scored_patient.pk))
+    again = api.post(URL.format(scored_patient.pk))
+    assert (first.status_code, again.status_code) == (201, 201)  # no cache: each request scores afresh
+    assert again.json()["score"] == first.json()["score"]
