@@ -200,9 +200,10 @@ class Stack:
         for name in reversed(list(self.processes)):
             self.stop(name)
 
-    def output(self, name: str) -> str:
+    def output(self, name: str, *, tail: int | None = 4000) -> str:
         path = self.workdir / f"{name}.out"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-tail:] if tail else text
 
 
 # --- load and results ------------------------------------------------------------------
