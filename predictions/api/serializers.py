@@ -6,6 +6,7 @@ as_of, appointment_date, created_at} (extend, never rename).
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from patients.api.serializers import ErrorOutput, StrictInput
@@ -22,11 +23,21 @@ class FactorOutput(serializers.Serializer):
     description = serializers.CharField()
 
 
+@extend_schema_field(FactorOutput(many=True))
+class FactorsField(serializers.JSONField):
+    """Stored already in its output shape: passed through, not re-validated item by item (it is hot)."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "number", "nullable": True}})
+class FeaturesField(serializers.JSONField):
+    """Feature name -> the patient's value (null when missing), as the model saw it."""
+
+
 class PredictionOutput(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="patient_id")
     model_version = serializers.CharField(source="model_version.version")
-    factors = FactorOutput(many=True)
-    features = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    factors = FactorsField()
+    features = FeaturesField()
 
     class Meta:
         model = Prediction
@@ -41,7 +52,7 @@ class LineListOutput(serializers.ModelSerializer):
     identifier = serializers.CharField(source="patient.identifier")
     facility = serializers.CharField(source="facility.code")
     model_version = serializers.CharField(source="model_version.version")
-    factors = FactorOutput(many=True)
+    factors = FactorsField()
 
     class Meta:
         model = Prediction
