@@ -172,3 +172,22 @@ def test_predictions_are_still_served_when_redis_is_down(api, scored_patient, se
     again = api.post(URL.format(scored_patient.pk))
     assert (first.status_code, again.status_code) == (201, 201)  # no cache: each request scores afresh
     assert again.json()["score"] == first.json()["score"]
+
+
+def test_a_patient_without_observations_is_scored_with_missing_history(api, trained, patient):
+    response = api.post(URL.format(patient.pk))
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["appointment_date"] is None
+    assert body["features"]["days_late_last"] is None and body["features"]["vl_category"] == 2
+
+
+def test_the_reference_profile_is_read_by_the_drift_evaluation(api, scored_patient, trained):
+    from monitoring.evaluation import drift
+
+    reference = drift.compile_reference(trained.reference_profile)
+    assert set(reference.features) == set(FEATURES)
+    api.post(URL.format(scored_patient.pk))
+    rows = list(Prediction.objects.values_list("features", flat=True))
+    result = drift.evaluate(reference, drift.columns_from_rows(reference, rows), trained.feature_importance)
+    assert len(result.features) == len(FEATURES)
