@@ -286,4 +286,47 @@ def write_result(name: str, data: dict) -> Path:
 def report(title: str, rows: list[tuple[str, object]]) -> None:
     print(f"\n== {title}")
     for label, value in rows:
-        print(f"   {label:<52} {value}")
+        print(f"   {label:<62} {value}")
+
+
+@contextlib.contextmanager
+def prepared_stack(label: str, *, patients: int = 1000, facilities: int = 4, env: dict | None = None):
+    """A Stack on a fresh database with the demo cohort and a trained model; everything removed afterwards."""
+    import tempfile
+
+    with (
+        tempfile.TemporaryDirectory(prefix=f"iit-{label}-") as directory,
+        fresh_database(Path(directory), label=label) as database_url,
+    ):
+        stack = Stack(Path(directory), database_url=database_url, env=env)
+        print(f"   preparing {patients:,} patients and a model on a fresh database ...", flush=True)
+        stack.prepare(patients=patients, facilities=facilities)
+        try:
+            yield stack
+        finally:
+            stack.stop_all()
+
+
+def first_patients(web: str, token: str, count: int) -> list[int]:
+    ids: list[int] = []
+    url = f"{web}/api/v1/patients/?page_size=200"
+    while url and len(ids) < count:
+        status, body, _ = http("GET", url, token=token)
+        if status != 200:
+            raise RuntimeError(f"listing patients answered {status}: {body}")
+        ids += [row["id"] for row in body["results"]]
+        url = body["next"]
+    return ids[:count]
+
+
+def access_durations(log_dir: Path, *, method: str, contains: str) -> list[float]:
+    """Server-side durations (ms) of matching requests, from the service's own access log."""
+    durations = []
+    for line in (log_dir / "access.log").read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("method") == method and contains in entry.get("path", "") and "duration_ms" in entry:
+            durations.append(float(entry["duration_ms"]))
+    return durations
