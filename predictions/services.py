@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -113,20 +112,29 @@ class _ScoredPatients:
         ]
 
     def copy_rows(self, *, batch_job_id: str) -> io.StringIO:
-        """The rows as CSV for PostgreSQL's COPY (columns ``COPY_COLUMNS``)."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        now, version = self.now.isoformat(), self.model.id
+        """The rows in COPY's text format (columns ``COPY_COLUMNS``; \\N is NULL).
+
+        JSON escapes control characters itself, so the only text-format escape
+        its output can need is the backslash.
+        """
+        now, version = self.now.isoformat(), str(self.model.id)
         due = [_date(day) for day in self.rows.appointment_day.tolist()]
+        scores = self.scored.scores.tolist()
+        lines = []
         for i, (pid, facility) in enumerate(zip(self.table.id.tolist(), self.table.facility_id.tolist(), strict=True)):
             stamp = self.stamps[i]
-            writer.writerow(
-                [pid, facility, version, repr(float(self.scored.scores[i])), self.scored.risk_levels[i],
-                 json.dumps(self.scored.factors[i]), json.dumps(self.scored.features[i]), now,
-                 due[i] or "", stamp.isoformat() if stamp else "", batch_job_id, "pending", now]
-            )  # fmt: skip
-        buffer.seek(0)
-        return buffer
+            factors = _compact(self.scored.factors[i])
+            features = _compact(self.scored.features[i])
+            lines.append("\t".join(
+                [str(pid), str(facility), version, repr(scores[i]), self.scored.risk_levels[i], factors, features, now,
+                 due[i].isoformat() if due[i] else "\\N", stamp.isoformat() if stamp else "\\N", batch_job_id,
+                 "pending", now]
+            ))  # fmt: skip
+        return io.StringIO("\n".join(lines) + "\n" if lines else "")
+
+
+def _compact(value) -> str:
+    return json.dumps(value, separators=(",", ":")).replace("\\", "\\\\")
 
 
 COPY_COLUMNS = ["patient_id", "facility_id", "model_version_id", "score", "risk_level", "factors", "features", "as_of"]
@@ -153,7 +161,7 @@ def _store(scored: _ScoredPatients, *, job: BatchJob) -> None:
         return
     with connection.cursor() as cursor:
         columns = ", ".join(COPY_COLUMNS)
-        sql = f"COPY {Prediction._meta.db_table} ({columns}) FROM STDIN WITH (FORMAT csv)"
+        sql = f"COPY {Prediction._meta.db_table} ({columns}) FROM STDIN"
         cursor.cursor.copy_expert(sql, scored.copy_rows(batch_job_id=str(job.pk)))
 
 

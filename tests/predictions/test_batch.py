@@ -8,6 +8,7 @@ from celery.contrib.testing.worker import start_worker
 from iit_service.celery import app
 from patients.models import ClinicianFacility, Facility, Patient
 from predictions import services
+from predictions.features import FEATURES
 from predictions.models import BatchJob, Prediction
 from tests.predictions.conftest import write_cohort
 
@@ -93,6 +94,25 @@ def test_chunks_run_in_the_service_store_every_active_patient_once(settings, tra
     active = Patient.objects.filter(facility=cohort[1], status="active").count()
     assert (job.status, job.done, job.chunks_done) == ("succeeded", active, len(chunks))
     assert Prediction.objects.filter(batch_job=job).values("patient").distinct().count() == active
+    stored = Prediction.objects.filter(batch_job=job, appointment_date__isnull=False).first()
+    assert set(stored.features) == set(FEATURES) and stored.factors[0]["description"]
+    assert stored.observation_stamp is not None and stored.outcome == "pending"
+
+
+def test_a_batch_prediction_equals_the_single_prediction_of_the_same_moment(settings, trained, cohort, clinician):
+    patient = Patient.objects.filter(facility=cohort[0], status="active").order_by("pk").first()
+    job = services.batch_job_create(created_by=clinician, patient_ids=[patient.pk])
+    (chunk,) = services.batch_job_start(job_id=str(job.pk))
+    services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+    batch = Prediction.objects.get(batch_job=job)
+    single, _ = services.prediction_create(patient=patient, now=batch.as_of)
+    single.refresh_from_db()
+    assert (batch.score, batch.risk_level, batch.appointment_date) == (
+        single.score,
+        single.risk_level,
+        single.appointment_date,
+    )
+    assert (batch.features, batch.factors) == (single.features, single.factors)
 
 
 def test_a_redelivered_chunk_is_not_stored_twice(settings, trained, cohort, clinician):
