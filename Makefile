@@ -31,8 +31,9 @@ test: venv system-deps
 lint: venv
 	$(VENV)/bin/ruff check .
 
+## Every benchmark with its baseline (make bench BENCH_ARGS=--quick for a few minutes' run).
 bench: venv
-	$(PY) -m bench.run_all
+	$(PY) -m bench.run_all $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var db.sqlite3
