@@ -85,6 +85,9 @@ def training_set(*, timeline: Timeline, patients: PatientTable, as_of: dt.date) 
     is_validation = scheduled >= split_day
     is_training = resolved < split_day
     y = (labels["label"] == IIT).to_numpy(dtype=np.float64)
+    for name, part in (("training", is_training), ("validation", is_validation)):
+        if len(set(y[part].tolist())) < 2:
+            raise ValueError(f"the {name} period has no interruptions or no retained appointments: too little history")
     stats = facility_stats(labels=labels[is_training], patients=patients)
     rows = compute_features(
         timeline=timeline,

@@ -74,3 +74,11 @@ def test_activate_and_rollback_commands_switch_the_one_active_version(trained, c
     assert list(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True)) == [trained.pk]
     assert registry.active_model().version == trained.version
     assert second.pk
+
+
+def test_training_without_enough_history_says_so(patient):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="nothing to train on|too little history"):
+        call_command("train_model", "--no-progress")
+    assert not ModelVersion.objects.exists()
