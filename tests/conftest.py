@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from iit_service.celery import app as celery_app
 from patients.models import ClinicianFacility, Facility, Patient
 
 
@@ -98,3 +100,20 @@ def other_patient(other_facility) -> Patient:
         art_start_date=dt.date(2019, 6, 1),
         enrollment_date=dt.date(2019, 6, 1),
     )
+
+
+@pytest.fixture
+def worker(settings, tmp_path):
+    """A real Celery worker thread on the configured broker: Redis, or a private filesystem queue."""
+    original = celery_app.conf.broker_transport_options
+    if not settings.REDIS_URL:
+        folders = {key: tmp_path / "broker" / key for key in ("data_folder_in", "processed_folder", "control_folder")}
+        for folder in folders.values():
+            folder.mkdir(parents=True)
+        options = {key: str(folder) for key, folder in folders.items()}
+        celery_app.conf.broker_transport_options = {**options, "data_folder_out": options["data_folder_in"]}
+    try:
+        with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
+            yield
+    finally:
+        celery_app.conf.broker_transport_options = original

@@ -7,7 +7,6 @@ import time
 
 import pytest
 from celery.beat import Service
-from celery.contrib.testing.worker import start_worker
 from django.db import connections
 from django_celery_beat.models import PeriodicTask
 
@@ -15,21 +14,6 @@ from iit_service.celery import app
 from monitoring import jobs
 from monitoring.models import JobRun
 from monitoring.services import PERIODIC_TASK_PREFIX, schedules_write
-
-
-@pytest.fixture
-def worker(settings, tmp_path):
-    """A real Celery worker thread on the configured broker (Redis, or a private filesystem queue)."""
-    original = app.conf.broker_transport_options
-    if not settings.REDIS_URL:
-        folder = tmp_path / "broker"
-        folder.mkdir()
-        app.conf.broker_transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
-            yield
-    finally:
-        app.conf.broker_transport_options = original
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 
-from iit_service.celery import app
 from patients.models import ClinicianFacility, Facility, Patient
 from predictions import services
 from predictions.features import FEATURES
@@ -13,21 +11,6 @@ from predictions.models import BatchJob, Prediction
 from tests.predictions.conftest import write_cohort
 
 BATCH = "/api/v1/predictions/batch/"
-
-
-@pytest.fixture
-def worker(settings, tmp_path):
-    """A real Celery worker thread consuming the configured broker (Redis, or a private filesystem queue)."""
-    original = app.conf.broker_transport_options
-    if not settings.REDIS_URL:
-        folder = tmp_path / "broker"
-        folder.mkdir()
-        app.conf.broker_transport_options = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
-            yield
-    finally:
-        app.conf.broker_transport_options = original
 
 
 def _wait_for(job_id: str, timeout: float = 90) -> BatchJob:
