@@ -11,6 +11,7 @@ from patients.cohort import generate_cohort
 from patients.cohort_writer import cohort_write
 from patients.models import ClinicianFacility, Facility
 from predictions import registry
+from predictions.models import ModelVersion
 from predictions.services import model_train
 
 
@@ -45,6 +46,20 @@ def cohort_clinician(cohort, clinician):
     """The shared clinician, now also a member of the cohort's first facility."""
     ClinicianFacility.objects.create(user=clinician, facility=cohort[0])
     return clinician
+
+
+def stub_version(name: str = "stub") -> ModelVersion:
+    """A version row without a usable artifact: enough for listing and resolving stored predictions."""
+    day = dt.date(2026, 1, 1)
+    return ModelVersion.objects.create(
+        version=name,
+        artifact_path=f"{name}.ubj",
+        artifact_sha256="0" * 64,
+        training_as_of=day,
+        training_window_start=day,
+        training_window_end=day,
+        tier_cutoffs={"medium": 0.1, "high": 0.2, "very_high": 0.4},
+    )
 
 
 def today() -> dt.date:

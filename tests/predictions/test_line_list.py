@@ -11,22 +11,14 @@ from django.utils import timezone
 
 from patients.models import AuditEvent, Patient
 from predictions.models import ModelVersion, Prediction
+from tests.predictions.conftest import stub_version
 
 URL = "/api/v1/predictions/"
 
 
 @pytest.fixture
 def version(db) -> ModelVersion:
-    day = dt.date(2026, 1, 1)
-    return ModelVersion.objects.create(
-        version="v-list",
-        artifact_path="none.ubj",
-        artifact_sha256="0" * 64,
-        training_as_of=day,
-        training_window_start=day,
-        training_window_end=day,
-        tier_cutoffs={"medium": 0.1, "high": 0.2, "very_high": 0.4},
-    )
+    return stub_version("v-list")
 
 
 def _predict(patient: Patient, version: ModelVersion, score: float, *, level="low", due_in: int | None = 7, **extra):

@@ -7,18 +7,11 @@ from django.utils import timezone
 from patients.models import Observation, Patient
 from predictions import services
 from predictions.models import BatchJob, ModelVersion, Prediction
+from tests.predictions.conftest import stub_version
 
 
 def _version() -> ModelVersion:
-    day = dt.date(2026, 1, 1)
-    return ModelVersion.objects.create(
-        version="v-out",
-        artifact_path="x.ubj",
-        artifact_sha256="0" * 64,
-        training_as_of=day,
-        training_window_start=day,
-        training_window_end=day,
-    )
+    return stub_version("v-out")
 
 
 def _observe(patient: Patient, when: dt.datetime, concept: str = "visit", **value):

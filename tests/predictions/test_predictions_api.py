@@ -24,6 +24,14 @@ def _copy_version(version: ModelVersion, name: str) -> ModelVersion:
     return ModelVersion.objects.create(**{**fields, "version": name, "activated_at": None})
 
 
+def _observe(patient: Patient, concept: str, number: float) -> Observation:
+    """A numeric observation made an hour ago (before the next prediction's moment)."""
+    moment = timezone.now() - dt.timedelta(hours=1)
+    return Observation.objects.create(
+        patient=patient, facility=patient.facility, concept=concept, observed_at=moment, value_numeric=number
+    )
+
+
 def _hits() -> float:
     return PREDICTION_CACHE_REQUESTS.labels(result="hit")._value.get()
 
@@ -61,13 +69,7 @@ def test_a_clinician_gets_a_scored_explained_prediction(api, scored_patient, tra
 
 def test_history_lists_a_patients_predictions_newest_first(api, scored_patient):
     first = api.post(URL.format(scored_patient.pk)).json()
-    Observation.objects.create(
-        patient=scored_patient,
-        facility=scored_patient.facility,
-        concept="who_stage",
-        observed_at=timezone.now() - dt.timedelta(hours=1),
-        value_numeric=3,
-    )
+    _observe(scored_patient, "who_stage", 3)
     second = api.post(URL.format(scored_patient.pk)).json()
     listed = api.get(URL.format(scored_patient.pk)).json()["results"]
     assert [p["id"] for p in listed] == [second["id"], first["id"]]
@@ -85,13 +87,7 @@ def test_the_same_record_and_model_are_served_from_the_cache(api, scored_patient
 
 def test_a_new_observation_makes_the_cached_prediction_unreachable(api, scored_patient):
     first = api.post(URL.format(scored_patient.pk)).json()
-    Observation.objects.create(
-        patient=scored_patient,
-        facility=scored_patient.facility,
-        concept="viral_load",
-        observed_at=timezone.now() - dt.timedelta(hours=1),
-        value_numeric=250_000,
-    )
+    _observe(scored_patient, "viral_load", 250_000)
     second = api.post(URL.format(scored_patient.pk))
     assert second.status_code == 201
     assert second.json()["id"] != first["id"]
