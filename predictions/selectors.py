@@ -23,6 +23,8 @@ from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import CONCEPT_CODES, STATUS_CODES, TEXT_CODES, PatientTable, Timeline, day_of
 
 _OBS_COLUMNS = ["patient_id", "concept", "t", "value", "created"]
+# Declared so read_csv skips inference; value may be empty (NaN), the others never are.
+_DTYPES = {"patient_id": "int64", "concept": "int8", "t": "int64", "value": "float64", "created": "int64"}
 _PATIENT_COLUMNS = ["patient_id", "facility_id", "sex", "birth_date", "art_start_date", "status", "status_date"]
 
 
@@ -49,14 +51,14 @@ def _observation_sql(where: str) -> str:
     )
 
 
-def _read(sql: str, params: Sequence, columns: list[str]) -> pd.DataFrame:
+def _read(sql: str, params: Sequence, columns: list[str], dtypes: dict | None = None) -> pd.DataFrame:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             query = cursor.mogrify(sql, params).decode()
             buffer = io.BytesIO()
             cursor.cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)
             buffer.seek(0)
-            return pd.read_csv(buffer, names=columns, header=None, na_filter=True)
+            return pd.read_csv(buffer, names=columns, header=None, dtype=dtypes)
         cursor.execute(sql, params)
         return pd.DataFrame(cursor.fetchall(), columns=columns)
 
@@ -77,7 +79,7 @@ def _scope(*, patient_ids: Sequence[int] | None, facility_id: int | None, column
 def observations_frame(*, patient_ids: Sequence[int] | None = None, facility_id: int | None = None) -> pd.DataFrame:
     """Encoded observations (patient_id, concept code, t seconds, value, created µs) of some or all patients."""
     where, params = _scope(patient_ids=patient_ids, facility_id=facility_id, column="patient_id")
-    frame = _read(_observation_sql(where), params, _OBS_COLUMNS)
+    frame = _read(_observation_sql(where), params, _OBS_COLUMNS, _DTYPES)
     if connection.vendor != "postgresql":
         created = pd.to_datetime(frame["created"], utc=True, format="ISO8601")
         frame["created"] = (created - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
