@@ -68,7 +68,9 @@ class LineListQuery(serializers.Serializer):
     )
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1)
-    format = serializers.ChoiceField(choices=["json", "csv", "api"], required=False)
+    format = serializers.ChoiceField(
+        choices=["json", "csv"], required=False, help_text="csv: a file for tracing teams."
+    )
 
 
 class BatchInput(StrictInput):

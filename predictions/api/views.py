@@ -7,6 +7,7 @@ import datetime as dt
 
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
@@ -105,7 +106,14 @@ class LineListViewSet(ClinicalViewSet):
     queryset = Prediction.objects.none()
     renderer_classes = [JSONRenderer, CSVRenderer]
 
-    @extend_schema(parameters=[s.LineListQuery], responses={200: s.LineListOutput(many=True), **ERRORS})
+    @extend_schema(
+        parameters=[s.LineListQuery],
+        responses={
+            (200, "application/json"): s.LineListOutput(many=True),
+            (200, "text/csv"): OpenApiTypes.STR,
+            **ERRORS,
+        },
+    )
     def list(self, request):
         query = validated(s.LineListQuery, request.query_params)
         facility_ids = facility_ids_for(request.user)
