@@ -62,5 +62,11 @@ def stub_version(name: str = "stub") -> ModelVersion:
     )
 
 
+def copy_version(version: ModelVersion, name: str) -> ModelVersion:
+    """Another (inactive) version over the same artifact: a retrain would do, only slower."""
+    fields = {f.name: getattr(version, f.name) for f in ModelVersion._meta.fields if f.name not in ("id", "is_active")}
+    return ModelVersion.objects.create(**{**fields, "version": name, "activated_at": None})
+
+
 def today() -> dt.date:
     return timezone.localdate()

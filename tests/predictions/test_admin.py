@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.test import Client
 
 from predictions.models import FacilityTierCutoffs, ModelVersion
-from tests.predictions.test_predictions_api import _copy_version
+from tests.predictions.conftest import copy_version
 
 
 def _staff_client(staff) -> Client:
@@ -13,7 +13,7 @@ def _staff_client(staff) -> Client:
 
 
 def test_staff_activate_and_roll_back_a_version_from_the_admin(staff, trained):
-    newer = _copy_version(trained, "newer")
+    newer = copy_version(trained, "newer")
     client = _staff_client(staff)
     url = "/admin/predictions/modelversion/"
     client.post(url, {"action": "activate", "_selected_action": [newer.pk]})

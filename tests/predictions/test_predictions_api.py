@@ -10,18 +10,14 @@ from monitoring.metrics import PREDICTION_CACHE_REQUESTS
 from patients.models import AuditEvent, Observation, Patient
 from predictions import registry
 from predictions.features import FEATURES
-from predictions.models import FacilityTierCutoffs, ModelVersion, Prediction
+from predictions.models import FacilityTierCutoffs, Prediction
+from tests.predictions.conftest import copy_version
 
 URL = "/api/v1/patients/{}/predictions/"
 
 
 def _active_patient(facility) -> Patient:
     return Patient.objects.filter(facility=facility, status="active").order_by("pk").first()
-
-
-def _copy_version(version: ModelVersion, name: str) -> ModelVersion:
-    fields = {f.name: getattr(version, f.name) for f in ModelVersion._meta.fields if f.name not in ("id", "is_active")}
-    return ModelVersion.objects.create(**{**fields, "version": name, "activated_at": None})
 
 
 def _observe(patient: Patient, concept: str, number: float) -> Observation:
@@ -96,7 +92,7 @@ def test_a_new_observation_makes_the_cached_prediction_unreachable(api, scored_p
 
 def test_a_new_active_version_makes_the_cached_prediction_unreachable(api, scored_patient, trained):
     api.post(URL.format(scored_patient.pk))
-    registry.version_activate(version=_copy_version(trained, "newer"))
+    registry.version_activate(version=copy_version(trained, "newer"))
     second = api.post(URL.format(scored_patient.pk))
     assert second.status_code == 201
     assert second.json()["model_version"] == "newer"

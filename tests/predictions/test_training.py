@@ -10,7 +10,7 @@ from predictions.models import ModelVersion
 from predictions.scoring import probabilities
 from predictions.selectors import record_of
 from predictions.training import training_set
-from tests.predictions.conftest import today, write_cohort
+from tests.predictions.conftest import copy_version, today, write_cohort
 
 
 def test_a_trained_version_records_its_metrics_window_cutoffs_and_profile(trained):
@@ -56,17 +56,7 @@ def test_validation_auc_on_a_generated_cohort_is_in_the_published_range(db, caps
 
 
 def test_activate_and_rollback_commands_switch_the_one_active_version(trained, capsys):
-    second = ModelVersion.objects.create(
-        version="second",
-        artifact_path=trained.artifact_path,
-        artifact_sha256=trained.artifact_sha256,
-        feature_names=trained.feature_names,
-        params=trained.params,
-        training_as_of=trained.training_as_of,
-        training_window_start=trained.training_window_start,
-        training_window_end=trained.training_window_end,
-        tier_cutoffs=trained.tier_cutoffs,
-    )
+    second = copy_version(trained, "second")
     call_command("activate_model", "second")
     assert list(ModelVersion.objects.filter(is_active=True).values_list("version", flat=True)) == ["second"]
     assert registry.active_model().version == "second"
@@ -82,3 +72,22 @@ def test_training_without_enough_history_says_so(patient):
     with pytest.raises(CommandError, match="nothing to train on|too little history"):
         call_command("train_model", "--no-progress")
     assert not ModelVersion.objects.exists()
+
+
+def test_serving_checks_for_a_new_version_at_most_every_check_period(trained, settings, django_assert_num_queries):
+    settings.MODEL_VERSION_CHECK_SECONDS = 3600
+    assert registry.active_model().version == trained.version
+    with django_assert_num_queries(0):  # between checks, serving costs no query at all
+        registry.active_model()
+    registry.version_activate(version=copy_version(trained, "second"))
+    assert registry.active_model().version == trained.version  # not yet looked
+    settings.MODEL_VERSION_CHECK_SECONDS = 0
+    assert registry.active_model().version == "second"  # picked up without a restart
+    assert registry.model_status() == {"loaded": True, "version": "second", "error": None}
+
+
+def test_the_training_task_registers_and_activates_a_version(cohort):
+    from predictions.tasks import train_model
+
+    version = train_model.apply(kwargs={"activate": True}).get()
+    assert ModelVersion.objects.get(is_active=True).version == version
