@@ -13,12 +13,12 @@ def patient_ids(service: dict, count: int = 10) -> list[int]:
     return [row["id"] for row in body["results"]]
 
 
-def predict(service: dict, pk: int, *, timeout: float = 10.0) -> tuple[int, object, float]:
+def predict(service: dict, pk: int, *, timeout: float = 30.0) -> tuple[int, object, float]:
     return http("POST", f"{service['web']}/api/v1/patients/{pk}/predictions/", token=service["token"], timeout=timeout)
 
 
 def health(service: dict) -> tuple[int, dict]:
-    status, body, _ = http("GET", f"{service['web']}/health")
+    status, body, _ = http("GET", f"{service['web']}/health", timeout=30)
     return status, body
 
 

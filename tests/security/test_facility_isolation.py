@@ -81,7 +81,7 @@ def _answer(response) -> tuple[int, str | None]:
     return response.status_code, (body.get("error") or {}).get("code") if isinstance(body, dict) else None
 
 
-@settings(max_examples=60, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(who=st.integers(0, len(MEMBERSHIPS) - 1), which=st.integers(0, len(FACILITIES) * 3))
 def test_another_facilitys_patient_is_answered_exactly_like_a_missing_one(world, who, which):
     user, own, client = world["clinicians"][who]

@@ -39,11 +39,12 @@ def test_the_scan_sees_the_repository():
 
 
 def test_the_patterns_catch_what_they_are_for():
+    # Assembled at run time, so that this file itself holds none of them.
     samples = {
-        "private key": b"-----BEGIN RSA PRIVATE KEY-----",
-        "AWS access key": b"key = AKIAABCDEFGHIJKLMNOP",
-        "password in a URL": b"postgres://iit:s3cretpass@db:5432/iit",
-        "Django secret key": b"SECRET_KEY = 'k3y-0f-th1rty-ch4r4ct3rs-or-more-for-sure'",
+        "private key": b"-----BEGIN RSA " + b"PRIVATE KEY-----",
+        "AWS access key": b"key = AK" + b"IAABCDEFGHIJKLMNOP",
+        "password in a URL": b"postgres://iit:s3cret" + b"pass@db:5432/iit",
+        "Django secret key": b"SECRET_KEY = " + b"'k3y-0f-th1rty-ch4r4ct3rs-or-more-for-sure'",
     }
     for name, sample in samples.items():
         assert PATTERNS[name].search(sample), name
