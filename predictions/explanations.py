@@ -75,7 +75,6 @@ _PHRASES = {
     "days_supplied_last": lambda v: f"{_plural(_n(v), 'day')} of ARVs at last dispense",
     "mmd_share": lambda v: f"{_n(v * 100)}% of dispenses multi-month (90+ days)",
     "days_to_next_appointment": _next_appointment,
-    "days_since_last_visit": lambda v: f"last seen {_ago(v)}" if v >= 1 else "seen today",
     "vl_age_days": lambda v: f"last viral load {_ago(v)}",
     "who_stage": lambda v: f"WHO stage {_n(v)}",
     "adherence": lambda v: f"{_ADHERENCE.get(_n(v), 'unknown')} adherence at last assessment",

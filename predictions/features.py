@@ -23,7 +23,6 @@ from predictions.timeline import (
     ADHERENCE,
     BREASTFEEDING,
     DAY,
-    ENCOUNTER_CONCEPTS,
     PREGNANT,
     UNSCHEDULED,
     VIRAL_LOAD,
@@ -39,6 +38,7 @@ from predictions.timeline import (
 )
 
 WINDOWS = (3, 5, 10)
+STORED_DECIMALS = 4  # a Prediction's stored features, and so the drift reference, are rounded to this
 SUPPRESSED_BELOW = 1000.0
 VL_CURRENT_DAYS = 365
 PREGNANCY_DAYS = 280
@@ -60,7 +60,6 @@ FEATURES: list[str] = [
     "days_supplied_last",
     "mmd_share",
     "days_to_next_appointment",
-    "days_since_last_visit",
     "vl_category",
     "vl_age_days",
     "who_stage",
@@ -94,7 +93,7 @@ class FeatureRows:
 
     def row_dicts(self) -> list[dict[str, float | int | None]]:
         """JSON-ready rows: None for missing, categorical codes as integers (the reference profile's keys)."""
-        values = np.round(self.matrix, 4).astype(object)
+        values = np.round(self.matrix, STORED_DECIMALS).astype(object)
         for j in _CATEGORICAL_COLUMNS:
             values[:, j] = [None if v != v else int(v) for v in self.matrix[:, j].tolist()]
         values[np.isnan(self.matrix)] = None
@@ -130,12 +129,28 @@ def compute_features(
     columns["days_since_return"] = today - columns.pop("last_return")
     due = gathered[:, -1]
     columns["days_to_next_appointment"] = due - today
-    columns["days_since_last_visit"] = today - _latest(timeline, pid, seconds, *ENCOUNTER_CONCEPTS)[1]
     columns.update(_demographics(patients, pid, today))
     columns.update(_clinical(timeline, pid, seconds, today, columns["sex_male"]))
     columns.update(_facility(patients, pid, facility_stats or {}))
     matrix = np.column_stack([columns[name] for name in FEATURES]) if len(pid) else np.zeros((0, len(FEATURES)))
     return FeatureRows(matrix=matrix.astype(np.float64), appointment_day=due)
+
+
+def scoring_moments(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> np.ndarray:
+    """Each patient's scoring moment at ``now`` (epoch s): the end of the day of their last scheduling visit.
+
+    Training rows are features as of the end of the day that booked the
+    appointment; scoring a patient as of their last booking visit (never
+    later) makes every live row the same kind of row the model learned from.
+    A visit today is scored as of ``now``; a patient with no booking yet too.
+    """
+    pid = np.asarray(patient_ids, dtype=np.int64)
+    appts = appointments_of(timeline.before(now))
+    moments = np.full(len(pid), now, dtype=np.int64)
+    k = last_before(pair_key(appts.pid, appts.scheduled_t), appts.pid, pid, pair_key(pid, np.full(len(pid), now)))
+    hit = k >= 0
+    moments[hit] = np.minimum((appts.scheduled[k[hit]].astype(np.int64) + 1) * DAY, now)
+    return moments
 
 
 def appointment_history(appts: Appointments) -> dict[str, np.ndarray]:

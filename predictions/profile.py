@@ -1,11 +1,15 @@
 """The reference profile frozen on a ModelVersion at training, for drift monitoring.
 
-Built from the validation rows (the most recent data the model saw scored) and
-stored as ``ModelVersion.reference_profile``.  Exact JSON structure::
+Built from what serving would have scored at the training date: one row per
+active patient as of their last booking visit (``training.reference_rows``),
+the same unit as the drift window (each patient's latest prediction).  Values
+are rounded exactly as a stored Prediction's ``features`` are (``FeatureRows.row_dicts``),
+so a live value never falls outside a reference bin through rounding alone.
+Stored as ``ModelVersion.reference_profile``.  Exact JSON structure::
 
     {
       "n": 7047,                                  # rows profiled
-      "source": "validation",
+      "source": "serving",
       "features": {
         "<numeric feature>": {
           "kind": "numeric",
@@ -43,7 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from predictions.features import CATEGORIES, FEATURES
+from predictions.features import CATEGORIES, FEATURES, STORED_DECIMALS
 from predictions.metrics import TIERS
 
 BINS = 10
@@ -97,6 +101,7 @@ def categorical_entry(values: np.ndarray, labels: dict[int, str]) -> dict:
 
 
 def reference_profile(*, matrix: np.ndarray, scores: np.ndarray, risk_levels: np.ndarray) -> dict:
+    matrix = np.round(matrix, STORED_DECIMALS)
     features = {}
     for j, name in enumerate(FEATURES):
         column = matrix[:, j]
@@ -104,7 +109,7 @@ def reference_profile(*, matrix: np.ndarray, scores: np.ndarray, risk_levels: np
     n = max(len(scores), 1)
     return {
         "n": int(len(scores)),
-        "source": "validation",
+        "source": "serving",
         "features": features,
         "score": numeric_entry(scores),
         "score_deciles": np.quantile(scores, np.arange(1, 10) / 10).tolist() if len(scores) else [],

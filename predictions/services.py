@@ -22,14 +22,14 @@ from django.utils import timezone
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import Facility, Observation, Patient
 from predictions import registry, selectors
-from predictions.features import FEATURES, FeatureRows, compute_features
+from predictions.features import FEATURES, FeatureRows, compute_features, scoring_moments
 from predictions.labels import resolve_outcomes
 from predictions.metrics import tiers_of
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import reference_profile
 from predictions.scoring import Scored, cutoff_matrix, score
 from predictions.timeline import IIT_GRACE_DAYS, PatientTable, Timeline, group_starts
-from predictions.training import TrainedModel, train, training_set
+from predictions.training import TrainedModel, probabilities, reference_rows, train, training_set
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -88,7 +88,7 @@ class _ScoredPatients:
     rows: FeatureRows
     scored: Scored
     stamps: list[dt.datetime | None]
-    now: dt.datetime
+    as_of: list[dt.datetime]  # each row's scoring moment
 
     def __len__(self) -> int:
         return len(self.table.id)
@@ -103,7 +103,7 @@ class _ScoredPatients:
                 risk_level=self.scored.risk_levels[i],
                 factors=self.scored.factors[i],
                 features=self.scored.features[i],
-                as_of=self.now,
+                as_of=self.as_of[i],
                 appointment_date=_date(self.rows.appointment_day[i]),
                 observation_stamp=self.stamps[i],
                 batch_job=batch_job,
@@ -117,7 +117,7 @@ class _ScoredPatients:
         JSON escapes control characters itself, so the only text-format escape
         its output can need is the backslash.
         """
-        now, version = self.now.isoformat(), str(self.model.id)
+        now, version = timezone.now().isoformat(), str(self.model.id)
         due = [_date(day) for day in self.rows.appointment_day.tolist()]
         scores = self.scored.scores.tolist()
         lines = []
@@ -126,7 +126,8 @@ class _ScoredPatients:
             factors = _compact(self.scored.factors[i])
             features = _compact(self.scored.features[i])
             lines.append("\t".join(
-                [str(pid), str(facility), version, repr(scores[i]), self.scored.risk_levels[i], factors, features, now,
+                [str(pid), str(facility), version, repr(scores[i]), self.scored.risk_levels[i], factors, features,
+                 self.as_of[i].isoformat(),
                  due[i].isoformat() if due[i] else "\\N", stamp.isoformat() if stamp else "\\N", batch_job_id,
                  "pending", now]
             ))  # fmt: skip
@@ -144,14 +145,15 @@ COPY_COLUMNS += ["appointment_date", "observation_stamp", "batch_job_id", "outco
 def _score_patients(
     model: registry.LoadedModel, timeline: Timeline, table: PatientTable, *, now: dt.datetime
 ) -> _ScoredPatients:
-    """Every patient of ``table`` scored and explained as of ``now``."""
-    seconds = np.full(len(table.id), int(now.timestamp()), dtype=np.int64)
+    """Every patient of ``table`` scored and explained at ``now``, each as of their last booking visit."""
+    moments = scoring_moments(timeline=timeline, patient_ids=table.id, now=int(now.timestamp()))
     rows = compute_features(
-        timeline=timeline, patients=table, patient_ids=table.id, as_of=seconds, facility_stats=model.facility_stats
+        timeline=timeline, patients=table, patient_ids=table.id, as_of=moments, facility_stats=model.facility_stats
     )
     cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides())
     scored = score(model, rows, cutoffs)
-    return _ScoredPatients(model, table, rows, scored, _observation_stamps(timeline, table.id), now)
+    as_of = [_EPOCH + dt.timedelta(seconds=int(m)) for m in moments.tolist()]
+    return _ScoredPatients(model, table, rows, scored, _observation_stamps(timeline, table.id), as_of)
 
 
 def _store(scored: _ScoredPatients, *, job: BatchJob) -> None:
@@ -307,22 +309,23 @@ def model_train(*, as_of: dt.date | None = None, activate: bool = False, progres
     timeline, table = selectors.record_of()
     data = training_set(timeline=timeline, patients=table, as_of=as_of)
     trained = train(data, progress=progress)
-    version = model_version_register(trained=trained, as_of=as_of)
+    version = model_version_register(trained=trained, as_of=as_of, timeline=timeline, patients=table)
     if activate:
         version = registry.version_activate(version=version)
     return version
 
 
-def model_version_register(*, trained: TrainedModel, as_of: dt.date) -> ModelVersion:
+def model_version_register(
+    *, trained: TrainedModel, as_of: dt.date, timeline: Timeline, patients: PatientTable
+) -> ModelVersion:
     name = f"iit-{timezone.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
     artifact, sha256 = registry.artifact_save(booster=trained.booster, version=name)
     data = trained.training
-    validation = data.rows.matrix[data.is_validation]
     scheduled = data.labels["scheduled"]
+    reference = reference_rows(timeline=timeline, patients=patients, as_of=as_of, facility_stats=data.facility_stats)
+    scores = probabilities(trained.booster, reference.matrix.astype(np.float32), trained.margin_offset)
     profile = reference_profile(
-        matrix=validation,
-        scores=trained.validation_scores,
-        risk_levels=tiers_of(trained.validation_scores, trained.tier_cutoffs),
+        matrix=reference.matrix, scores=scores, risk_levels=tiers_of(scores, trained.tier_cutoffs)
     )
     split = _date(data.split_day)
     return ModelVersion.objects.create(

@@ -1,4 +1,16 @@
-"""Training: labelled appointments -> features as of their scheduling visit -> XGBoost.
+"""Training: labelled appointments -> features as of their booking visit -> XGBoost.
+
+The one design rule: **a prediction is made as of the patient's last booking visit**
+(the end of the day a next appointment or an ARV dispense was recorded; KenyaEMR's
+IIT model does the same).  Training rows are exactly that moment for every past
+appointment, and serving scores each patient as of their latest booking visit
+(``features.scoring_moments``), never "now, some days later".  So the model never
+meets a row of a kind it was not trained on: there is no elapsed-time feature
+whose live values (days since the visit, days left to the appointment) would
+differ from training, ``days_to_next_appointment`` is the interval the clinician
+booked, and a patient's risk changes when their record changes, not with the
+calendar.  Outcome resolution starts from the same moment, so the monitored
+label is the trained label.
 
 1. Label every appointment in the data as of ``as_of`` (``labels.label_appointments``)
    and keep the resolved ones (IIT or retained).
@@ -13,6 +25,9 @@
    held-out 15% of training *patients*, so the validation period stays unseen
    until it is scored.  Weighting shifts the log-odds by log(weight); the margin
    offset stored with the model undoes it, so scores are calibrated probabilities.
+6. The drift reference (``reference_rows``) is what serving would have scored at
+   the end of ``as_of``: one row per active patient, as of their last booking
+   visit, the unit the drift job compares (each patient's latest prediction).
 """
 
 from __future__ import annotations
@@ -25,10 +40,10 @@ import pandas as pd
 import xgboost as xgb
 from tqdm import tqdm
 
-from predictions.features import FEATURES, FeatureRows, compute_features
+from predictions.features import FEATURES, FeatureRows, compute_features, scoring_moments
 from predictions.labels import IIT, RETAINED, label_appointments
 from predictions.metrics import classification_metrics, tier_cutoffs_from
-from predictions.timeline import DAY, IIT_GRACE_DAYS, PatientTable, Timeline
+from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of
 
 VALIDATION_SHARE = 0.2
 EARLY_STOPPING_SHARE = 0.15
@@ -97,6 +112,16 @@ def training_set(*, timeline: Timeline, patients: PatientTable, as_of: dt.date) 
         facility_stats=stats,
     )
     return TrainingSet(labels, rows, y, is_validation, is_training, stats, split_day)
+
+
+def reference_rows(*, timeline: Timeline, patients: PatientTable, as_of: dt.date, facility_stats: dict) -> FeatureRows:
+    """Serving's rows at the end of ``as_of``: every active patient as of their last booking visit."""
+    now = int(day_of(as_of) + 1) * DAY
+    active = patients.id[patients.status == STATUS_CODES["active"]]
+    moments = scoring_moments(timeline=timeline, patient_ids=active, now=now)
+    return compute_features(
+        timeline=timeline, patients=patients, patient_ids=active, as_of=moments, facility_stats=facility_stats
+    )
 
 
 def facility_stats(*, labels: pd.DataFrame, patients: PatientTable) -> dict:

@@ -49,7 +49,6 @@ def test_dispensing_and_appointment_features_come_from_the_last_visit():
     assert f["days_supplied_last"] == 30
     assert f["mmd_share"] == pytest.approx(1 / 3)
     assert f["days_to_next_appointment"] == 30
-    assert f["days_since_last_visit"] == 0
 
 
 def test_clinical_features_are_the_latest_values():

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS
 from patients.models import AuditEvent, Observation, Patient
@@ -21,8 +19,9 @@ def _active_patient(facility) -> Patient:
 
 
 def _observe(patient: Patient, concept: str, number: float) -> Observation:
-    """A numeric observation made an hour ago (before the next prediction's moment)."""
-    moment = timezone.now() - dt.timedelta(hours=1)
+    """A result entered now for the patient's last booking visit (what a prediction is made as of)."""
+    booking = Observation.objects.filter(patient=patient, concept__in=("next_appointment", "arv_days_supplied"))
+    moment = booking.latest("observed_at").observed_at
     return Observation.objects.create(
         patient=patient, facility=patient.facility, concept=concept, observed_at=moment, value_numeric=number
     )

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from patients.models import Patient
 from predictions import registry
 from predictions.features import FEATURES
 from predictions.models import ModelVersion
@@ -24,7 +25,9 @@ def test_a_trained_version_records_its_metrics_window_cutoffs_and_profile(traine
     assert trained.feature_names == FEATURES
     assert sum(trained.feature_importance.values()) == pytest.approx(1, abs=1e-3)
     assert set(trained.reference_profile["features"]) == set(FEATURES)
-    assert trained.reference_profile["tiers"]["very_high"] == pytest.approx(0.1, abs=0.03)
+    profile = trained.reference_profile
+    assert (profile["source"], profile["n"]) == ("serving", Patient.objects.filter(status="active").count())
+    assert sum(profile["tiers"].values()) == pytest.approx(1)
 
 
 def test_a_trained_version_reloads_to_identical_scores(trained):
