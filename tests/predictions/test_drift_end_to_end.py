@@ -1,0 +1,74 @@
+"""Served rows are the rows the model was trained on: no drift without a shift, drift with one.
+
+Generated cohort -> a model trained eight weeks ago -> every patient batch-scored
+now through the services -> the drift job twice (drift is declared after two
+drifting windows).  Then half the patients get an unsuppressed viral load and
+poor adherence at their last booking visit, are rescored, and drift must show.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from monitoring.services import drift_evaluation_create
+from patients.models import Observation, Patient
+from predictions.models import BatchJob
+from predictions.services import batch_chunk_score, batch_job_start, model_train
+from tests.predictions.conftest import today, write_cohort
+
+pytestmark = pytest.mark.slow
+
+
+def _score_everyone() -> None:
+    job = BatchJob.objects.create()
+    for chunk in batch_job_start(job_id=str(job.pk)):
+        batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+
+
+def _drift_twice():
+    now = timezone.now()
+    drift_evaluation_create(now=now)
+    return drift_evaluation_create(now=now + dt.timedelta(seconds=1))
+
+
+def _shift_half_of_the_patients() -> None:
+    shifted = []
+    for patient in Patient.objects.filter(status="active").order_by("pk")[::2]:
+        booking = patient.observations.filter(concept__in=("next_appointment", "arv_days_supplied"))
+        at = booking.latest("observed_at").observed_at
+        common = {"patient": patient, "facility_id": patient.facility_id, "observed_at": at}
+        shifted.append(Observation(concept="viral_load", value_numeric=250_000, **common))
+        shifted.append(Observation(concept="adherence", value_text="poor", **common))
+    Observation.objects.bulk_create(shifted)
+
+
+@pytest.fixture
+def served(db, settings, tmp_path):
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.MONITORING_DRIFT_MIN_ROWS = 300
+    write_cohort(patients=900, facilities=3, seed=21)
+    version = model_train(as_of=today() - dt.timedelta(days=56), activate=True)
+    _score_everyone()
+    return version
+
+
+def test_unshifted_data_scored_weeks_after_training_does_not_drift(served):
+    assert 0.70 <= served.metrics["roc_auc"] <= 0.88, served.metrics
+    evaluation = _drift_twice()
+    assert evaluation.status == "ok" and evaluation.n_rows >= 300
+    assert not evaluation.window_drifted and not evaluation.drift_detected
+    assert evaluation.share_drifted < 0.1, evaluation.drifted_features
+    top5 = sorted(served.feature_importance, key=served.feature_importance.get, reverse=True)[:5]
+    assert not set(top5) & set(evaluation.drifted_features)
+
+
+def test_an_injected_shift_is_detected_after_rescoring(served):
+    _drift_twice()
+    _shift_half_of_the_patients()
+    _score_everyone()
+    evaluation = _drift_twice()
+    assert evaluation.window_drifted and evaluation.drift_detected
+    assert {"vl_category", "adherence"} <= set(evaluation.drifted_features)
