@@ -48,9 +48,10 @@ def _window(stat: str, w: int):
 
 
 def _next_appointment(value: float) -> str:
-    if value < 0:
-        return f"appointment missed {_plural(_n(-value), 'day')} ago"
-    return "appointment today" if _n(value) == 0 else f"next appointment in {_plural(_n(value), 'day')}"
+    # Predictions are made as of the booking visit, so this is the interval the clinician booked.
+    if value <= 0:
+        return "no appointment booked after the last visit"
+    return f"next appointment booked {_plural(_n(value), 'day')} ahead"
 
 
 def _viral_load(value: float, context: dict) -> str:

@@ -14,7 +14,7 @@ def test_factors_read_as_a_clinician_would_say_them():
     assert describe_factor("first_6_months", 1, 0.2) == "first 6 months on ART"
     assert describe_factor("late_gt28_5", 2.0, 0.3) == "over 28 days late at 2 of the last 5 visits"
     assert describe_factor("adherence", 2, 0.3) == "poor adherence at last assessment"
-    assert describe_factor("days_to_next_appointment", -4.0, 0.3) == "appointment missed 4 days ago"
+    assert describe_factor("days_to_next_appointment", 90.0, 0.3) == "next appointment booked 90 days ahead"
     assert describe_factor("vl_age_days", None, 0.1) == "no viral load on record"
 
 
