@@ -94,10 +94,12 @@ def prediction_window(*, version: ModelVersion, start: dt.datetime, end: dt.date
 
     One row per patient, their latest: hourly rescans would otherwise weigh
     the patients whose records change most, and the population drifts
-    would seem to drift with them.
+    would seem to drift with them.  Backfilled predictions (scored as of
+    past dates) describe past populations, not this window's, and are left out.
     """
     rows = (
         Prediction.objects.filter(model_version=version, created_at__gte=start, created_at__lt=end)
+        .exclude(source=Prediction.Source.BACKFILL)
         .order_by("patient_id", "-created_at", "-id")
         .values_list("patient_id", "features", "score", "risk_level")
     )

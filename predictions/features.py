@@ -137,20 +137,28 @@ def compute_features(
 
 
 def scoring_moments(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> np.ndarray:
-    """Each patient's scoring moment at ``now`` (epoch s): the end of the day of their last scheduling visit.
+    """Each patient's scoring moment at ``now`` (epoch s): the end of the day of their last booking visit.
 
     Training rows are features as of the end of the day that booked the
     appointment; scoring a patient as of their last booking visit (never
     later) makes every live row the same kind of row the model learned from.
     A visit today is scored as of ``now``; a patient with no booking yet too.
     """
+    day = last_booking_day(timeline=timeline, patient_ids=patient_ids, now=now)
+    moments = np.full(len(day), now, dtype=np.int64)
+    booked = ~np.isnan(day)
+    moments[booked] = np.minimum((day[booked].astype(np.int64) + 1) * DAY, now)
+    return moments
+
+
+def last_booking_day(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> np.ndarray:
+    """Day of each patient's last booking visit (next appointment or dispense) before ``now``; NaN if none."""
     pid = np.asarray(patient_ids, dtype=np.int64)
     appts = appointments_of(timeline.before(now))
-    moments = np.full(len(pid), now, dtype=np.int64)
     k = last_before(pair_key(appts.pid, appts.scheduled_t), appts.pid, pid, pair_key(pid, np.full(len(pid), now)))
-    hit = k >= 0
-    moments[hit] = np.minimum((appts.scheduled[k[hit]].astype(np.int64) + 1) * DAY, now)
-    return moments
+    day = np.full(len(pid), np.nan)
+    day[k >= 0] = appts.scheduled[k[k >= 0]]
+    return day
 
 
 def appointment_history(appts: Appointments) -> dict[str, np.ndarray]:

@@ -118,6 +118,11 @@ class Prediction(models.Model):
         RETAINED = "retained", "Retained"
         EXCLUDED = "excluded", "Excluded"  # died or transferred out; no appointment
 
+    class Source(models.TextChoices):
+        LIVE = "live", "Live"  # one patient, through the API
+        BATCH = "batch", "Batch"  # a batch job (or the rescan)
+        BACKFILL = "backfill", "Backfill"  # retrospective, as of a past date in the validation window
+
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="predictions")
     facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="predictions")
@@ -131,6 +136,7 @@ class Prediction(models.Model):
     observation_stamp = models.DateTimeField(null=True, blank=True)
     batch_job = models.ForeignKey(BatchJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.LIVE)
     outcome_resolved_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -137,14 +137,17 @@ def patient_table_of(patients: Sequence[Patient]) -> PatientTable:
 
 
 def latest_predictions(*, facility_ids: list[int] | None) -> QuerySet[Prediction]:
-    """The newest prediction of each patient (the line list), within the caller's facilities."""
-    qs = Prediction.objects.all()
+    """The newest prediction of each patient (the line list), within the caller's facilities.
+
+    Backfilled predictions (retrospective, as of past dates) are never a patient's current risk.
+    """
+    qs = Prediction.objects.exclude(source=Prediction.Source.BACKFILL)
     if facility_ids is not None:
         qs = qs.filter(facility_id__in=facility_ids)
     if connection.vendor == "postgresql":
         newest = qs.order_by("patient_id", "-created_at", "-id").distinct("patient_id").values("id")
     else:
-        per_patient = Prediction.objects.filter(patient_id=OuterRef("patient_id")).order_by("-created_at", "-id")
+        per_patient = qs.filter(patient_id=OuterRef("patient_id")).order_by("-created_at", "-id")
         newest = qs.filter(id=Subquery(per_patient.values("id")[:1])).values("id")
     return Prediction.objects.filter(id__in=newest).select_related("patient", "facility", "model_version")
 

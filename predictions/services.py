@@ -20,15 +20,17 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
+from monitoring.models import AucEvaluation
+from monitoring.services import auc_evaluation_create
 from patients.models import Facility, Observation, Patient
 from predictions import registry, selectors
-from predictions.features import FEATURES, FeatureRows, compute_features, scoring_moments
+from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
 from predictions.labels import resolve_outcomes
 from predictions.metrics import tiers_of
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import reference_profile
 from predictions.scoring import Scored, cutoff_matrix, score
-from predictions.timeline import IIT_GRACE_DAYS, PatientTable, Timeline, group_starts
+from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of, group_starts
 from predictions.training import TrainedModel, probabilities, reference_rows, train, training_set
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -84,20 +86,21 @@ class _ScoredPatients:
     """Scored rows of many patients, ready to store as Prediction rows."""
 
     model: registry.LoadedModel
-    table: PatientTable
+    patient_ids: np.ndarray  # one per row; a backfill has several rows per patient
+    facility_ids: np.ndarray
     rows: FeatureRows
     scored: Scored
     stamps: list[dt.datetime | None]
     as_of: list[dt.datetime]  # each row's scoring moment
 
     def __len__(self) -> int:
-        return len(self.table.id)
+        return len(self.patient_ids)
 
-    def instances(self, *, batch_job: BatchJob | None = None) -> list[Prediction]:
+    def instances(self, *, batch_job: BatchJob | None = None, source: str = Prediction.Source.LIVE) -> list[Prediction]:
         return [
             Prediction(
-                patient_id=int(self.table.id[i]),
-                facility_id=int(self.table.facility_id[i]),
+                patient_id=int(self.patient_ids[i]),
+                facility_id=int(self.facility_ids[i]),
                 model_version=self.model.record,
                 score=float(self.scored.scores[i]),
                 risk_level=self.scored.risk_levels[i],
@@ -107,6 +110,7 @@ class _ScoredPatients:
                 appointment_date=_date(self.rows.appointment_day[i]),
                 observation_stamp=self.stamps[i],
                 batch_job=batch_job,
+                source=source,
             )
             for i in range(len(self))
         ]
@@ -121,7 +125,7 @@ class _ScoredPatients:
         due = [_date(day) for day in self.rows.appointment_day.tolist()]
         scores = self.scored.scores.tolist()
         lines = []
-        for i, (pid, facility) in enumerate(zip(self.table.id.tolist(), self.table.facility_id.tolist(), strict=True)):
+        for i, (pid, facility) in enumerate(zip(self.patient_ids.tolist(), self.facility_ids.tolist(), strict=True)):
             stamp = self.stamps[i]
             factors = _compact(self.scored.factors[i])
             features = _compact(self.scored.features[i])
@@ -129,7 +133,7 @@ class _ScoredPatients:
                 [str(pid), str(facility), version, repr(scores[i]), self.scored.risk_levels[i], factors, features,
                  self.as_of[i].isoformat(),
                  due[i].isoformat() if due[i] else "\\N", stamp.isoformat() if stamp else "\\N", batch_job_id,
-                 "pending", now]
+                 "pending", Prediction.Source.BATCH, now]
             ))  # fmt: skip
         return io.StringIO("\n".join(lines) + "\n" if lines else "")
 
@@ -139,7 +143,7 @@ def _compact(value) -> str:
 
 
 COPY_COLUMNS = ["patient_id", "facility_id", "model_version_id", "score", "risk_level", "factors", "features", "as_of"]
-COPY_COLUMNS += ["appointment_date", "observation_stamp", "batch_job_id", "outcome", "created_at"]
+COPY_COLUMNS += ["appointment_date", "observation_stamp", "batch_job_id", "outcome", "source", "created_at"]
 
 
 def _score_patients(
@@ -153,13 +157,14 @@ def _score_patients(
     cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides())
     scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(seconds=int(m)) for m in moments.tolist()]
-    return _ScoredPatients(model, table, rows, scored, _observation_stamps(timeline, table.id), as_of)
+    stamps = _observation_stamps(timeline, table.id)
+    return _ScoredPatients(model, table.id, table.facility_id, rows, scored, stamps, as_of)
 
 
 def _store(scored: _ScoredPatients, *, job: BatchJob) -> None:
     """Bulk insert: COPY on PostgreSQL, bulk_create elsewhere (inside the caller's transaction)."""
     if connection.vendor != "postgresql":
-        Prediction.objects.bulk_create(scored.instances(batch_job=job), batch_size=2000)
+        Prediction.objects.bulk_create(scored.instances(batch_job=job, source=Prediction.Source.BATCH), batch_size=2000)
         return
     with connection.cursor() as cursor:
         columns = ", ".join(COPY_COLUMNS)
@@ -247,6 +252,14 @@ def _batch_job_finish(job_id: str) -> None:
     BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
         status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": dict(tiers)}
     )
+
+
+def batch_job_run_inline(*, job: BatchJob) -> BatchJob:
+    """Run a pending job's chunks in this process (the demo's first scoring; tests), not through Celery."""
+    for chunk in batch_job_start(job_id=str(job.pk)):
+        batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+    job.refresh_from_db()
+    return job
 
 
 def batch_job_fail(*, job_id: str, error: str) -> None:
@@ -350,3 +363,82 @@ def _importance(trained: TrainedModel) -> dict[str, float]:
     gain = trained.booster.get_score(importance_type="total_gain")
     total = sum(gain.values()) or 1.0
     return {name: round(gain.get(name, 0.0) / total, 5) for name in FEATURES}
+
+
+# --- retrospective scoring (backfill) --------------------------------------------------
+
+
+def predictions_backfill(*, weeks: int) -> dict:
+    """Score the active version retrospectively as of weekly past dates in its validation window.
+
+    Each as-of date d (the validation window's end, then a week earlier, ...
+    never before the window's start) scores every active patient as serving
+    would have on d: as of their last booking visit before d, from
+    observations strictly before that moment, so nothing later leaks in.
+    Visits before the validation window (data the model was trained on) are
+    skipped, and a (patient, moment) already scored for this version is not
+    scored again, so running twice adds nothing.  Rows are marked
+    ``source=backfill``: the outcome and AUC jobs use them, the line list and
+    the drift window do not.
+    """
+    model = registry.active_model()
+    version = model.record
+    start, end = version.validation_window_start, version.validation_window_end
+    if start is None or end is None:
+        raise ValueError(f"{version.version} has no validation window to backfill")
+    timeline, table = selectors.record_of()
+    pid, day = _backfill_visits(timeline, table, version, start=start, end=end, weeks=weeks)
+    if not len(pid):
+        return {"predictions": 0}
+    rows = compute_features(
+        timeline=timeline, patients=table, patient_ids=pid, as_of=(day + 1) * DAY, facility_stats=model.facility_stats
+    )
+    facility = table.facility_id[table.rows_of(pid)]
+    scored = score(model, rows, cutoff_matrix(model, facility, registry.tier_overrides()))
+    as_of = [_EPOCH + dt.timedelta(days=int(d) + 1) for d in day.tolist()]
+    stamps = [None] * len(pid)
+    batch = _ScoredPatients(model, pid, facility, rows, scored, stamps, as_of)
+    Prediction.objects.bulk_create(batch.instances(source=Prediction.Source.BACKFILL), batch_size=2000)
+    return {"predictions": len(pid)}
+
+
+def _backfill_visits(timeline, table, version, *, start: dt.date, end: dt.date, weeks: int):
+    """Sorted (patient ids, booking-visit days) not yet backfilled, over the weekly as-of dates."""
+    active = table.id[table.status == STATUS_CODES["active"]]
+    first_day = day_of(start)
+    pairs: set[tuple[int, int]] = set()
+    for k in range(weeks):
+        as_of = end - dt.timedelta(weeks=k)
+        if as_of < start:
+            break
+        day = last_booking_day(timeline=timeline, patient_ids=active, now=int(day_of(as_of) + 1) * DAY)
+        keep = day >= first_day
+        pairs.update(zip(active[keep].tolist(), day[keep].astype(np.int64).tolist(), strict=True))
+    done = Prediction.objects.filter(model_version=version, source=Prediction.Source.BACKFILL)
+    pairs -= {(p, int(day_of(moment)) - 1) for p, moment in done.values_list("patient_id", "as_of")}
+    ordered = sorted(pairs)
+    return np.array([p for p, _ in ordered], dtype=np.int64), np.array([d for _, d in ordered], dtype=np.int64)
+
+
+def auc_history_backfill(*, weeks: int, today: dt.date | None = None, window_days: int | None = None) -> list:
+    """One AUC evaluation per week up to ``today`` (default: the training date), dated that week.
+
+    Each is the monitoring job's own evaluation as of that week.
+
+    Run after ``predictions_backfill`` and outcome resolution so the console's
+    AUC-over-time chart starts with history instead of one point weeks from now.
+    Weeks whose window reaches before the validation window are skipped.
+    """
+    version = registry.active_model().record
+    today = today or version.training_as_of
+    window_days = window_days or settings.MONITORING_AUC_WINDOW_DAYS
+    evaluations = []
+    for k in reversed(range(weeks)):
+        as_of = today - dt.timedelta(weeks=k)
+        if as_of - dt.timedelta(days=IIT_GRACE_DAYS + window_days - 1) < version.validation_window_start:
+            continue
+        evaluation = auc_evaluation_create(today=as_of, window_days=window_days)
+        moment = dt.datetime.combine(as_of, dt.time(12), tzinfo=dt.UTC)
+        AucEvaluation.objects.filter(pk=evaluation.pk).update(evaluated_at=moment)
+        evaluations.append(evaluation)
+    return evaluations

@@ -16,22 +16,21 @@ from django.utils import timezone
 from monitoring.services import drift_evaluation_create
 from patients.models import Observation, Patient
 from predictions.models import BatchJob
-from predictions.services import batch_chunk_score, batch_job_start, model_train
+from predictions.services import batch_job_run_inline, model_train
 from tests.predictions.conftest import today, write_cohort
 
 pytestmark = pytest.mark.slow
 
 
 def _score_everyone() -> None:
-    job = BatchJob.objects.create()
-    for chunk in batch_job_start(job_id=str(job.pk)):
-        batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+    batch_job_run_inline(job=BatchJob.objects.create())
 
 
-def _drift_twice():
-    now = timezone.now()
+def _drift_twice(*, hours_later: int = 1):
+    """Two evaluations, each window ending after everything scored so far, in a definite order."""
+    now = timezone.now() + dt.timedelta(hours=hours_later)
     drift_evaluation_create(now=now)
-    return drift_evaluation_create(now=now + dt.timedelta(seconds=1))
+    return drift_evaluation_create(now=now + dt.timedelta(minutes=1))
 
 
 def _shift_half_of_the_patients() -> None:
@@ -69,6 +68,6 @@ def test_an_injected_shift_is_detected_after_rescoring(served):
     _drift_twice()
     _shift_half_of_the_patients()
     _score_everyone()
-    evaluation = _drift_twice()
+    evaluation = _drift_twice(hours_later=2)
     assert evaluation.window_drifted and evaluation.drift_detected
     assert {"vl_category", "adherence"} <= set(evaluation.drifted_features)
