@@ -41,7 +41,7 @@ from patients.cohort_writer import cohort_write  # noqa: E402
 from patients.models import ClinicianFacility, Facility, Patient  # noqa: E402
 from predictions import registry, selectors, services  # noqa: E402
 from predictions.explanations import contributions  # noqa: E402
-from predictions.features import FEATURES, compute_features  # noqa: E402
+from predictions.features import FEATURES, compute_features, scoring_moments  # noqa: E402
 from predictions.scoring import probabilities  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -119,10 +119,10 @@ def api_latency(requests: int) -> dict:
 def parts(patient: Patient) -> dict:
     model = registry.active_model()
     timeline, table = selectors.patient_record(patient)
-    now = np.array([int(time.time())])
 
-    def features():
-        return compute_features(timeline=timeline, patients=table, patient_ids=table.id, as_of=now,
+    def features():  # as served: the scoring moment (the last booking visit), then the features as of it
+        moment = scoring_moments(timeline=timeline, patient_ids=table.id, now=int(time.time()))
+        return compute_features(timeline=timeline, patients=table, patient_ids=table.id, as_of=moment,
                                 facility_stats=model.facility_stats)  # fmt: skip
 
     rows = features()
