@@ -427,7 +427,8 @@ def auc_history_backfill(*, weeks: int, today: dt.date | None = None, window_day
 
     Run after ``predictions_backfill`` and outcome resolution so the console's
     AUC-over-time chart starts with history instead of one point weeks from now.
-    Weeks whose window reaches before the validation window are skipped.
+    Weeks whose window reaches before the validation window, or already
+    evaluated by an earlier backfill, are skipped.
     """
     version = registry.active_model().record
     today = today or version.training_as_of
@@ -437,8 +438,10 @@ def auc_history_backfill(*, weeks: int, today: dt.date | None = None, window_day
         as_of = today - dt.timedelta(weeks=k)
         if as_of - dt.timedelta(days=IIT_GRACE_DAYS + window_days - 1) < version.validation_window_start:
             continue
-        evaluation = auc_evaluation_create(today=as_of, window_days=window_days)
         moment = dt.datetime.combine(as_of, dt.time(12), tzinfo=dt.UTC)
+        if AucEvaluation.objects.filter(model_version=version, evaluated_at=moment).exists():
+            continue  # evaluated by an earlier backfill
+        evaluation = auc_evaluation_create(today=as_of, window_days=window_days)
         AucEvaluation.objects.filter(pk=evaluation.pk).update(evaluated_at=moment)
         evaluations.append(evaluation)
     return evaluations

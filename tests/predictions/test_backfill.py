@@ -68,5 +68,6 @@ def test_auc_history_is_one_evaluation_per_past_week(trained, backfilled, settin
     days = [e.evaluated_at.date() for e in stored]
     assert all((later - earlier).days == 7 for earlier, later in zip(days, days[1:], strict=False))
     assert days[-1] == trained.training_as_of
+    assert auc_history_backfill(weeks=8, window_days=56) == []  # a second run evaluates no week twice
     rated = [e.roc_auc for e in stored if e.status == AucEvaluation.Status.OK]
     assert rated and all(0.5 < auc < 1 for auc in rated), [(e.status, e.n_events) for e in stored]
