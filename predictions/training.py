@@ -65,6 +65,10 @@ PARAMS = {
 }
 MAX_ROUNDS = 250
 EARLY_STOPPING_ROUNDS = 30
+# A tree must earn its keep: stop when 30 rounds add less than this to the held-out AUC. On a
+# 100k-patient cohort the last ~150 of 205 trees added 0.0006 AUC together, yet exact TreeSHAP
+# (every stored prediction's explanation) costs time in proportion to the number of trees.
+MIN_AUC_GAIN = 5e-4
 
 
 @dataclass
@@ -175,9 +179,8 @@ def train(data: TrainingSet, *, progress: bool = False) -> TrainedModel:
         dtrain,
         num_boost_round=MAX_ROUNDS,
         evals=[(dstop, "early_stopping")],
-        early_stopping_rounds=EARLY_STOPPING_ROUNDS,
         verbose_eval=False,
-        callbacks=[_Progress(MAX_ROUNDS, progress)],
+        callbacks=[_stopping(), _Progress(MAX_ROUNDS, progress)],
     )
     booster = booster[: booster.best_iteration + 1]
     offset = -float(np.log(weight))
@@ -192,6 +195,16 @@ def train(data: TrainingSet, *, progress: bool = False) -> TrainedModel:
     metrics["train_iit_rate"] = float(data.y[data.is_training].mean())
     params.update(margin_offset=offset, scale_pos_weight=weight)
     return TrainedModel(booster, offset, data, scores, metrics, tier_cutoffs_from(scores), params)
+
+
+def _stopping() -> xgb.callback.EarlyStopping:
+    return xgb.callback.EarlyStopping(
+        rounds=EARLY_STOPPING_ROUNDS,
+        metric_name="auc",
+        data_name="early_stopping",
+        maximize=True,
+        min_delta=MIN_AUC_GAIN,
+    )
 
 
 def probabilities(booster: xgb.Booster, x: np.ndarray, margin_offset: float) -> np.ndarray:
