@@ -16,7 +16,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
@@ -248,7 +248,8 @@ def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
 
 
 def _batch_job_finish(job_id: str) -> None:
-    tiers = Counter(Prediction.objects.filter(batch_job_id=job_id).values_list("risk_level", flat=True).iterator())
+    rows = Prediction.objects.filter(batch_job_id=job_id).values("risk_level").annotate(n=Count("id"))
+    tiers = {row["risk_level"]: row["n"] for row in rows.order_by()}
     BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
         status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": dict(tiers)}
     )
