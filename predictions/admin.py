@@ -67,8 +67,18 @@ class BatchJobAdmin(BigTableAdmin):
 
 @admin.register(Prediction)
 class PredictionAdmin(BigTableAdmin):
-    list_display = ["id", "patient", "facility", "score", "risk_level", "appointment_date", "outcome", "created_at"]
-    list_filter = ["risk_level", "outcome"]
+    list_display = [
+        "id",
+        "patient",
+        "facility",
+        "score",
+        "risk_level",
+        "appointment_date",
+        "outcome",
+        "source",
+        "created_at",
+    ]
+    list_filter = ["risk_level", "outcome", "source"]
     list_select_related = ["patient", "facility", "model_version"]
     raw_id_fields = ["patient", "facility", "model_version", "batch_job"]
     readonly_fields = [f.name for f in Prediction._meta.fields]
