@@ -14,9 +14,12 @@ app.autodiscover_tasks()
 def _make_filesystem_broker_folders(sender: Celery, **kwargs) -> None:
     # kombu's filesystem transport (the embedded default) does not create its folders.
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        if options.get(key):
-            os.makedirs(options[key], exist_ok=True)
+    folders = [options.get(key) for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")]
+    # Nor does the file:// result backend of the embedded default.
+    if str(sender.conf.result_backend or "").startswith("file://"):
+        folders.append(sender.conf.result_backend.removeprefix("file://"))
+    for folder in filter(None, folders):
+        os.makedirs(folder, exist_ok=True)
 
 
 import monitoring.worker_metrics  # noqa: E402, F401 - connects the worker's metrics signals

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 import logging
 import os
@@ -17,7 +18,7 @@ import os
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -28,29 +29,41 @@ from monitoring.health import database_health, health_check
 security_log = logging.getLogger("iit.security")
 
 
-@never_cache
-@require_GET
+def probe(view):
+    """GET-only, never cached, no CSRF (nothing here changes state); other methods get a JSON 405."""
+
+    @csrf_exempt
+    @never_cache
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = json_error(405, f'Method "{request.method}" not allowed.')
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@probe
 def health(request: HttpRequest) -> JsonResponse:
     verdict = health_check()
     return JsonResponse(verdict.as_dict(), status=verdict.http_status)
 
 
-@never_cache
-@require_GET
+@probe
 def health_live(request: HttpRequest) -> JsonResponse:
     """The process answers HTTP: no dependency is touched (liveness, not readiness)."""
     return JsonResponse({"status": "alive"})
 
 
-@never_cache
-@require_GET
+@probe
 def health_db(request: HttpRequest) -> JsonResponse:
     body = database_health()
     return JsonResponse(body, status=200 if body["database_status"] == "healthy" else 503)
 
 
-@never_cache
-@require_GET
+@probe
 def metrics(request: HttpRequest) -> HttpResponse:
     if settings.METRICS_REQUIRE_AUTH and not metrics_authorized(request.headers.get("Authorization", "")):
         security_log.warning(

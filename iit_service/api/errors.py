@@ -83,5 +83,10 @@ def handler404(request, exception=None):
     return json_error(404, "Not found.")
 
 
+def api_not_found(request, *args, **kwargs):
+    """Any unrouted path under /api/: the JSON 404 even in DEBUG, where Django would answer an HTML page."""
+    return json_error(404, "Not found.")
+
+
 def handler500(request):
     return json_error(500, "Internal server error.")

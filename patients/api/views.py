@@ -7,6 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -56,6 +57,8 @@ class TokenViewSet(ClinicalViewSet):
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
+    # Form posts too, as DRF's own obtain_auth_token accepts: scripts and curl users send them.
+    parser_classes = [LimitedJSONParser, FormParser, MultiPartParser]
 
     def get_authenticate_header(self, request) -> str:
         return "Token"  # so a failed login is a 401 that says which scheme to use
