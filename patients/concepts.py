@@ -100,6 +100,9 @@ BREASTFEEDING = "breastfeeding"
 TB_SCREEN = "tb_screen"
 WEIGHT = "weight"
 
+VIRAL_LOAD_MAX = 1e8
+CD4_MAX = 5000
+
 CONCEPTS: dict[str, Concept] = {
     c.code: c
     for c in (
@@ -107,8 +110,10 @@ CONCEPTS: dict[str, Concept] = {
         Concept(NEXT_APPOINTMENT, "Next appointment date", DATE),
         Concept(ARV_DAYS_SUPPLIED, "ARV dispense: days supplied", NUMERIC, 1, 365, integer=True, unit="days"),
         Concept(ARV_REGIMEN, "ARV dispense: regimen", TEXT),
-        Concept(VIRAL_LOAD, "HIV viral load", NUMERIC, 0, None, unit="copies/mL"),
-        Concept(CD4, "CD4 count", NUMERIC, 0, None, unit="cells/µL"),
+        # Upper bounds: past any measured value (VL peaks near 1e7 copies/mL; CD4 rarely tops 2000),
+        # so a larger number is a unit or typing error rather than a result.
+        Concept(VIRAL_LOAD, "HIV viral load", NUMERIC, 0, VIRAL_LOAD_MAX, unit="copies/mL"),
+        Concept(CD4, "CD4 count", NUMERIC, 0, CD4_MAX, unit="cells/µL"),
         Concept(WHO_STAGE, "WHO clinical stage", NUMERIC, 1, 4, integer=True),
         Concept(ADHERENCE, "Adherence assessment", CODED, choices=("good", "fair", "poor")),
         Concept(PREGNANT, "Pregnant", BOOLEAN),

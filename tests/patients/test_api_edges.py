@@ -1,0 +1,36 @@
+"""Edges of the patients API a client hits: implausible lab results are refused, not stored."""
+
+from __future__ import annotations
+
+import pytest
+
+from patients.concepts import CD4_MAX, CONCEPTS, VIRAL_LOAD_MAX
+from patients.models import Observation
+
+
+def url(patient) -> str:
+    return f"/api/v1/patients/{patient.pk}/observations/"
+
+
+@pytest.mark.parametrize(("concept", "value"), [("viral_load", 1e300), ("viral_load", 1e8 + 1), ("cd4", 5001)])
+def test_an_implausibly_large_lab_result_is_refused_with_the_bound(api, patient, concept, value):
+    body = {"concept": concept, "observed_at": "2024-01-15", "value": value}
+    response = api.post(url(patient), body, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert "at most" in str(error["details"]["value"])
+    assert not Observation.objects.exists()
+
+
+@pytest.mark.parametrize(("concept", "value"), [("viral_load", VIRAL_LOAD_MAX), ("cd4", CD4_MAX)])
+def test_a_lab_result_at_its_upper_bound_is_stored(api, patient, concept, value):
+    body = {"concept": concept, "observed_at": "2024-01-15", "value": value}
+    response = api.post(url(patient), body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["value"] == float(value)
+
+
+def test_the_lab_bounds_are_clinically_plausible():
+    assert CONCEPTS["viral_load"].maximum == 1e8
+    assert CONCEPTS["cd4"].maximum == 5000
