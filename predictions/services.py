@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import secrets
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from monitoring.models import AucEvaluation
@@ -32,6 +34,13 @@ from predictions.profile import reference_profile
 from predictions.scoring import Scored, cutoff_matrix, score
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of, group_starts
 from predictions.training import TrainedModel, probabilities, reference_rows, train, training_set
+
+logger = logging.getLogger(__name__)
+
+
+class PatientNotActive(Exception):
+    """The patient died, transferred out or stopped: an interruption risk means nothing for them."""
+
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -58,8 +67,11 @@ def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tu
 
     The same patient, observations, model version and day always give the same
     prediction, so a cached one is returned instead of a duplicate row.
-    Raises registry.ModelUnavailable when no model can be served.
+    Raises registry.ModelUnavailable when no model can be served, PatientNotActive when the
+    patient is no longer in care (died, transferred out, stopped).
     """
+    if patient.status != Patient.Status.ACTIVE:
+        raise PatientNotActive(f"The patient's status is {patient.get_status_display().lower()}, not active.")
     model = registry.active_model()
     now = now or timezone.now()
     started = time.perf_counter()
@@ -189,14 +201,33 @@ def _observation_stamps(timeline: Timeline, patient_ids: np.ndarray) -> list[dt.
 def batch_job_create(
     *, created_by, facility: Facility | None = None, patient_ids: Sequence[int] | None = None
 ) -> BatchJob:
-    """Record a batch job and enqueue it once the record is committed."""
-    from predictions.tasks import run_batch_job
-
+    """Record a batch job and enqueue it once the record is committed (see batch_job_enqueue)."""
     job = BatchJob.objects.create(
         created_by=created_by, facility=facility, patient_ids=list(patient_ids) if patient_ids is not None else None
     )
-    transaction.on_commit(lambda: run_batch_job.delay(str(job.pk)))
+    transaction.on_commit(lambda: batch_job_enqueue(job=job))
     return job
+
+
+def batch_job_enqueue(*, job: BatchJob) -> bool:
+    """Hand a pending job to the broker; when the broker refuses, fail the job (never left pending) and say so.
+
+    Outside a transaction (a request) this runs inside ``batch_job_create``, so the caller sees
+    ``job.status == FAILED`` at once and can answer 503.
+    """
+    from predictions.tasks import run_batch_job
+
+    try:
+        run_batch_job.delay(str(job.pk))
+    except (KombuError, OSError) as exc:
+        logger.error("batch job %s could not be queued: %s", job.pk, exc)
+        job.status, job.finished_at = BatchJob.Status.FAILED, timezone.now()
+        job.error = f"Could not queue the job: the task broker is unavailable ({exc.__class__.__name__}: {exc})."
+        BatchJob.objects.filter(pk=job.pk, status=BatchJob.Status.PENDING).update(
+            status=job.status, finished_at=job.finished_at, error=job.error
+        )
+        return False
+    return True
 
 
 def batch_job_start(*, job_id: str) -> list[list[int]]:

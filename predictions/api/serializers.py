@@ -60,9 +60,12 @@ class LineListOutput(serializers.ModelSerializer):
         fields += ["appointment_date", "as_of", "created_at"]
 
 
-class LineListQuery(serializers.Serializer):
+class LineListQuery(StrictInput):
+    """The line list's filters; an unknown parameter is refused (400) rather than ignored into the whole list."""
+
     facility = serializers.CharField(required=False, help_text="Facility code.")
     risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
+    tier = serializers.ChoiceField(choices=RiskLevel.choices, required=False, help_text="Same as risk_level.")
     appointment_within_days = serializers.IntegerField(
         required=False, min_value=0, max_value=365, help_text="Only appointments from today to this many days ahead."
     )
@@ -72,11 +75,21 @@ class LineListQuery(serializers.Serializer):
         choices=["json", "csv"], required=False, help_text="csv: a file for tracing teams."
     )
 
+    def validate(self, attrs):
+        tier = attrs.pop("tier", None)
+        if tier is not None:
+            if attrs.setdefault("risk_level", tier) != tier:
+                raise serializers.ValidationError({"tier": ["Differs from risk_level; give one of them."]})
+        return attrs
+
 
 class BatchInput(StrictInput):
     facility = serializers.CharField(required=False, help_text="Score every active patient of this facility.")
     patient_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, min_length=1, max_length=200_000
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),  # a 64-bit primary key
+        required=False,
+        min_length=1,
+        max_length=200_000,
     )
 
     def validate(self, attrs):

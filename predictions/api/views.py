@@ -31,10 +31,24 @@ class ModelUnavailableError(APIException):
     default_code = "model_unavailable"
 
 
+class QueueUnavailableError(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The task queue is unavailable; the batch job was not started. Try again later."
+    default_code = "queue_unavailable"
+
+
+class PatientNotActiveError(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The patient is not in active care; an interruption risk does not apply."
+    default_code = "patient_not_active"
+
+
 class ScoringViewSet(ClinicalViewSet):
     def handle_exception(self, exc):
         if isinstance(exc, registry.ModelUnavailable):
             exc = ModelUnavailableError(f"Predictions are unavailable: {exc}.")
+        elif isinstance(exc, services.PatientNotActive):
+            exc = PatientNotActiveError(f"{exc} An interruption-in-treatment risk applies only to active patients.")
         return super().handle_exception(exc)
 
 
@@ -44,7 +58,8 @@ class PatientPredictionViewSet(ScoringViewSet):
     queryset = Prediction.objects.none()
 
     @extend_schema(
-        request=None, responses={201: s.PredictionOutput, 200: s.PredictionOutput, 503: s.ErrorOutput, **ERRORS}
+        request=None,
+        responses={201: s.PredictionOutput, 200: s.PredictionOutput, 409: s.ErrorOutput, 503: s.ErrorOutput, **ERRORS},
     )
     def create(self, request, pk: int):
         patient = patient_for(request.user, pk)
@@ -62,12 +77,14 @@ class PatientPredictionViewSet(ScoringViewSet):
 
 
 class CSVRenderer(BaseRenderer):
+    """Selects the streamed CSV line list; errors are switched to JSON (LineListViewSet.finalize_response)."""
+
     media_type = "text/csv"
     format = "csv"
     charset = "utf-8"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        return JSONRenderer().render(data)  # only errors reach here; the list itself streams
+        return JSONRenderer().render(data)
 
 
 CSV_COLUMNS = ["patient", "identifier", "facility", "risk_level", "score", "appointment_date", "reasons"]
@@ -105,6 +122,14 @@ class LineListViewSet(ClinicalViewSet):
 
     queryset = Prediction.objects.none()
     renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response) and response.status_code >= 400:
+            # An error is the JSON error shape under its own media type, whichever format was asked for.
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
 
     @extend_schema(
         parameters=[s.LineListQuery],
@@ -168,6 +193,10 @@ class BatchViewSet(ScoringViewSet):
             if patients_visible_to(request.user).filter(pk__in=ids).count() != len(ids):
                 raise ValidationError({"patient_ids": ["Unknown patient ids."]})
         job = services.batch_job_create(created_by=request.user, facility=facility, patient_ids=ids)
+        if job.status == BatchJob.Status.FAILED:
+            exc = QueueUnavailableError()
+            exc.details = {"job_id": str(job.pk), "status": job.status}
+            raise exc
         audit_record(
             request=request,
             action=AuditEvent.Action.PREDICT,
