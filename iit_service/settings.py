@@ -321,6 +321,9 @@ NOTIFY_MAX_RETRIES = env_int("NOTIFY_MAX_RETRIES", 5, minimum=0)
 NOTIFY_RETRY_BASE_SECONDS = env_float("NOTIFY_RETRY_BASE_SECONDS", 30.0, minimum=0)
 # Base URL of the service for links in notifications and reports (admin console, runbook).
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where docs/RUNBOOK.md is browsable (e.g. https://git.example.org/iit/-/blob/main): alert runbook
+# paths are sent to Slack, PagerDuty and email as links under it; empty leaves them repository paths.
+RUNBOOK_BASE_URL = env_str("RUNBOOK_BASE_URL").rstrip("/")
 HEALTH_REPORT_PERIOD_HOURS = env_int("HEALTH_REPORT_PERIOD_HOURS", 24, minimum=1)
 
 # --- Production hardening -------------------------------------------------

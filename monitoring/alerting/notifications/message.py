@@ -20,7 +20,7 @@ class AlertMessage:
     value: float | None
     text: str
     action: str
-    runbook_url: str  # a URL, or a path in the repository (docs/RUNBOOK.md#anchor) as seeded
+    runbook_url: str  # a URL; a path in the repository (docs/RUNBOOK.md#anchor) when RUNBOOK_BASE_URL is empty
     console_url: str
     at: str
 
@@ -70,7 +70,15 @@ def alert_message(*, alert: Alert, event: str) -> AlertMessage:
         value=alert.value,
         text=alert.message,
         action=alert.rule.action,
-        runbook_url=alert.rule.runbook_url,
+        runbook_url=runbook_link(alert.rule.runbook_url),
         console_url=f"{settings.SITE_URL}/admin/monitoring/console/alerts/?alert={alert.pk}",
         at=at.isoformat(),
     )
+
+
+def runbook_link(runbook_url: str) -> str:
+    """A rule's runbook as a clickable URL: a repository path is joined to RUNBOOK_BASE_URL when that is set."""
+    base = settings.RUNBOOK_BASE_URL
+    if not base or not runbook_url or runbook_url.startswith(("http://", "https://")):
+        return runbook_url
+    return f"{base}/{runbook_url.lstrip('/')}"

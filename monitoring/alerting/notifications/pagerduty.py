@@ -24,4 +24,6 @@ def send(message: AlertMessage) -> int:
             "custom_details": message.as_dict(),
         }
         event["links"] = [{"href": message.console_url, "text": "Admin console"}]
+        if message.runbook_url.startswith(("http://", "https://")):
+            event["links"].append({"href": message.runbook_url, "text": "Runbook"})
     return post_json(settings.PAGERDUTY_EVENTS_URL, event)
