@@ -20,6 +20,7 @@ from monitoring.alerting.values import current_value
 from monitoring.health import health_check
 from monitoring.models import Alert, AlertRule, AucEvaluation, DriftEvaluation, MetricSample
 from predictions.models import ModelVersion
+from tests.monitoring import console_data
 
 pytestmark = pytest.mark.django_db
 T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
@@ -41,16 +42,7 @@ def cpu_rule() -> AlertRule:
 
 @pytest.fixture
 def model_version(db) -> ModelVersion:
-    return ModelVersion.objects.create(
-        version="v-test",
-        artifact_path="unused.json",
-        artifact_sha256="0" * 64,
-        training_as_of=dt.date(2026, 1, 1),
-        training_window_start=dt.date(2025, 1, 1),
-        training_window_end=dt.date(2025, 12, 31),
-        tier_cutoffs={"medium": 0.2, "high": 0.4, "very_high": 0.6},
-        is_active=True,
-    )
+    return console_data.model_version("v-test", active=True)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from monitoring.alerting import evaluate_rules, seed_alert_rules
 from monitoring.models import AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
 from monitoring.reports import health_report_build_and_send
 from predictions.models import ModelVersion, Prediction
+from tests.monitoring import console_data
 from tests.monitoring.local_servers import RecordingSMTPServer, free_port
 
 pytestmark = pytest.mark.django_db
@@ -29,16 +30,7 @@ def a_minute_after(moment: dt.datetime) -> dt.datetime:
 
 @pytest.fixture
 def model_version(db) -> ModelVersion:
-    return ModelVersion.objects.create(
-        version="v-report",
-        artifact_path="unused.json",
-        artifact_sha256="0" * 64,
-        training_as_of=dt.date(2026, 1, 1),
-        training_window_start=dt.date(2025, 1, 1),
-        training_window_end=dt.date(2025, 12, 31),
-        tier_cutoffs={"medium": 0.2, "high": 0.4, "very_high": 0.6},
-        is_active=True,
-    )
+    return console_data.model_version("v-report", active=True)
 
 
 @pytest.fixture
