@@ -309,7 +309,7 @@ def prepared_stack(label: str, *, patients: int = 1000, facilities: int = 4, env
 
 def first_patients(web: str, token: str, count: int) -> list[int]:
     ids: list[int] = []
-    url = f"{web}/api/v1/patients/?page_size=200"
+    url = f"{web}/api/v1/patients/?status=active&page_size=200"  # only active patients can be scored
     while url and len(ids) < count:
         status, body, _ = http("GET", url, token=token)
         if status != 200:

@@ -18,6 +18,11 @@ from pathlib import Path
 _BASE_DIR = Path(__file__).resolve().parent.parent
 _VAR_DIR = Path(os.environ.get("IIT_VAR_DIR", str(_BASE_DIR / "var")))  # as settings.VAR_DIR
 MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_VAR_DIR / "prometheus" / "web"))
+# A web request scores one row: OpenMP (XGBoost) and OpenBLAS (numpy) pools only add threads that
+# spin-wait after each call and steal the cores the other workers and the database need under load.
+# Set here, in the master, before any worker loads those libraries; batch scoring runs in Celery.
+for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_pool, "1")
 
 wsgi_app = "iit_service.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")

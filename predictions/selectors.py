@@ -136,6 +136,13 @@ def patient_table_of(patients: Sequence[Patient]) -> PatientTable:
 # --- predictions ---------------------------------------------------------------
 
 
+# A version's training record (drift reference profile, metrics, importances) runs to tens of kilobytes of
+# JSON; a prediction's reader needs only its version name, so the bulk stays in the database.
+_VERSION_BULK = tuple(
+    f"model_version__{name}" for name in ("params", "metrics", "reference_profile", "feature_importance")
+)
+
+
 def latest_predictions(*, facility_ids: list[int] | None) -> QuerySet[Prediction]:
     """The newest prediction of each patient (the line list), within the caller's facilities.
 
@@ -149,11 +156,19 @@ def latest_predictions(*, facility_ids: list[int] | None) -> QuerySet[Prediction
     else:
         per_patient = qs.filter(patient_id=OuterRef("patient_id")).order_by("-created_at", "-id")
         newest = qs.filter(id=Subquery(per_patient.values("id")[:1])).values("id")
-    return Prediction.objects.filter(id__in=newest).select_related("patient", "facility", "model_version")
+    return (
+        Prediction.objects.filter(id__in=newest)
+        .select_related("patient", "facility", "model_version")
+        .defer(*_VERSION_BULK)
+    )
 
 
 def prediction_history(*, patient: Patient) -> QuerySet[Prediction]:
-    return Prediction.objects.filter(patient=patient).select_related("patient", "facility", "model_version")
+    return (
+        Prediction.objects.filter(patient=patient)
+        .select_related("patient", "facility", "model_version")
+        .defer(*_VERSION_BULK)
+    )
 
 
 def active_version() -> ModelVersion | None:
