@@ -38,6 +38,10 @@ from predictions.training import TrainedModel, probabilities, reference_rows, tr
 logger = logging.getLogger(__name__)
 
 
+# A pending job waits only behind the queue ahead of it; this long, its task is lost (see batch_jobs_fail_stale).
+BATCH_PENDING_STALE_AFTER = dt.timedelta(hours=6)
+
+
 class PatientNotActive(Exception):
     """The patient died, transferred out or stopped: an interruption risk means nothing for them."""
 
@@ -221,13 +225,24 @@ def batch_job_enqueue(*, job: BatchJob) -> bool:
         run_batch_job.delay(str(job.pk))
     except (KombuError, OSError) as exc:
         logger.error("batch job %s could not be queued: %s", job.pk, exc)
-        job.status, job.finished_at = BatchJob.Status.FAILED, timezone.now()
-        job.error = f"Could not queue the job: the task broker is unavailable ({exc.__class__.__name__}: {exc})."
-        BatchJob.objects.filter(pk=job.pk, status=BatchJob.Status.PENDING).update(
-            status=job.status, finished_at=job.finished_at, error=job.error
+        batch_job_fail(
+            job_id=str(job.pk),
+            error=f"Could not queue the job: the task broker is unavailable ({exc.__class__.__name__}: {exc}).",
         )
+        job.refresh_from_db(fields=["status", "finished_at", "error"])
         return False
     return True
+
+
+def batch_jobs_fail_stale(*, now: dt.datetime | None = None) -> int:
+    """Fail jobs still pending BATCH_PENDING_STALE_AFTER after creation: their task was lost, none will start them."""
+    cutoff = (now or timezone.now()) - BATCH_PENDING_STALE_AFTER
+    stale = BatchJob.objects.filter(status=BatchJob.Status.PENDING, created_at__lt=cutoff)
+    return stale.update(
+        status=BatchJob.Status.FAILED,
+        finished_at=timezone.now(),
+        error="Never started: its task was lost before a worker took it (broker or process failure). Submit it again.",
+    )
 
 
 def batch_job_start(*, job_id: str) -> list[list[int]]:
@@ -301,15 +316,19 @@ def batch_job_fail(*, job_id: str, error: str) -> None:
 
 
 def prediction_rescan_changed() -> dict:
-    """Queue a batch job for patients with observations newer than their latest prediction."""
+    """Queue a batch job for patients with observations newer than their latest prediction.
+
+    Hourly, it also fails batch jobs left pending too long (their task was lost), so none stays pending forever.
+    """
+    stale = batch_jobs_fail_stale()
     latest = selectors.latest_predictions(facility_ids=None)
     newer = Observation.objects.filter(patient_id=OuterRef("patient_id"), created_at__gt=OuterRef("observation_stamp"))
     changed = list(latest.filter(Exists(newer)).values_list("patient_id", flat=True))
     if not changed:
-        return {"changed_patients": 0, "job": None}
+        return {"changed_patients": 0, "job": None, "stale_jobs_failed": stale}
     with transaction.atomic():
         job = batch_job_create(created_by=None, patient_ids=sorted(changed))
-    return {"changed_patients": len(changed), "job": str(job.pk)}
+    return {"changed_patients": len(changed), "job": str(job.pk), "stale_jobs_failed": stale}
 
 
 # --- outcomes -----------------------------------------------------------------------------

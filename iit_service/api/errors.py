@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -83,6 +84,7 @@ def handler404(request, exception=None):
     return json_error(404, "Not found.")
 
 
+@csrf_exempt  # it changes nothing; a cookie-bearing POST must get this 404, not the CSRF check's HTML 403
 def api_not_found(request, *args, **kwargs):
     """Any unrouted path under /api/: the JSON 404 even in DEBUG, where Django would answer an HTML page."""
     return json_error(404, "Not found.")

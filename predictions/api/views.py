@@ -136,6 +136,7 @@ class LineListViewSet(ClinicalViewSet):
         responses={
             (200, "application/json"): s.LineListOutput(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
+            406: s.ErrorOutput,
             **ERRORS,
         },
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from patients.concepts import CD4_MAX, CONCEPTS, VIRAL_LOAD_MAX
 from patients.models import Observation
@@ -34,3 +35,13 @@ def test_a_lab_result_at_its_upper_bound_is_stored(api, patient, concept, value)
 def test_the_lab_bounds_are_clinically_plausible():
     assert CONCEPTS["viral_load"].maximum == 1e8
     assert CONCEPTS["cd4"].maximum == 5000
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_an_unrouted_api_write_with_a_cookie_is_a_json_404_not_a_csrf_page(db, method):
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["sessionid"] = "stale"
+    response = getattr(client, method)("/api/v1/patients/null,null/predictions/", "{}", content_type="application/json")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["error"]["code"] == "not_found"

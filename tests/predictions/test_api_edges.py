@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.utils import timezone
 
@@ -56,6 +58,19 @@ def test_a_job_enqueued_after_commit_is_failed_when_the_broker_refuses_it(clinic
     job = services.batch_job_create(created_by=clinician, patient_ids=[1])
     job.refresh_from_db()
     assert job.status == BatchJob.Status.FAILED
+
+
+def test_the_hourly_rescan_fails_jobs_left_pending_past_the_stale_limit(clinician):
+    lost = services.batch_job_create(created_by=clinician, patient_ids=[1])  # on_commit never runs here
+    fresh = services.batch_job_create(created_by=clinician, patient_ids=[2])
+    long_ago = timezone.now() - services.BATCH_PENDING_STALE_AFTER - dt.timedelta(minutes=1)
+    BatchJob.objects.filter(pk=lost.pk).update(created_at=long_ago)
+    figures = services.prediction_rescan_changed()
+    assert figures["stale_jobs_failed"] == 1
+    lost.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (lost.status, fresh.status) == (BatchJob.Status.FAILED, BatchJob.Status.PENDING)
+    assert "Never started" in lost.error and lost.finished_at is not None
 
 
 @pytest.mark.parametrize("huge", [2**63, 10**30])
