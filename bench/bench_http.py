@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.bench_http [--patients 3000] [--seconds 15]
 
 On a fresh database (PostgreSQL when DATABASE_URL says so) with a generated
-cohort and a trained model, gunicorn with two workers (iit_service/gunicorn_conf.py):
+cohort and a trained model, gunicorn with two workers (iit_service/gunicorn_conf.py)
+and DEBUG off, as in production (DEBUG keeps every query's SQL in memory):
 
 1. unloaded: each patient's first prediction of the day (a miss: record,
    features, model, explanation, insert) sent one at a time, then the same
@@ -74,7 +75,8 @@ def under_load(web: str, token: str, ids: list[int], *, seconds: int) -> dict:
 def run(*, patients: int, seconds: int, unloaded_n: int = 200) -> dict:
     ensure_wrk()
     with prepared_stack("bench_http", patients=patients) as stack:
-        web = stack.start_web(workers=2)
+        # As served (production refuses DEBUG), and no worker recycling mid-run: a restart stall is not the endpoint.
+        web = stack.start_web(workers=2, env={"DEBUG": "0", "GUNICORN_MAX_REQUESTS": "0"})
         ids = first_patients(web, stack.token, patients)
         result = {"unloaded": unloaded(web, stack.token, ids[:unloaded_n], stack.var / "log")}
         result["load"] = under_load(web, stack.token, ids[unloaded_n:], seconds=seconds)

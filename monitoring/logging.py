@@ -61,12 +61,23 @@ def category_of(logger_name: str) -> str:
     return "app"
 
 
+_FORMATTED = "_iit_json"  # the record's JSON line, kept on the record by the first handler that formats it
+
+
 class JsonFormatter(_JsonFormatter):
     """timestamp, level, category, logger, message, request_id, then any ``extra`` fields."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request_id", "category"])
+        kwargs.setdefault("reserved_attrs", [*RESERVED_ATTRS, "request_id", "category", _FORMATTED])
         super().__init__(*args, **kwargs)
+
+    def format(self, record: logging.LogRecord) -> str:
+        # A category line reaches three handlers (its file, app.log, stdout): build its JSON once.
+        formatted = record.__dict__.get(_FORMATTED)
+        if formatted is None:
+            formatted = super().format(record)
+            setattr(record, _FORMATTED, formatted)
+        return formatted
 
     def add_fields(self, log_record: dict, record: logging.LogRecord, message_dict: dict) -> None:
         log_record["timestamp"] = dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(
