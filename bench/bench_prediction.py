@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iit_service.settings")
+os.environ.setdefault("DEBUG", "0")  # as served: production refuses DEBUG (it keeps every query's SQL)
 
 import django  # noqa: E402
 
