@@ -6,6 +6,7 @@ import datetime as dt
 
 from celery import group, shared_task
 from django.db import OperationalError
+from kombu.exceptions import KombuError
 
 from predictions import services
 from predictions.registry import ModelUnavailable
@@ -19,8 +20,13 @@ def run_batch_job(job_id: str) -> None:
     except ModelUnavailable as exc:
         services.batch_job_fail(job_id=job_id, error=str(exc))
         return
-    if chunks:
+    if not chunks:
+        return
+    try:
         group(score_batch_chunk.s(job_id, chunk) for chunk in chunks).apply_async()
+    except (KombuError, OSError) as exc:  # the broker went away: fail the job rather than leave it running
+        services.batch_job_fail(job_id=job_id, error=f"Could not queue its chunks: {type(exc).__name__}: {exc}")
+        raise
 
 
 @shared_task(

@@ -6,11 +6,13 @@ import datetime as dt
 
 import pytest
 from django.utils import timezone
+from kombu.exceptions import KombuError
 
 from iit_service.celery import app as celery_app
 from patients.models import Patient
 from predictions import services
 from predictions.models import BatchJob, Prediction
+from predictions.tasks import run_batch_job
 from tests.predictions.conftest import stub_version
 
 BATCH = "/api/v1/predictions/batch/"
@@ -71,6 +73,17 @@ def test_the_hourly_rescan_fails_jobs_left_pending_past_the_stale_limit(clinicia
     fresh.refresh_from_db()
     assert (lost.status, fresh.status) == (BatchJob.Status.FAILED, BatchJob.Status.PENDING)
     assert "Never started" in lost.error and lost.finished_at is not None
+
+
+def test_a_claimed_job_whose_chunks_the_broker_refuses_is_failed_not_left_running(
+    trained, cohort, clinician, unreachable_broker
+):
+    job = services.batch_job_create(created_by=clinician, facility=cohort[0])  # on_commit never runs here
+    with pytest.raises(KombuError):
+        run_batch_job(str(job.pk))
+    job.refresh_from_db()
+    assert job.status == BatchJob.Status.FAILED
+    assert "Could not queue its chunks" in job.error
 
 
 @pytest.mark.parametrize("huge", [2**63, 10**30])
