@@ -3,6 +3,7 @@ with its own clinician (the outsider), and API clients authenticated as each."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
@@ -102,18 +103,31 @@ def other_patient(other_facility) -> Patient:
     )
 
 
+@contextlib.contextmanager
+def celery_reconfigured(**changes):
+    """The real Celery app with some settings changed, its cached connection and producer pools dropped
+    so the change takes effect, and everything restored afterwards."""
+    conf = celery_app.conf
+    saved = {key: conf[key] for key in changes}, celery_app._pool, celery_app.amqp._producer_pool
+    conf.update(changes)
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        conf.update(saved[0])
+        celery_app._pool, celery_app.amqp._producer_pool = saved[1], saved[2]
+
+
 @pytest.fixture
 def worker(settings, tmp_path):
     """A real Celery worker thread on the configured broker: Redis, or a private filesystem queue."""
-    original = celery_app.conf.broker_transport_options
+    changes = {}
     if not settings.REDIS_URL:
         folders = {key: tmp_path / "broker" / key for key in ("data_folder_in", "processed_folder", "control_folder")}
         for folder in folders.values():
             folder.mkdir(parents=True)
         options = {key: str(folder) for key, folder in folders.items()}
-        celery_app.conf.broker_transport_options = {**options, "data_folder_out": options["data_folder_in"]}
-    try:
+        changes["broker_transport_options"] = {**options, "data_folder_out": options["data_folder_in"]}
+    with celery_reconfigured(**changes):
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
             yield
-    finally:
-        celery_app.conf.broker_transport_options = original

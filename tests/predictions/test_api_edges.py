@@ -8,11 +8,11 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
-from iit_service.celery import app as celery_app
 from patients.models import Patient
 from predictions import services
 from predictions.models import BatchJob, Prediction
 from predictions.tasks import run_batch_job
+from tests.conftest import celery_reconfigured
 from tests.predictions.conftest import stub_version
 
 BATCH = "/api/v1/predictions/batch/"
@@ -32,13 +32,9 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 @pytest.fixture
 def unreachable_broker():
-    """The real Celery app pointed at a port nothing listens on (its cached producer pools dropped)."""
-    conf = celery_app.conf
-    saved = conf.broker_url, celery_app._pool, celery_app.amqp._producer_pool
-    conf.broker_url = "redis://127.0.0.1:1/0"
-    celery_app._pool = celery_app.amqp._producer_pool = None
-    yield
-    conf.broker_url, celery_app._pool, celery_app.amqp._producer_pool = saved
+    """The real Celery app pointed at a port nothing listens on."""
+    with celery_reconfigured(broker_url="redis://127.0.0.1:1/0"):
+        yield
 
 
 @pytest.mark.django_db(transaction=True)
