@@ -7,7 +7,7 @@ import datetime as dt
 from django.utils import timezone
 
 from monitoring.alerting import evaluate_rules, seed_alert_rules
-from monitoring.models import AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
+from monitoring.models import AlertRule, AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
 from predictions.models import ModelVersion, Prediction
 
 FEATURE_BINS = {
@@ -30,6 +30,21 @@ def model_version(version: str, *, active: bool, activated_days_ago: int | None 
         feature_importance={"days_late_last_visit": 0.4, "age_years": 0.1},
         is_active=active,
         activated_at=None if activated_days_ago is None else now - dt.timedelta(days=activated_days_ago),
+    )
+
+
+def cpu_warning_rule() -> AlertRule:
+    """A CPU rule that fires on its first breaching sample (no duration)."""
+    return AlertRule.objects.create(
+        name="CPU test",
+        metric="cpu_percent",
+        comparison="gt",
+        threshold=70,
+        duration_seconds=0,
+        severity="warning",
+        summary="CPU usage > 70%",
+        action="Profile application",
+        runbook_url="docs/RUNBOOK.md#cpu-usage-warning",
     )
 
 

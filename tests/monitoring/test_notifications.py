@@ -14,7 +14,7 @@ from django.utils import timezone
 from iit_service.celery import app as celery_app
 from monitoring.alerting import alert_resolve, evaluate_rules, seed_alert_rules
 from monitoring.models import Alert, AlertRule, DriftEvaluation, MetricSample, NotificationDelivery
-from tests.monitoring.console_data import model_version
+from tests.monitoring.console_data import cpu_warning_rule, model_version
 from tests.monitoring.local_servers import RecordingHTTPServer, RecordingSMTPServer, free_port
 
 PAGERDUTY_KEY = "R0UTINGKEY0000000000000000000000"
@@ -70,17 +70,7 @@ def fast_retries(settings):
 
 @pytest.fixture
 def cpu_rule(db) -> AlertRule:
-    return AlertRule.objects.create(
-        name="CPU test",
-        metric="cpu_percent",
-        comparison="gt",
-        threshold=70,
-        duration_seconds=0,
-        severity="warning",
-        summary="CPU usage > 70%",
-        action="Profile application",
-        runbook_url="docs/RUNBOOK.md#cpu-usage-warning",
-    )
+    return cpu_warning_rule()
 
 
 def evaluate_concurrently(now: dt.datetime, evaluators: int = 2) -> None:

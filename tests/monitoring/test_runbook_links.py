@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from iit_service.celery import app as celery_app
 from monitoring.alerting import evaluate_rules
-from monitoring.models import AlertRule, MetricSample
+from monitoring.models import MetricSample
+from tests.monitoring.console_data import cpu_warning_rule
 from tests.monitoring.local_servers import RecordingHTTPServer, RecordingSMTPServer
 
 BASE = "https://git.example.org/iit/-/blob/main"
@@ -34,17 +35,7 @@ def channels(settings):
 
 
 def fire(django_capture_on_commit_callbacks) -> None:
-    AlertRule.objects.create(
-        name="CPU test",
-        metric="cpu_percent",
-        comparison="gt",
-        threshold=70,
-        duration_seconds=0,
-        severity="warning",
-        summary="CPU usage > 70%",
-        action="Profile application",
-        runbook_url="docs/RUNBOOK.md#cpu-usage-warning",
-    )
+    cpu_warning_rule()
     MetricSample.objects.create(name="cpu_percent", value=95, recorded_at=timezone.now())
     with django_capture_on_commit_callbacks(execute=True):
         evaluate_rules()
