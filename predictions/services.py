@@ -61,15 +61,26 @@ def _date(day: float) -> dt.date | None:
 
 
 def _cache_key(model: registry.LoadedModel, patient: Patient, timeline: Timeline, today: dt.date) -> str:
-    # The version, the patient's newest observation and the day: any change makes old entries unreachable.
+    # The version, the facility's tier cut-offs, the patient row, the record (observations are only added, or
+    # removed with a correction: their count and newest creation) and the day: any change makes old entries
+    # unreachable.
+    override = registry.tier_overrides().get(patient.facility_id)
+    tiers = "" if override is None else ",".join(repr(override[tier]) for tier in ("medium", "high", "very_high"))
     newest = int(timeline.created.max()) if len(timeline) else 0
-    return f"pred:v{model.id}:p{patient.pk}:{len(timeline)}:{newest}:{today.isoformat()}"
+    record = f"{patient.updated_at.timestamp():.6f}:{len(timeline)}:{newest}"
+    return f"pred:v{model.id}:t{tiers}:p{patient.pk}:{record}:{today.isoformat()}"
+
+
+# A cached prediction is the stored row's fields, so a hit needs no query; a prediction row never changes
+# except for its outcome, which the API does not show.
+_CACHED_FIELDS = ("id", "patient_id", "facility_id", "score", "risk_level", "factors",
+                  "features", "as_of", "appointment_date", "observation_stamp", "source", "created_at")  # fmt: skip
 
 
 def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tuple[Prediction, bool]:
     """Score a patient now and store the prediction; returns (prediction, served_from_cache).
 
-    The same patient, observations, model version and day always give the same
+    The same patient, record, model version and day always give the same
     prediction, so a cached one is returned instead of a duplicate row.
     Raises registry.ModelUnavailable when no model can be served, PatientNotActive when the
     patient is no longer in care (died, transferred out, stopped).
@@ -81,19 +92,18 @@ def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tu
     started = time.perf_counter()
     timeline, table = selectors.patient_record(patient)
     key = _cache_key(model, patient, timeline, now.date())
-    cached_id = cache.get(key)
-    if cached_id is not None:
-        found = selectors.prediction_history(patient=patient).filter(pk=cached_id).first()
-        if found is not None:
-            PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
-            return found, True
+    cached = cache.get(key)
+    if cached is not None:
+        PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
+        return Prediction(**dict(zip(_CACHED_FIELDS, cached, strict=True)), model_version=model.record), True
     PREDICTION_CACHE_REQUESTS.labels(result="miss").inc()
     scored = _score_patients(model, timeline, table, now=now)
     (prediction,) = scored.instances()
     prediction.save()
     PREDICTION_DURATION.labels(mode="single").observe(time.perf_counter() - started)
     PREDICTIONS.labels(risk_level=prediction.risk_level, mode="single").inc()
-    cache.set(key, prediction.pk, timeout=settings.PREDICTION_CACHE_TIMEOUT)
+    cached = tuple(getattr(prediction, name) for name in _CACHED_FIELDS)
+    cache.set(key, cached, timeout=settings.PREDICTION_CACHE_TIMEOUT)
     return prediction, False
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS
 from patients.models import AuditEvent, Observation, Patient
@@ -87,6 +89,33 @@ def test_a_new_observation_makes_the_cached_prediction_unreachable(api, scored_p
     assert second.status_code == 201
     assert second.json()["id"] != first["id"]
     assert second.json()["features"]["vl_category"] == 1
+
+
+def test_a_corrected_patient_row_makes_the_cached_prediction_unreachable(api, scored_patient):
+    first = api.post(URL.format(scored_patient.pk)).json()
+    born = scored_patient.birth_date.replace(year=scored_patient.birth_date.year - 10).isoformat()
+    assert api.patch(f"/api/v1/patients/{scored_patient.pk}/", {"birth_date": born}, format="json").status_code == 200
+    second = api.post(URL.format(scored_patient.pk))
+    assert second.status_code == 201
+    assert second.json()["features"]["age_years"] == pytest.approx(first["features"]["age_years"] + 10, abs=0.02)
+
+
+def test_a_cache_hit_answers_without_reading_the_stored_prediction_again(api, scored_patient):
+    first = api.post(URL.format(scored_patient.pk)).json()
+    with CaptureQueriesContext(connection) as queries:
+        again = api.post(URL.format(scored_patient.pk))
+    assert again.status_code == 200 and again.json() == first
+    read = " ".join(q["sql"] for q in queries.captured_queries if not q["sql"].startswith("INSERT"))
+    assert "patients_observation" in read and "predictions_prediction" not in read
+
+
+def test_a_staff_override_of_the_cutoffs_makes_the_cached_prediction_unreachable(api, scored_patient):
+    first = api.post(URL.format(scored_patient.pk)).json()
+    FacilityTierCutoffs.objects.create(facility=scored_patient.facility, medium=0.0, high=0.0, very_high=0.0)
+    registry.forget_loaded_model()  # what the next version check (MODEL_VERSION_CHECK_SECONDS) does
+    second = api.post(URL.format(scored_patient.pk))
+    assert second.status_code == 201 and second.json()["id"] != first["id"]
+    assert second.json()["risk_level"] == "very_high"
 
 
 def test_a_new_active_version_makes_the_cached_prediction_unreachable(api, scored_patient, trained):
