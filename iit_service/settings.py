@@ -198,7 +198,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "iit_service.api.errors.exception_handler",
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "iit_service.api.negotiation.ContentNegotiation",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
+        "iit_service.api.throttling.UserWindowThrottle",
         "rest_framework.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {

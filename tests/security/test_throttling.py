@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from rest_framework.throttling import SimpleRateThrottle
 
 
@@ -9,6 +10,11 @@ def _small_rates(monkeypatch, **rates):
     # DRF binds the rates dict when the throttle classes are imported; the settings fixture cannot reach it.
     for scope, rate in rates.items():
         monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, scope, rate)
+    _clock(monkeypatch, 1_800_000_030.0)  # mid-minute: a test never straddles two windows
+
+
+def _clock(monkeypatch, now: float) -> None:
+    monkeypatch.setattr(SimpleRateThrottle, "timer", lambda self: now)
 
 
 def _assert_throttled(response):
@@ -38,3 +44,21 @@ def test_the_login_endpoint_has_its_own_small_rate(client, db, monkeypatch):
     for _ in range(2):
         assert client.post("/api/v1/auth/token/", body, content_type="application/json").status_code == 401
     _assert_throttled(client.post("/api/v1/auth/token/", body, content_type="application/json"))
+
+
+def test_the_user_rate_starts_afresh_in_the_next_window(api, monkeypatch):
+    _small_rates(monkeypatch, user="2/min")
+    for _ in range(2):
+        assert api.get("/api/v1/facilities/").status_code == 200
+    response = api.get("/api/v1/facilities/")
+    _assert_throttled(response)
+    assert int(response["Retry-After"]) == 30  # the rest of the minute
+    _clock(monkeypatch, 1_800_000_060.0)
+    assert api.get("/api/v1/facilities/").status_code == 200
+
+
+def test_the_user_rate_is_a_counter_not_a_list_of_request_times(api, monkeypatch, clinician):
+    _small_rates(monkeypatch, user="1000/min")
+    for _ in range(3):
+        api.get("/api/v1/facilities/")
+    assert cache.get(f"throttle_user_{clinician.pk}:{1_800_000_030 // 60}") == 3
