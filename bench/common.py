@@ -227,10 +227,18 @@ _WRK_LUA = """
 wrk.method = "{method}"
 wrk.headers["Authorization"] = "{authorization}"
 {paths}
-counter = 0
+-- Each thread takes its own share of the paths (thread i: i, i + n, i + 2n, ...), so no two threads
+-- send the same path one after the other.
+local started = 0
+setup = function(thread)
+  thread:set("offset", started)
+  thread:set("stride", {threads})
+  started = started + 1
+end
 request = function()
-  counter = counter + 1
-  return wrk.format(nil, paths[(counter % #paths) + 1])
+  local path = paths[(offset % #paths) + 1]
+  offset = offset + stride
+  return wrk.format(nil, path)
 end
 done = function(summary, latency, requests)
   io.write(string.format("JSON {{\\"requests\\": %d, \\"seconds\\": %.3f, \\"errors\\": %d, \\"non2xx\\": %d, "
@@ -249,7 +257,7 @@ def run_wrk(base: str, paths: list[str], *, token: str, method: str = "GET", con
     script = RESULTS / f".wrk-{uuid.uuid4().hex[:8]}.lua"
     RESULTS.mkdir(parents=True, exist_ok=True)
     lua_paths = "paths = {" + ", ".join(f'"{p}"' for p in paths) + "}"
-    script.write_text(_WRK_LUA.format(method=method, authorization=f"Token {token}", paths=lua_paths))
+    script.write_text(_WRK_LUA.format(method=method, authorization=f"Token {token}", paths=lua_paths, threads=threads))
     try:
         out = subprocess.run(
             ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
@@ -319,14 +327,19 @@ def first_patients(web: str, token: str, count: int) -> list[int]:
     return ids[:count]
 
 
-def access_durations(log_dir: Path, *, method: str, contains: str) -> list[float]:
-    """Server-side durations (ms) of matching requests, from the service's own access log."""
-    durations = []
+def access_entries(log_dir: Path, *, method: str, contains: str) -> list[dict]:
+    """Matching requests from the service's own access log (JSON lines), oldest first."""
+    entries = []
     for line in (log_dir / "access.log").read_text(errors="replace").splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
         if entry.get("method") == method and contains in entry.get("path", "") and "duration_ms" in entry:
-            durations.append(float(entry["duration_ms"]))
-    return durations
+            entries.append(entry)
+    return entries
+
+
+def access_durations(log_dir: Path, *, method: str, contains: str) -> list[float]:
+    """Server-side durations (ms) of matching requests."""
+    return [float(entry["duration_ms"]) for entry in access_entries(log_dir, method=method, contains=contains)]
