@@ -33,16 +33,19 @@ class FeaturesField(serializers.JSONField):
     """Feature name -> the patient's value (null when missing), as the model saw it."""
 
 
-class PredictionOutput(serializers.ModelSerializer):
+class PredictionOutput(serializers.Serializer):
+    # Declared field by field, not a ModelSerializer: this is the single-prediction hot path, and a
+    # ModelSerializer rebuilds its fields from the model for every instance.
+    id = serializers.IntegerField(read_only=True)
     patient = serializers.IntegerField(source="patient_id")
     model_version = serializers.CharField(source="model_version.version")
+    score = serializers.FloatField(help_text="Probability of an interruption (0-1).")
+    risk_level = serializers.ChoiceField(choices=RiskLevel.choices)
     factors = FactorsField()
     features = FeaturesField()
-
-    class Meta:
-        model = Prediction
-        fields = ["id", "patient", "model_version", "score", "risk_level", "factors", "features", "as_of"]
-        fields += ["appointment_date", "created_at"]
+    as_of = serializers.DateTimeField()
+    appointment_date = serializers.DateField(allow_null=True, required=False)
+    created_at = serializers.DateTimeField(read_only=True)
 
 
 class LineListOutput(serializers.ModelSerializer):
