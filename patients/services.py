@@ -96,7 +96,9 @@ def _audit_denied_rows(request, patient_ids: set[int], row_count: int) -> None:
 
 def auth_token_issue(*, request, username: str, password: str) -> Token:
     """The user's API token for a correct username and password; every attempt is logged for security review."""
-    user = authenticate(request=request, username=username, password=password)
+    # The HttpRequest under DRF's wrapper: django-axes marks a lockout on the request its signal receives and
+    # its middleware reads the mark from the HttpRequest, so the attempt that reaches the limit is already a 429.
+    user = authenticate(request=getattr(request, "_request", request), username=username, password=password)
     if user is None or not user.is_active:
         security_log.warning(
             "login failed",
