@@ -14,6 +14,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from iit_service.api.negotiation import JSONErrorsMixin
 from patients.api.views import ClinicalViewSet, validated
 from patients.models import AuditEvent
 from patients.selectors import facility_for, facility_ids_for, patient_for, patients_visible_to
@@ -117,19 +118,11 @@ def _csv_rows(rows):
         )
 
 
-class LineListViewSet(ClinicalViewSet):
+class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
     """The tracing line list: each patient's newest prediction, highest risk first (`?format=csv` for a file)."""
 
     queryset = Prediction.objects.none()
     renderer_classes = [JSONRenderer, CSVRenderer]
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if isinstance(response, Response) and response.status_code >= 400:
-            # An error is the JSON error shape under its own media type, whichever format was asked for.
-            response.accepted_renderer = JSONRenderer()
-            response.accepted_media_type = JSONRenderer.media_type
-        return response
 
     @extend_schema(
         parameters=[s.LineListQuery],

@@ -119,7 +119,9 @@ def test_a_csv_line_list_request_without_a_token_answers_json(client, db):
     assert_error(client.get(LINE_LIST, {"format": "csv"}), 401)
 
 
-@pytest.mark.parametrize("url", [LINE_LIST, "/api/v1/patients/", "/api/v1/models/", "/api/v1/facilities/"])
+@pytest.mark.parametrize(
+    "url", [LINE_LIST, "/api/v1/patients/", "/api/v1/models/", "/api/v1/facilities/", "/api/schema/"]
+)
 def test_an_unknown_format_is_a_406_in_the_error_shape(api, url):
     error = assert_error(api.get(url, {"format": "xml"}), 406, "not_acceptable")
     assert "xml" in error["message"]
