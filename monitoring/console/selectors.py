@@ -201,13 +201,16 @@ def _tier_counts(*, start: dt.datetime, end: dt.datetime) -> list[dict]:
 
 
 def _predictions_between(*, start: dt.datetime, end: dt.datetime) -> QuerySet[Prediction]:
-    """Predictions made in [start, end), through the (model_version, created_at) index.
+    """Predictions made for care in [start, end), through the (model_version, created_at) index.
 
     There is no index on created_at alone; naming every version (a handful of
     rows) turns a sequential scan of the whole table into index range scans.
+    Backfilled rows are left out: they score past dates to seed the AUC history
+    and would pile up in the week they were written as if patients had been triaged.
     """
     versions = list(ModelVersion.objects.values_list("id", flat=True))
-    return Prediction.objects.filter(model_version_id__in=versions, created_at__gte=start, created_at__lt=end)
+    made = Prediction.objects.filter(model_version_id__in=versions, created_at__gte=start, created_at__lt=end)
+    return made.exclude(source=Prediction.Source.BACKFILL)
 
 
 def beat_last_tick() -> dt.datetime | None:

@@ -69,6 +69,15 @@ def a_day_of_operations(now, model_version, patient):
             risk_level=tier,
             as_of=now,
         )
+    Prediction.objects.create(  # retrospective, to seed the AUC history: not a prediction made today
+        patient=patient,
+        facility=patient.facility,
+        model_version=model_version,
+        score=0.9,
+        risk_level="very_high",
+        as_of=now - dt.timedelta(days=60),
+        source=Prediction.Source.BACKFILL,
+    )
     for value in (12.0, 64.0):
         MetricSample.objects.create(name="error_rate_per_hour", value=value, recorded_at=now - hour)
     seed_alert_rules()
