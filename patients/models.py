@@ -156,12 +156,18 @@ class AuditEvent(models.Model):
         EXPORT = "export", "Export"
         DENIED = "denied", "Denied"
 
+    # Every API request that touches patient data writes a row, so each index is paid for on the hot path:
+    # user and patient have no index of their own, the composite indexes below lead with them.
     occurred_at = models.DateTimeField(auto_now_add=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     username = models.CharField(max_length=150)
     action = models.CharField(max_length=16, choices=Action.choices)
     resource = models.CharField(max_length=64)
-    patient = models.ForeignKey(Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    patient = models.ForeignKey(
+        Patient, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     facility = models.ForeignKey(Facility, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     object_count = models.PositiveIntegerField(default=1)
     client_address = models.GenericIPAddressField(null=True, blank=True)
