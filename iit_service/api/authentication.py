@@ -1,0 +1,32 @@
+"""DRF's token authentication, its one query written out.
+
+Every API request authenticates first. DRF's ``Token.objects.select_related("user").get(key=...)``
+spends about 0.3 ms of Python building and compiling the same join on each request; the join below
+is that query, written once, returning the same user row. ``request.auth`` is the Token by its key and
+user, as DRF's (its creation time is not read).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
+from rest_framework.authtoken.models import Token
+
+
+def _token_user_sql() -> str:
+    users, tokens = get_user_model()._meta.db_table, Token._meta.db_table
+    return (
+        f'SELECT u.* FROM "{users}" u '  # noqa: S608 - table names, not input
+        f'JOIN "{tokens}" t ON t.user_id = u.id WHERE t.key = %s'
+    )
+
+
+class TokenAuthentication(authentication.TokenAuthentication):
+    def authenticate_credentials(self, key: str):
+        user = next(iter(get_user_model().objects.raw(_token_user_sql(), [key])), None)
+        if user is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        return user, Token(key=key, user=user)
