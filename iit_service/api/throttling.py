@@ -24,16 +24,12 @@ class UserWindowThrottle(UserRateThrottle):
         window = int(self.now // self.duration)
         self.window_ends = (window + 1) * self.duration
         key = f"{self.key}:{window}"
-        count = 1 if self.cache.add(key, 1, self.duration + 1) else self._increment(key)
+        try:
+            count = self.cache.incr(key)  # one round trip for all but a window's first request
+        except ValueError:  # no entry yet: this is the window's first request, unless another one just made it
+            count = 1 if self.cache.add(key, 1, self.duration + 1) else self.cache.incr(key)
         # None: the cache is down and ignores errors (DJANGO_REDIS_IGNORE_EXCEPTIONS); requests go on unthrottled.
         return count is None or count <= self.num_requests
-
-    def _increment(self, key: str) -> int | None:
-        try:
-            return self.cache.incr(key)
-        except ValueError:  # the window's entry expired between add and incr: this is its first request again
-            self.cache.add(key, 1, self.duration + 1)
-            return 1
 
     def wait(self) -> float:
         return max(self.window_ends - self.now, 1.0)
