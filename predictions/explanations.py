@@ -124,8 +124,10 @@ def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
     """Exact TreeSHAP per feature (n, len(FEATURES)); the bias column is dropped."""
     # A few rows: one thread (an OpenMP pool costs far more than the work); a batch chunk: all cores.
     threads = 1 if len(matrix) < 1000 else -1
-    dmatrix = xgb.DMatrix(matrix.astype(np.float32), feature_names=FEATURES, nthread=threads)
-    return booster.predict(dmatrix, pred_contribs=True)[:, :-1]
+    # The columns are FEATURES in order by construction (FeatureRows.matrix), as for inplace_predict: naming
+    # them on every call only re-validated what cannot differ, a fifth of a single row's TreeSHAP time.
+    dmatrix = xgb.DMatrix(matrix.astype(np.float32), nthread=threads)
+    return booster.predict(dmatrix, pred_contribs=True, validate_features=False)[:, :-1]
 
 
 def top_factors(contribs: np.ndarray, features: list[dict], *, n: int = TOP_N) -> list[list[dict]]:

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
+import xgboost as xgb
 
-from predictions.explanations import describe_factor, top_factors
+from predictions import registry
+from predictions.explanations import contributions, describe_factor, top_factors
 from predictions.features import FEATURES
 from predictions.metrics import average_precision, capture, roc_auc, tier_cutoffs_from, tiers_of
 from predictions.scoring import risk_levels
@@ -64,3 +66,14 @@ def test_pr_auc_and_roc_auc_agree_with_scikit_learn():
     s = np.round(rng.random(2000) + y * 0.3, 2)  # rounded: ties included
     assert abs(roc_auc(y.astype(float), s) - roc_auc_score(y, s)) < 1e-12
     assert abs(average_precision(y.astype(float), s) - average_precision_score(y, s)) < 1e-12
+
+
+def test_contributions_are_xgboosts_exact_treeshap_and_add_up_to_the_margin(trained):
+    model = registry.active_model()
+    rows = np.random.default_rng(7).normal(5, 10, size=(40, len(FEATURES)))
+    rows[rows < -5] = np.nan  # missing values take the trees' default branches
+    named = model.booster.predict(xgb.DMatrix(rows.astype(np.float32), feature_names=FEATURES), pred_contribs=True)
+    ours = contributions(model.booster, rows)
+    np.testing.assert_array_equal(ours, named[:, :-1])
+    margin = model.booster.inplace_predict(rows.astype(np.float32), predict_type="margin")
+    np.testing.assert_allclose(ours.sum(axis=1) + named[:, -1], margin, atol=1e-4)
