@@ -281,7 +281,7 @@ def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
     with transaction.atomic():
         # The job row's lock serialises two deliveries of the same chunk: the second sees the first's rows.
         BatchJob.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).get()
-        if Prediction.objects.filter(batch_job_id=job_id, patient_id__in=patient_ids).exists():
+        if _chunk_stored(scored, job_id=job_id):
             return 0
         _store(scored, job=job)
         BatchJob.objects.filter(pk=job_id).update(done=F("done") + len(scored), chunks_done=F("chunks_done") + 1)
@@ -292,6 +292,18 @@ def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
     if job.chunks_done >= job.chunks_total:
         _batch_job_finish(job_id)
     return len(scored)
+
+
+def _chunk_stored(scored: _ScoredPatients, *, job_id: str) -> bool:
+    """Whether an earlier delivery stored this chunk: a chunk is stored whole or not at all, so one patient tells.
+
+    Asking about every patient of the chunk scanned all of the job's rows so far (0.1 s by the last chunks of a
+    100,000-patient job), under the job row's lock; one patient is one index probe.
+    """
+    if not len(scored):
+        return False
+    first = int(scored.patient_ids[0])
+    return Prediction.objects.filter(patient_id=first, batch_job_id=job_id).exists()
 
 
 def _batch_job_finish(job_id: str) -> None:
