@@ -122,9 +122,9 @@ def _viral_load_phrase(value: float, age: float | None) -> str:
 
 def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
     """Exact TreeSHAP per feature (n, len(FEATURES)); the bias column is dropped."""
-    # A few rows: one thread (an OpenMP pool costs far more than the work); a batch chunk: all cores.
-    threads = 1 if len(matrix) < 1000 else -1
-    dmatrix = xgb.DMatrix(matrix.astype(np.float32), feature_names=FEATURES, nthread=threads)
+    # One thread, the booster's (registry.artifact_load): batch chunks use the cores as Celery worker processes,
+    # one per core; two XGBoost threads in each of 2 workers on 2 cores took more CPU for no less time.
+    dmatrix = xgb.DMatrix(matrix.astype(np.float32), feature_names=FEATURES, nthread=1)
     return booster.predict(dmatrix, pred_contribs=True)[:, :-1]
 
 
