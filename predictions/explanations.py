@@ -122,30 +122,32 @@ def _viral_load_phrase(value: float, age: float | None) -> str:
 
 def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
     """Exact TreeSHAP per feature (n, len(FEATURES)); the bias column is dropped."""
-    # A few rows: one thread (an OpenMP pool costs far more than the work); a batch chunk: all cores.
-    threads = 1 if len(matrix) < 1000 else -1
+    # One thread, the booster's (registry.artifact_load): batch chunks use the cores as Celery worker processes,
+    # one per core; two XGBoost threads in each of 2 workers on 2 cores took more CPU for no less time.
     # The columns are FEATURES in order by construction (FeatureRows.matrix), as for inplace_predict: naming
     # them on every call only re-validated what cannot differ, a fifth of a single row's TreeSHAP time.
-    dmatrix = xgb.DMatrix(matrix.astype(np.float32), nthread=threads)
+    dmatrix = xgb.DMatrix(matrix.astype(np.float32), nthread=1)
     return booster.predict(dmatrix, pred_contribs=True, validate_features=False)[:, :-1]
 
 
 def top_factors(contribs: np.ndarray, features: list[dict], *, n: int = TOP_N) -> list[list[dict]]:
     """Each row's ``n`` largest contributions by size, with direction and the patient's own value."""
     order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, :n]
+    weights = np.take_along_axis(contribs, order, axis=1).astype(np.float64)
+    # One vectorized rounding: builtins.round took 1.7 us a factor, 0.8 s over a 100k-patient batch.
+    rows = zip(features, order.tolist(), weights.tolist(), np.round(weights, 4).tolist(), strict=True)
     result = []
-    for row, columns in enumerate(order.tolist()):
-        values = features[row]
+    for values, columns, row_weights, row_rounded in rows:
         factors = []
-        for j in columns:
-            name, weight = FEATURES[j], float(contribs[row, j])
+        for j, weight, shown in zip(columns, row_weights, row_rounded, strict=True):
             if weight == 0.0:
                 break
+            name = FEATURES[j]
             factors.append(
                 {
                     "feature": name,
                     "value": values[name],
-                    "contribution": round(weight, 4),
+                    "contribution": shown,
                     "direction": "increases" if weight > 0 else "decreases",
                     "description": describe_factor(name, values[name], weight, values),
                 }

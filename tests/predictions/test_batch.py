@@ -3,11 +3,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from django.db.models import Max
 
-from patients.models import ClinicianFacility, Facility, Patient
+from patients.models import ClinicianFacility, Facility, Observation, Patient
 from predictions import services
 from predictions.features import FEATURES
 from predictions.models import BatchJob, Prediction
+from predictions.timeline import CONCEPT_CODES
 from tests.predictions.conftest import write_cohort
 
 BATCH = "/api/v1/predictions/batch/"
@@ -106,3 +108,13 @@ def test_a_redelivered_chunk_is_not_stored_twice(settings, trained, cohort, clin
     first = services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
     assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
     assert Prediction.objects.filter(batch_job=job).count() == first
+
+
+def test_a_batch_prediction_stamps_its_patients_newest_observation_to_the_microsecond(trained, cohort, clinician):
+    job = services.batch_job_create(created_by=clinician, facility=cohort[0])
+    services.batch_job_run_inline(job=job)
+    read = Observation.objects.filter(concept__in=CONCEPT_CODES)  # the concepts the model reads
+    newest = dict(read.values("patient_id").annotate(at=Max("created_at")).values_list("patient_id", "at"))
+    stored = dict(Prediction.objects.filter(batch_job=job).values_list("patient_id", "observation_stamp"))
+    assert stored and all(stamp == newest[patient] for patient, stamp in stored.items())
+    assert services.prediction_rescan_changed()["changed_patients"] == 0

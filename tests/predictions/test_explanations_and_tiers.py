@@ -37,6 +37,15 @@ def test_top_factors_rank_by_size_with_direction_and_the_patients_value():
     ]
 
 
+def test_contributions_are_shown_as_python_rounds_them_to_four_decimals():
+    contribs = np.random.default_rng(3).normal(0, 0.4, (500, len(FEATURES))).astype(np.float32)  # as pred_contribs
+    features = [dict.fromkeys(FEATURES, 1.0)] * len(contribs)
+    shown = [f["contribution"] for row in top_factors(contribs, features) for f in row]
+    order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, :5]
+    expected = [round(float(contribs[i, j]), 4) for i, row in enumerate(order) for j in row]
+    assert shown == expected
+
+
 def test_tiers_are_workload_quotas_of_the_validation_scores():
     scores = np.linspace(0, 1, 1001)
     cut = tier_cutoffs_from(scores)
