@@ -103,7 +103,8 @@ def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tu
     PREDICTION_DURATION.labels(mode="single").observe(time.perf_counter() - started)
     PREDICTIONS.labels(risk_level=prediction.risk_level, mode="single").inc()
     cached = tuple(getattr(prediction, name) for name in _CACHED_FIELDS)
-    cache.set(key, cached, timeout=settings.PREDICTION_CACHE_TIMEOUT)
+    # Cached once committed: the caller's transaction may still roll the row back (see the API view).
+    transaction.on_commit(lambda: cache.set(key, cached, timeout=settings.PREDICTION_CACHE_TIMEOUT))
     return prediction, False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 
+from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -64,8 +65,11 @@ class PatientPredictionViewSet(ScoringViewSet):
     )
     def create(self, request, pk: int):
         patient = patient_for(request.user, pk)
-        prediction, cached = services.prediction_create(patient=patient)
-        audit_record(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
+        # A new prediction and the record of who asked for it are stored together or not at all, in one
+        # commit: one WAL flush to wait for instead of two, which counts while batch jobs write.
+        with transaction.atomic():
+            prediction, cached = services.prediction_create(patient=patient)
+            audit_record(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
         return Response(s.PredictionOutput(prediction).data, status=status.HTTP_200_OK if cached else 201)
 
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")

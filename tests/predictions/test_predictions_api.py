@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS
@@ -36,6 +36,20 @@ def _hits() -> float:
 @pytest.fixture
 def scored_patient(trained, cohort, cohort_clinician):
     return _active_patient(cohort[0])
+
+
+@pytest.fixture
+def api(api, django_capture_on_commit_callbacks):
+    """The clinician's client; after each POST, what waits for the commit (the prediction's cache entry) runs,
+    as it does outside the test's own transaction."""
+    post = api.post
+
+    def committed_post(*args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return post(*args, **kwargs)
+
+    api.post = committed_post
+    return api
 
 
 def test_a_clinician_gets_a_scored_explained_prediction(api, scored_patient, trained):
@@ -116,6 +130,19 @@ def test_a_staff_override_of_the_cutoffs_makes_the_cached_prediction_unreachable
     second = api.post(URL.format(scored_patient.pk))
     assert second.status_code == 201 and second.json()["id"] != first["id"]
     assert second.json()["risk_level"] == "very_high"
+
+
+def test_a_prediction_whose_audit_row_fails_is_neither_stored_nor_cached(api, scored_patient, monkeypatch):
+    def audit_fails(**kwargs):
+        raise OperationalError("the audit insert failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("predictions.api.views.audit_record", audit_fails)
+        assert api.post(URL.format(scored_patient.pk)).status_code == 503
+    assert not Prediction.objects.filter(patient=scored_patient).exists()
+    again = api.post(URL.format(scored_patient.pk))
+    assert again.status_code == 201  # scored afresh: nothing was cached from the rolled-back attempt
+    assert AuditEvent.objects.filter(action="predict", patient=scored_patient).count() == 1
 
 
 def test_a_new_active_version_makes_the_cached_prediction_unreachable(api, scored_patient, trained):
