@@ -52,7 +52,10 @@ PARAMS = {
     "objective": "binary:logistic",
     "eval_metric": ["logloss", "auc"],
     "tree_method": "hist",
-    "eta": 0.1,
+    # 0.25 rather than 0.1: on the 100k-patient cohort early stopping ends at 49 trees instead of 117 for
+    # held-out ROC-AUC 0.8081 against 0.8085 (PR-AUC 0.324/0.325, Brier 0.0544 both), and exact TreeSHAP,
+    # a quarter of a batch's CPU, costs in proportion to the trees.
+    "eta": 0.25,
     # Depth 3 scores as well as 4 on the cohort and makes exact TreeSHAP (cost ~ trees x leaves x depth^2)
     # several times cheaper, which is what a 100k-patient batch with explanations spends its time on.
     "max_depth": 3,
