@@ -2,17 +2,20 @@
 
     .venv/bin/python -m bench.bench_memory
 
-The worker loads the model on its first prediction; its RSS (and USS, the
-memory only it holds) is read right after boot, then after predictions on
-every worker have loaded the model and a few hundred requests have warmed
-the caches.  Target: RSS <= 250 MB.  Writes bench/results/bench_memory.json.
+The worker runs as deployed: gunicorn from a virtual environment holding
+requirements.txt only (bench/.venv-production, made on first use), not the
+development one, whose test tools XGBoost would import.  It loads the model
+on its first prediction; its RSS (and USS, the memory only it holds) is read
+right after boot, then after predictions on every worker have loaded the
+model and a few hundred requests have warmed the caches.  Target: RSS <= 250
+MB.  Writes bench/results/bench_memory.json.
 """
 
 from __future__ import annotations
 
 import psutil
 
-from bench.common import first_patients, http, prepared_stack, report, write_result
+from bench.common import first_patients, http, prepared_stack, production_bin, report, write_result
 
 TARGET_MB = 250.0
 MB = 1024 * 1024
@@ -27,8 +30,9 @@ def workers_memory(master_pid: int) -> list[dict]:
 
 
 def run() -> dict:
+    bin_dir = production_bin()
     with prepared_stack("bench_memory", patients=1000) as stack:
-        web = stack.start_web(workers=2)
+        web = stack.start_web(workers=2, bin_dir=bin_dir)
         master = stack.processes["web"].pid
         booted = workers_memory(master)
         ids = first_patients(web, stack.token, 400)
