@@ -88,6 +88,12 @@ class PatientAdmin(BigTableAdmin):
 
 @admin.register(Observation)
 class ObservationAdmin(BigTableAdmin):
+    """Observations are added or deleted, never edited in place: a correction is a deletion and a new entry.
+
+    The prediction cache and the rescan see a record change by its observations' count and newest creation
+    time; an edit in place would change neither, and a stale risk would be served.
+    """
+
     list_display = ["id", "patient", "concept", "observed_at", "value", "external_id"]
     ordering = ["-id"]  # the primary key index; the model's (observed_at, id) order would sort the whole table
     list_filter = ["concept"]
@@ -99,6 +105,9 @@ class ObservationAdmin(BigTableAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         return identifier_search(queryset, search_term, "patient__identifier"), False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ClinicianFacility)

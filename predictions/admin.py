@@ -85,3 +85,8 @@ class PredictionAdmin(BigTableAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A prediction is the record of the risk a clinician was shown, and a cached one is served by its stored
+        # fields for the rest of the day (predictions.services): rows are never deleted.
+        return False

@@ -94,6 +94,17 @@ def test_the_audit_log_detail_is_viewable(staff_client, records):
     assert staff_client.get(f"/admin/patients/auditevent/{event.pk}/change/").status_code == 200
 
 
+def test_an_observation_is_corrected_by_deleting_it_never_edited_in_place(staff_client, records):
+    observation = Observation.objects.get()
+    change = f"/admin/patients/observation/{observation.pk}/change/"
+    assert staff_client.get(change).status_code == 200  # viewable
+    assert staff_client.post(change, {"value_numeric": 99}).status_code == 403
+    assert Observation.objects.get().value_numeric == 60
+    delete = f"/admin/patients/observation/{observation.pk}/delete/"
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not Observation.objects.exists()
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the planner estimate is PostgreSQL's")
 def test_the_unfiltered_count_comes_from_the_planner_on_postgresql(patient, other_patient):
     with connection.cursor() as cursor:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.test import Client
+from django.utils import timezone
 
-from predictions.models import FacilityTierCutoffs, ModelVersion
-from tests.predictions.conftest import copy_version
+from predictions.models import FacilityTierCutoffs, ModelVersion, Prediction
+from tests.predictions.conftest import copy_version, stub_version
 
 
 def _staff_client(staff) -> Client:
@@ -35,3 +36,17 @@ def test_staff_set_a_facilitys_tier_cutoffs(staff, facility):
         "high": 0.1,
         "very_high": 0.2,
     }
+
+
+def test_staff_cannot_delete_a_prediction(staff, patient):
+    version = stub_version()
+    prediction = Prediction.objects.create(
+        patient=patient, facility=patient.facility, model_version=version, score=0.2, risk_level="high",
+        as_of=timezone.now(),
+    )  # fmt: skip
+    client = _staff_client(staff)
+    url = f"/admin/predictions/prediction/{prediction.pk}/delete/"
+    assert client.post(url, {"post": "yes"}).status_code == 403
+    changelist = "/admin/predictions/prediction/"
+    client.post(changelist, {"action": "delete_selected", "_selected_action": [prediction.pk], "post": "yes"})
+    assert Prediction.objects.filter(pk=prediction.pk).exists()
