@@ -60,11 +60,13 @@ def _date(day: float) -> dt.date | None:
 # --- single prediction --------------------------------------------------------------
 
 
-def _cache_key(model: registry.LoadedModel, patient: Patient, timeline: Timeline, today: dt.date) -> str:
+def _cache_key(
+    model: registry.LoadedModel, patient: Patient, timeline: Timeline, overrides: dict, today: dt.date
+) -> str:
     # The version, the facility's tier cut-offs, the patient row, the record (observations are only added, or
     # removed with a correction: their count and newest creation) and the day: any change makes old entries
     # unreachable.
-    override = registry.tier_overrides().get(patient.facility_id)
+    override = overrides.get(patient.facility_id)
     tiers = "" if override is None else ",".join(repr(override[tier]) for tier in ("medium", "high", "very_high"))
     newest = int(timeline.created.max()) if len(timeline) else 0
     record = f"{patient.updated_at.timestamp():.6f}:{len(timeline)}:{newest}"
@@ -91,13 +93,14 @@ def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tu
     now = now or timezone.now()
     started = time.perf_counter()
     timeline, table = selectors.patient_record(patient)
-    key = _cache_key(model, patient, timeline, now.date())
+    overrides = registry.tier_overrides()  # read once: the key and the tiers must agree
+    key = _cache_key(model, patient, timeline, overrides, now.date())
     cached = cache.get(key)
     if cached is not None:
         PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
         return Prediction(**dict(zip(_CACHED_FIELDS, cached, strict=True)), model_version=model.record), True
     PREDICTION_CACHE_REQUESTS.labels(result="miss").inc()
-    scored = _score_patients(model, timeline, table, now=now)
+    scored = _score_patients(model, timeline, table, now=now, overrides=overrides)
     (prediction,) = scored.instances()
     prediction.save()
     PREDICTION_DURATION.labels(mode="single").observe(time.perf_counter() - started)
@@ -175,14 +178,19 @@ COPY_COLUMNS += ["appointment_date", "observation_stamp", "batch_job_id", "outco
 
 
 def _score_patients(
-    model: registry.LoadedModel, timeline: Timeline, table: PatientTable, *, now: dt.datetime
+    model: registry.LoadedModel,
+    timeline: Timeline,
+    table: PatientTable,
+    *,
+    now: dt.datetime,
+    overrides: dict | None = None,
 ) -> _ScoredPatients:
     """Every patient of ``table`` scored and explained at ``now``, each as of their last booking visit."""
     moments = scoring_moments(timeline=timeline, patient_ids=table.id, now=int(now.timestamp()))
     rows = compute_features(
         timeline=timeline, patients=table, patient_ids=table.id, as_of=moments, facility_stats=model.facility_stats
     )
-    cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides())
+    cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides() if overrides is None else overrides)
     scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(seconds=int(m)) for m in moments.tolist()]
     stamps = _observation_stamps(timeline, table.id)
