@@ -182,7 +182,7 @@ def predictions_by_tier_over_time(*, weeks: int, now: dt.datetime) -> list[dict]
     rows = _tier_counts(start=current, end=now)
     for back in range(1, weeks):
         start = current - dt.timedelta(weeks=back)
-        key = f"console:tiers-week:{start:%Y-%m-%d}"
+        key = f"console:tiers-week:v2:{start:%Y-%m-%d}"  # v2: without backfilled rows
         week = cache.get(key)
         if week is None:
             week = _tier_counts(start=start, end=start + dt.timedelta(weeks=1))
