@@ -33,19 +33,9 @@ def facilities_visible_to(user) -> QuerySet[Facility]:
 
 
 def patients_visible_to(user) -> QuerySet[Patient]:
-    """Patients of the user's facilities; the membership is a join, so a look-up is one query.
-
-    (user, facility) is unique, so the join never repeats a patient.
-    """
+    ids = facility_ids_for(user)
     qs = Patient.objects.select_related("facility")
-    if not user.is_authenticated:
-        return qs.none()
-    if user.is_superuser:
-        return qs
-    cached = getattr(user, "_iit_facility_ids", None)
-    if cached is not None:
-        return qs.filter(facility_id__in=cached)
-    return qs.filter(facility__memberships__user=user)
+    return qs if ids is None else qs.filter(facility_id__in=ids)
 
 
 _PATIENT, _FACILITY = ModelColumns(Patient, "p"), ModelColumns(Facility, "f")
