@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 
+from iit_service.db import insert_together
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
 from patients.selectors import facilities_visible_to, patient_for, patients_visible_to
 
@@ -26,7 +27,12 @@ def client_address(request) -> str | None:
     return address or None
 
 
-def audit_record(
+def audit_record(**access) -> AuditEvent:
+    """Record an access now (the arguments of ``audit_event``)."""
+    return audit_store(event=audit_event(**access))
+
+
+def audit_event(
     *,
     request,
     action: str,
@@ -35,8 +41,9 @@ def audit_record(
     facility: Facility | None = None,
     object_count: int = 1,
 ) -> AuditEvent:
+    """The record of this access, not yet stored: ``audit_store`` stores it, with the rows it made if any."""
     user = request.user if getattr(request, "user", None) and request.user.is_authenticated else None
-    event = AuditEvent.objects.create(
+    return AuditEvent(
         user=user,
         username=user.get_username() if user else "anonymous",
         action=action,
@@ -48,16 +55,21 @@ def audit_record(
         request_id=getattr(request, "request_id", "")[:64],
         path=request.path[:300],
     )
+
+
+def audit_store(*, event: AuditEvent, rows: tuple = ()) -> AuditEvent:
+    """Store the access record and the new ``rows`` it accounts for, together or not at all; then log it."""
+    insert_together(*rows, event)
     security_log.info(
         "patient data access",
         extra={
             "event": "patient_data_access",
-            "action": action,
-            "resource": resource,
+            "action": event.action,
+            "resource": event.resource,
             "user": event.username,
-            "patient_id": patient.pk if patient else None,
+            "patient_id": event.patient_id,
             "facility": event.facility.code if event.facility else None,
-            "object_count": object_count,
+            "object_count": event.object_count,
             "client_address": event.client_address,
         },
     )

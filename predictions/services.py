@@ -21,10 +21,12 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
+from iit_service.db import insert_together
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from monitoring.models import AucEvaluation
 from monitoring.services import auc_evaluation_create
-from patients.models import Facility, Observation, Patient
+from patients.models import AuditEvent, Facility, Observation, Patient
+from patients.services import audit_store
 from predictions import registry, selectors
 from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
 from predictions.labels import resolve_outcomes
@@ -79,11 +81,15 @@ _CACHED_FIELDS = ("id", "patient_id", "facility_id", "score", "risk_level", "fac
                   "features", "as_of", "appointment_date", "observation_stamp", "source", "created_at")  # fmt: skip
 
 
-def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tuple[Prediction, bool]:
+def prediction_create(
+    *, patient: Patient, audit: AuditEvent | None = None, now: dt.datetime | None = None
+) -> tuple[Prediction, bool]:
     """Score a patient now and store the prediction; returns (prediction, served_from_cache).
 
     The same patient, record, model version and day always give the same
     prediction, so a cached one is returned instead of a duplicate row.
+    ``audit``, the record of who asked, is stored in the same statement as a new
+    prediction (one is never stored without the other), or alone when the cached one is served.
     Raises registry.ModelUnavailable when no model can be served, PatientNotActive when the
     patient is no longer in care (died, transferred out, stopped).
     """
@@ -98,15 +104,20 @@ def prediction_create(*, patient: Patient, now: dt.datetime | None = None) -> tu
     cached = cache.get(key)
     if cached is not None:
         PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
+        if audit is not None:
+            audit_store(event=audit)
         return Prediction(**dict(zip(_CACHED_FIELDS, cached, strict=True)), model_version=model.record), True
     PREDICTION_CACHE_REQUESTS.labels(result="miss").inc()
     scored = _score_patients(model, timeline, table, now=now, overrides=overrides)
     (prediction,) = scored.instances()
-    prediction.save()
+    if audit is None:
+        insert_together(prediction)
+    else:
+        audit_store(event=audit, rows=(prediction,))
     PREDICTION_DURATION.labels(mode="single").observe(time.perf_counter() - started)
     PREDICTIONS.labels(risk_level=prediction.risk_level, mode="single").inc()
     cached = tuple(getattr(prediction, name) for name in _CACHED_FIELDS)
-    # Cached once committed: the caller's transaction may still roll the row back (see the API view).
+    # Cached once committed: a caller's transaction may still roll the row back.
     transaction.on_commit(lambda: cache.set(key, cached, timeout=settings.PREDICTION_CACHE_TIMEOUT))
     return prediction, False
 

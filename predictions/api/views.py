@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 
-from django.db import transaction
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +18,7 @@ from iit_service.api.negotiation import JSONErrorsMixin
 from patients.api.views import ClinicalViewSet, validated
 from patients.models import AuditEvent
 from patients.selectors import facility_for, facility_ids_for, patient_for, patients_visible_to
-from patients.services import audit_record
+from patients.services import audit_event, audit_record
 from predictions import registry, selectors, services
 from predictions.api import serializers as s
 from predictions.models import BatchJob, ModelVersion, Prediction
@@ -65,11 +64,8 @@ class PatientPredictionViewSet(ScoringViewSet):
     )
     def create(self, request, pk: int):
         patient = patient_for(request.user, pk)
-        # A new prediction and the record of who asked for it are stored together or not at all, in one
-        # commit: one WAL flush to wait for instead of two, which counts while batch jobs write.
-        with transaction.atomic():
-            prediction, cached = services.prediction_create(patient=patient)
-            audit_record(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
+        audit = audit_event(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
+        prediction, cached = services.prediction_create(patient=patient, audit=audit)
         return Response(s.PredictionOutput(prediction).data, status=status.HTTP_200_OK if cached else 201)
 
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")

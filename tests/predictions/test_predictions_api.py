@@ -3,11 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS
 from patients.models import AuditEvent, Observation, Patient
+from patients.services import audit_event
 from predictions import registry
 from predictions.features import FEATURES
 from predictions.models import FacilityTierCutoffs, Prediction
@@ -132,16 +133,23 @@ def test_a_staff_override_of_the_cutoffs_makes_the_cached_prediction_unreachable
     assert second.json()["risk_level"] == "very_high"
 
 
-def test_a_prediction_whose_audit_row_fails_is_neither_stored_nor_cached(api, scored_patient, monkeypatch):
-    def audit_fails(**kwargs):
-        raise OperationalError("the audit insert failed")
+@pytest.mark.django_db(transaction=True)  # as served: no test transaction around the request
+def test_a_prediction_whose_audit_row_the_database_refuses_is_neither_stored_nor_cached(
+    api, scored_patient, monkeypatch
+):
+    def refused(**kwargs):
+        event = audit_event(**kwargs)
+        event.object_count = -1  # the column's CHECK (>= 0) refuses the row, on PostgreSQL and SQLite alike
+        return event
 
+    api.raise_request_exception = False
     with monkeypatch.context() as patched:
-        patched.setattr("predictions.api.views.audit_record", audit_fails)
-        assert api.post(URL.format(scored_patient.pk)).status_code == 503
+        patched.setattr("predictions.api.views.audit_event", refused)
+        failed = api.post(URL.format(scored_patient.pk))
+    assert failed.status_code == 500 and failed.json()["error"]["status"] == 500
     assert not Prediction.objects.filter(patient=scored_patient).exists()
     again = api.post(URL.format(scored_patient.pk))
-    assert again.status_code == 201  # scored afresh: nothing was cached from the rolled-back attempt
+    assert again.status_code == 201  # scored afresh: nothing was cached from the refused attempt
     assert AuditEvent.objects.filter(action="predict", patient=scored_patient).count() == 1
 
 
