@@ -120,14 +120,22 @@ def _viral_load_phrase(value: float, age: float | None) -> str:
     return _viral_load(value, {"vl_age_days": age})
 
 
-def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
-    """Exact TreeSHAP per feature (n, len(FEATURES)); the bias column is dropped."""
+def treeshap(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
+    """Exact TreeSHAP (n, len(FEATURES) + 1): each feature's contribution, then the bias.
+
+    A row's values add up to the model's margin for it (XGBoost's documented identity).
+    """
     # One thread, the booster's (registry.artifact_load): batch chunks use the cores as Celery worker processes,
     # one per core; two XGBoost threads in each of 2 workers on 2 cores took more CPU for no less time.
     # The columns are FEATURES in order by construction (FeatureRows.matrix), as for inplace_predict: naming
     # them on every call only re-validated what cannot differ, a fifth of a single row's TreeSHAP time.
     dmatrix = xgb.DMatrix(matrix.astype(np.float32), nthread=1)
-    return booster.predict(dmatrix, pred_contribs=True, validate_features=False)[:, :-1]
+    return booster.predict(dmatrix, pred_contribs=True, validate_features=False)
+
+
+def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
+    """Exact TreeSHAP per feature (n, len(FEATURES)); the bias column is dropped."""
+    return treeshap(booster, matrix)[:, :-1]
 
 
 def top_factors(contribs: np.ndarray, features: list[dict], *, n: int = TOP_N) -> list[list[dict]]:

@@ -7,7 +7,10 @@ from predictions import registry
 from predictions.explanations import contributions, describe_factor, top_factors
 from predictions.features import FEATURES
 from predictions.metrics import average_precision, capture, roc_auc, tier_cutoffs_from, tiers_of
-from predictions.scoring import risk_levels
+from predictions.scoring import cutoff_matrix, probabilities, risk_levels, score
+from predictions.selectors import record_of
+from predictions.training import training_set
+from tests.predictions.conftest import today
 
 
 def test_factors_read_as_a_clinician_would_say_them():
@@ -86,3 +89,12 @@ def test_contributions_are_xgboosts_exact_treeshap_and_add_up_to_the_margin(trai
     np.testing.assert_array_equal(ours, named[:, :-1])
     margin = model.booster.inplace_predict(rows.astype(np.float32), predict_type="margin")
     np.testing.assert_allclose(ours.sum(axis=1) + named[:, -1], margin, atol=1e-4)
+
+
+def test_served_scores_are_the_models_probabilities(trained):
+    """score() takes each margin from TreeSHAP's sum; it must agree with the booster's own prediction."""
+    timeline, table = record_of()
+    rows = training_set(timeline=timeline, patients=table, as_of=today()).rows
+    model = registry.active_model()
+    served = score(model, rows, cutoff_matrix(model, np.zeros(len(rows.matrix), dtype=np.int64), {}))
+    np.testing.assert_allclose(served.scores, probabilities(model, rows.matrix), rtol=0, atol=1e-6)
