@@ -9,6 +9,7 @@ value prepared by its field as ``Model.save`` prepares it (``insert_together``).
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 
 from django.db import connection, transaction
@@ -59,7 +60,7 @@ def insert_together(*instances: Model) -> None:
     """
     models = tuple(type(instance) for instance in instances)
     if connection.vendor != "postgresql" or any(instance.pk is not None for instance in instances):
-        with transaction.atomic():
+        with transaction.atomic() if len(instances) > 1 else contextlib.nullcontext():
             for instance in instances:
                 instance.save(force_insert=True)
         return
