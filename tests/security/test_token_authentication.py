@@ -17,6 +17,8 @@ def test_it_finds_the_same_user_and_token_as_drf(clinician):
         DRFTokenAuthentication().authenticate_credentials(key),
     )
     assert ours[0] == theirs[0] and ours[0].username == "owner" and ours[0].is_active
+    fields = [field.attname for field in type(ours[0])._meta.concrete_fields]
+    assert [getattr(ours[0], f) for f in fields] == [getattr(theirs[0], f) for f in fields]
     assert (ours[1].key, ours[1].user_id) == (theirs[1].key, theirs[1].user_id)
 
 
