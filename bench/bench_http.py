@@ -1,9 +1,10 @@
 """Single prediction over HTTP through gunicorn: unloaded and under load, beside a one-SELECT endpoint.
 
-    .venv/bin/python -m bench.bench_http [--patients 8000] [--seconds 15] [--web-workers 2]
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python -m bench.bench_http \
+        [--patients 8000] [--seconds 15] [--web-workers 2]
 
-On a fresh database (PostgreSQL when DATABASE_URL says so) with a generated
-cohort and a trained model, gunicorn with two workers (iit_service/gunicorn_conf.py)
+On a fresh database (PostgreSQL when DATABASE_URL says so; the Redis cache when REDIS_URL
+does) with a generated cohort and a trained model, gunicorn with two workers (iit_service/gunicorn_conf.py)
 and DEBUG off, as in production (DEBUG keeps every query's SQL in memory):
 
 1. unloaded: each patient's first prediction of the day (a miss: record,
@@ -24,7 +25,9 @@ Writes bench/results/bench_http.json.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import uuid
 
 from bench.common import (
     access_durations,
@@ -125,12 +128,18 @@ def run(*, patients: int, seconds: int, web_workers: int = 2, unloaded_n: int = 
         # One token sends everything, far past a clinician's 6,000 a minute: the per-user rate is still
         # counted on every request, only its limit is out of reach.
         env = {"DEBUG": "0", "GUNICORN_MAX_REQUESTS": "0", "API_THROTTLE_USER": "100000000/min"}
+        # The shared cache as deployed, when there is one: without it each worker has its own, a patient's
+        # second request finds the cache of the worker that scored it only half the time, and the rate
+        # counter is per worker. A fresh key prefix: nothing of an earlier run can answer.
+        if os.environ.get("REDIS_URL"):
+            env.update(REDIS_URL=os.environ["REDIS_URL"], CACHE_KEY_PREFIX=f"bench-http-{uuid.uuid4().hex[:8]}")
         web = stack.start_web(workers=web_workers, env=env)
         ids = first_patients(web, stack.token, patients)
         result = {"unloaded": unloaded(web, stack.token, ids[:unloaded_n], stack.var / "log")}
         load = under_load(web, stack.token, ids[unloaded_n:], ids[:unloaded_n], stack.var / "log", seconds=seconds)
         result["load"] = load
         result["errors"] = sum(load[k]["errors"] + load[k]["non2xx"] for k in ("predictions", "predictions_cached"))
+    result["cache"] = "redis" if "REDIS_URL" in env else "locmem (one per worker)"
     return result
 
 
@@ -143,7 +152,7 @@ def main() -> None:
     result = run(patients=args.patients, seconds=args.seconds, web_workers=args.web_workers)
     write_result("bench_http", result)
     miss, hit, load = result["unloaded"]["miss"], result["unloaded"]["hit"], result["load"]
-    report("Single prediction over HTTP (gunicorn, 2 workers)", [
+    report(f"Single prediction over HTTP (gunicorn, 2 workers; cache: {result['cache']})", [
         ("unloaded, first of the day: server p50 / p95 ms", f"{miss['server_p50_ms']} / {miss['server_p95_ms']}"),
         ("unloaded, cached: server p50 / p95 ms", f"{hit['server_p50_ms']} / {hit['server_p95_ms']}"),
         (f"wrk 16 conns, {len(load['rounds']['predictions'])} rounds, predictions scored afresh: req/s",

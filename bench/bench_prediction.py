@@ -8,7 +8,8 @@ BEN-) and trains a model when either is missing.  Times POST
 scoping, audit, DRF), around the test client and as the service itself
 measures it (the access log's duration): a *miss* is a patient's first prediction of the day
 (record query, features, model, explanation, insert), a *hit* the same request
-again (served from the cache).  Beside it, the parts of a miss, and the
+again (served from the cache).  Beside it, the parts of a miss (serving scores with
+the sum of a row's TreeSHAP values, so one XGBoost call scores and explains), and the
 baseline the issue names: XGBoost's scikit-learn ``predict_proba`` on a
 one-row DataFrame versus ``inplace_predict`` on numpy.
 Writes bench/results/bench_prediction.json.
@@ -45,7 +46,7 @@ from patients.models import ClinicianFacility, Facility, Patient  # noqa: E402
 from predictions import registry, selectors, services  # noqa: E402
 from predictions.explanations import contributions  # noqa: E402
 from predictions.features import FEATURES, compute_features, scoring_moments  # noqa: E402
-from predictions.scoring import probabilities  # noqa: E402
+from predictions.scoring import cutoff_matrix, probabilities, score  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PREFIX = "BEN-"
@@ -149,6 +150,7 @@ def parts(patient: Patient) -> dict:
                                 facility_stats=model.facility_stats)  # fmt: skip
 
     rows = features()
+    cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides())
     frame = pd.DataFrame(rows.matrix, columns=FEATURES)
     classifier = xgb.XGBClassifier()
     classifier.load_model(registry.artifact_path(model.record.artifact_path))
@@ -159,6 +161,8 @@ def parts(patient: Patient) -> dict:
         "inplace_predict_numpy_ms": median_ms(lambda: probabilities(model, rows.matrix)),
         "predict_proba_one_row_dataframe_ms": median_ms(lambda: classifier.predict_proba(frame)),
         "treeshap_contributions_ms": median_ms(lambda: contributions(model.booster, rows.matrix)),
+        # What serving runs: one TreeSHAP call gives the score (its sum) and the explanation.
+        "served_score_and_explanation_ms": median_ms(lambda: score(model, rows, cutoffs)),
     }
 
 
