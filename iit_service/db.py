@@ -58,7 +58,6 @@ def insert_together(*instances: Model) -> None:
     is saved in one transaction. Primary keys and ``auto_now_add`` values are set as ``Model.save`` sets
     them; no save signals are sent (the project connects none).
     """
-    models = tuple(type(instance) for instance in instances)
     if connection.vendor != "postgresql" or any(instance.pk is not None for instance in instances):
         with transaction.atomic() if len(instances) > 1 else contextlib.nullcontext():
             for instance in instances:
@@ -69,7 +68,7 @@ def insert_together(*instances: Model) -> None:
         for field in _insert_fields(type(instance)):
             params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(models), params)
+        cursor.execute(_insert_sql(tuple(type(instance) for instance in instances)), params)
         pks = cursor.fetchone()
     for instance, pk in zip(instances, pks, strict=True):
         instance.pk = pk

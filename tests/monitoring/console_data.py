@@ -33,19 +33,12 @@ def model_version(version: str, *, active: bool, activated_days_ago: int | None 
     )
 
 
-def cpu_warning_rule() -> AlertRule:
-    """A CPU rule that fires on its first breaching sample (no duration)."""
-    return AlertRule.objects.create(
-        name="CPU test",
-        metric="cpu_percent",
-        comparison="gt",
-        threshold=70,
-        duration_seconds=0,
-        severity="warning",
-        summary="CPU usage > 70%",
-        action="Profile application",
-        runbook_url="docs/RUNBOOK.md#cpu-usage-warning",
-    )
+def cpu_warning_rule(**changes) -> AlertRule:
+    """A CPU rule that fires on its first breaching sample (no duration), with any field changed."""
+    fields = dict(name="CPU test", metric="cpu_percent", comparison="gt", threshold=70, duration_seconds=0,
+                  severity="warning", summary="CPU usage > 70%", action="Profile application",
+                  runbook_url="docs/RUNBOOK.md#cpu-usage-warning")  # fmt: skip
+    return AlertRule.objects.create(**{**fields, **changes})
 
 
 def feature_row(name: str, psi: float, importance: float, status: str) -> dict:

@@ -28,16 +28,7 @@ T0 = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def cpu_rule() -> AlertRule:
-    return AlertRule.objects.create(
-        name="CPU test",
-        metric="cpu_percent",
-        comparison="gt",
-        threshold=70,
-        duration_seconds=300,
-        severity="warning",
-        summary="CPU usage > 70%",
-        action="Profile application",
-    )
+    return console_data.cpu_warning_rule(duration_seconds=300, runbook_url="")
 
 
 @pytest.fixture
