@@ -5,15 +5,22 @@ model's concrete columns are read back through the backend's and the fields' con
 datetimes made aware, for one) and ``Model.from_db``, as a queryset does (``ModelColumns``).
 Writes of rows that belong together, such as a prediction and its audit row: one statement, with each
 value prepared by its field as ``Model.save`` prepares it (``insert_together``).
+On PostgreSQL these statements are planned once per session and then only executed (``execute_prepared``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import re
+from collections.abc import Sequence
 from functools import lru_cache
 
 from django.db import connection, transaction
 from django.db.models import Model
+
+_PLACEHOLDER = re.compile(r"%%|%s")
+_PREPARED_SQL: dict[str, str] = {}  # statement name -> its SQL, for the query log and metrics (monitoring)
 
 
 class ModelColumns:
@@ -68,7 +75,7 @@ def insert_together(*instances: Model) -> None:
         for field in _insert_fields(type(instance)):
             params.append(field.get_db_prep_save(field.pre_save(instance, add=True), connection))
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(tuple(type(instance) for instance in instances)), params)
+        execute_prepared(cursor, _insert_sql(tuple(type(instance) for instance in instances)), params)
         pks = cursor.fetchone()
     for instance, pk in zip(instances, pks, strict=True):
         instance.pk = pk
@@ -94,3 +101,55 @@ def _insert_sql(models: tuple[type[Model], ...]) -> str:
         inserts.append(f"i{i} AS (INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {pk})")  # noqa: S608
         keys.append(f"(SELECT {pk} FROM i{i})")  # noqa: S608
     return f"WITH {', '.join(inserts)} SELECT {', '.join(keys)}"
+
+
+def execute_prepared(cursor, sql: str, params: Sequence) -> None:
+    """``cursor.execute(sql, params)``; on PostgreSQL as a prepared statement, parsed and planned once a session.
+
+    Each hot statement of a request spent about 0.2 ms of the database's time being parsed and planned again
+    (the record query: 0.74 ms planned each time, 0.54 ms prepared, on an otherwise idle machine). The
+    statement is prepared on first use in a session, through the driver's own cursor, as Django sets the
+    session's time zone: like that setting, it is not a query of the request (query counts are the same on
+    a new connection as on an old one), and a prepared statement outlives a rolled-back transaction.
+    The backend (iit_service.db_backends.postgresql) forgets its statements when it opens a new session. Behind
+    a pooler in transaction mode (PgBouncer) sessions are shared: set DB_PREPARED_STATEMENTS off there, as
+    psycopg's own prepared statements must be.
+    """
+    prepared = getattr(connection, "prepared_statements", None)
+    if prepared is None:  # SQLite, switched off, or a backend that does not track its session's statements
+        cursor.execute(sql, params)
+        return
+    name = prepared.get(sql)
+    if name is None:
+        name = _statement_name(sql)
+        with connection.wrap_database_errors, connection.connection.cursor() as session:
+            session.execute(f"PREPARE {name} AS {_numbered(sql)}")
+        prepared[sql] = name
+    cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
+
+
+def prepared_sql(sql: str) -> str:
+    """The SQL behind ``EXECUTE <name>(...)`` of a statement prepared here; any other SQL as it is."""
+    if not sql.startswith("EXECUTE iit_"):
+        return sql
+    return _PREPARED_SQL.get(sql[8:].split("(", 1)[0], sql)
+
+
+def _statement_name(sql: str) -> str:
+    name = "iit_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
+    _PREPARED_SQL[name] = sql
+    return name
+
+
+def _numbered(sql: str) -> str:
+    """Django's ``%s`` placeholders as PostgreSQL's ``$1, $2, ...`` (and ``%%`` as ``%``): PREPARE's syntax."""
+    count = 0
+
+    def number(match: re.Match) -> str:
+        nonlocal count
+        if match.group() == "%%":
+            return "%"
+        count += 1
+        return f"${count}"
+
+    return _PLACEHOLDER.sub(number, sql)

@@ -109,6 +109,9 @@ TEMPLATES = [
 DB_APPLICATION_NAME = env_str("DB_APPLICATION_NAME", "iit-ml-service")
 # The most connections this service may hold (per host); /health/db reports it as the pool total.
 DB_POOL_MAX = env_int("DB_POOL_MAX", 10, minimum=1)
+# The hot statements of a request are planned once a session (iit_service.db.execute_prepared). Switch off
+# behind a pooler that shares sessions between clients (PgBouncer in transaction mode).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL", "sqlite:///db.sqlite3"),

@@ -16,6 +16,7 @@ from contextlib import ExitStack, contextmanager
 from django.conf import settings
 from django.db import connections
 
+from iit_service.db import prepared_sql
 from monitoring.metrics import DB_QUERY_DURATION
 
 db_log = logging.getLogger("iit.db")
@@ -39,6 +40,7 @@ def observe_query(execute, sql, params, many, context):
     finally:
         elapsed = time.perf_counter() - started
         connection = context["connection"]
+        sql = prepared_sql(str(sql))  # a prepared statement is timed and logged as the SQL it runs
         DB_QUERY_DURATION.labels(vendor=connection.vendor, statement=statement_kind(sql)).observe(elapsed)
         if elapsed > settings.SLOW_QUERY_SECONDS:
             db_log.warning(
@@ -49,7 +51,7 @@ def observe_query(execute, sql, params, many, context):
                     "database": connection.alias,
                     "statement": statement_kind(sql),
                     "many": bool(many),
-                    "sql": str(sql)[:2000],
+                    "sql": sql[:2000],
                 },
             )
 

@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
-from iit_service.db import ModelColumns
+from iit_service.db import ModelColumns, execute_prepared
 from patients.models import ClinicianFacility, Facility, Observation, Patient
 
 
@@ -55,7 +55,7 @@ def patient_for(user, patient_id) -> Patient:
         raise Http404
     scoped = not user.is_superuser
     with connection.cursor() as cursor:
-        cursor.execute(_patient_sql(scoped=scoped), [pk, user.pk] if scoped else [pk])
+        execute_prepared(cursor, _patient_sql(scoped=scoped), [pk, user.pk] if scoped else [pk])
         row = cursor.fetchone()
     if row is None:
         raise Http404

@@ -17,6 +17,7 @@ import pandas as pd
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
+from iit_service.db import execute_prepared
 from patients.models import Observation, Patient
 from patients.selectors import facility_ids_for
 from predictions.models import BatchJob, ModelVersion, Prediction
@@ -108,7 +109,7 @@ def record_of(
 def patient_record(patient: Patient) -> tuple[Timeline, PatientTable]:
     """One patient's record in one indexed query (the single-prediction path)."""
     with connection.cursor() as cursor:
-        cursor.execute(_observation_sql(" AND patient_id = %s"), [patient.pk])
+        execute_prepared(cursor, _observation_sql(" AND patient_id = %s"), [patient.pk])
         rows = cursor.fetchall()
     if connection.vendor == "postgresql" or not rows:
         columns = list(zip(*rows, strict=True)) if rows else [[]] * 5

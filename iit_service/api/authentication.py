@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from iit_service.db import ModelColumns
+from iit_service.db import ModelColumns, execute_prepared
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +36,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str):
         users, sql = _token_user()
         with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
+            execute_prepared(cursor, sql, [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

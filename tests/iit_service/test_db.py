@@ -1,13 +1,13 @@
-"""iit_service.db.insert_together: rows stored as Model.save stores them, together or not at all."""
+"""iit_service.db: rows stored together as Model.save stores them; hot statements prepared once a session."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
-from iit_service.db import insert_together
+from iit_service.db import execute_prepared, insert_together, prepared_sql
 from patients.models import AuditEvent, Facility
 
 
@@ -34,7 +34,7 @@ def test_on_postgresql_the_rows_are_one_statement(patient):
     with CaptureQueriesContext(connection) as queries:
         insert_together(_audit(patient), _audit(patient))
     assert len(queries.captured_queries) == 1
-    assert queries.captured_queries[0]["sql"].startswith("WITH i0 AS (INSERT INTO")
+    assert prepared_sql(queries.captured_queries[0]["sql"]).startswith("WITH i0 AS (INSERT INTO")
 
 
 @pytest.mark.django_db(transaction=True)  # no test transaction around it: the statement is its own
@@ -44,3 +44,69 @@ def test_a_refused_row_leaves_none_of_the_others_stored(patient):
         insert_together(_audit(patient), refused)
     assert not AuditEvent.objects.exists()
     assert refused.pk is None
+
+
+_on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+
+
+def _prepared_in_session() -> list[tuple[str, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name, statement FROM pg_prepared_statements WHERE name LIKE 'iit%%' ORDER BY name")
+        return cursor.fetchall()
+
+
+@_on_postgresql
+@pytest.mark.django_db(transaction=True)  # a new session: the test's own transaction would not survive it
+def test_a_statement_is_prepared_once_a_session_and_each_use_is_one_query(patient):
+    connection.close()  # a new session
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            insert_together(_audit(patient), _audit(patient))
+    assert [prepared_sql(query["sql"])[:20] for query in queries.captured_queries] == ["WITH i0 AS (INSERT I"] * 3
+    [(name, statement)] = _prepared_in_session()
+    assert queries.captured_queries[0]["sql"].startswith(f"EXECUTE {name}(")
+    assert "INSERT INTO" in statement and "$1" in statement and "%s" not in statement
+    assert AuditEvent.objects.count() == 6
+
+
+@_on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_new_session_prepares_its_statements_again(patient):
+    insert_together(_audit(patient))
+    connection.close()  # the server forgets the session's statements; so must the backend
+    insert_together(_audit(patient))
+    assert len(_prepared_in_session()) == 1 and AuditEvent.objects.count() == 2
+
+
+@_on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_prepared_in_a_rolled_back_transaction_is_still_there(patient):
+    connection.close()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_together(_audit(patient), _audit(patient, object_count=-1))
+    insert_together(_audit(patient))
+    assert AuditEvent.objects.count() == 1
+
+
+@_on_postgresql
+def test_parameters_are_numbered_and_a_literal_percent_survives(db):
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "SELECT %s::int + %s::int, 'a%%b', %s::text", [2, 3, "it's 100%"])
+        assert cursor.fetchone() == (5, "a%b", "it's 100%")
+
+
+def test_elsewhere_the_statement_runs_as_it_is(db):
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, "SELECT COUNT(*) FROM patients_facility WHERE code = %s", ["FAC-NONE"])
+        assert cursor.fetchone() == (0,)
+
+
+@_on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_switched_off_nothing_is_prepared(patient, settings):
+    settings.DB_PREPARED_STATEMENTS = False  # behind PgBouncer in transaction mode
+    connection.close()
+    with CaptureQueriesContext(connection) as queries:
+        insert_together(_audit(patient))
+    assert queries.captured_queries[0]["sql"].startswith("WITH i0 AS (INSERT INTO")
+    assert _prepared_in_session() == [] and AuditEvent.objects.count() == 1

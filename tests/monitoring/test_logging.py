@@ -26,6 +26,7 @@ REQ_LOGIN_FAIL_1 = f"req-login-fail-1-{_RUN}"
 REQ_SLOW_0001 = f"req-slow-0001-{_RUN}"
 REQ_SLOW_PREDICTION = f"req-slow-prediction-{_RUN}"
 REQ_SLOWQ_0001 = f"req-slowq-0001-{_RUN}"
+REQ_SLOWQ_PREPARED = f"req-slowq-prepared-{_RUN}"
 
 
 def lines_with(category: str, request_id: str) -> list[dict]:
@@ -89,6 +90,16 @@ def test_slow_queries_go_to_the_database_log_without_their_parameters(db):
     lines = lines_with("db", REQ_SLOWQ_0001)
     assert lines and {line["category"] for line in lines} == {"db"}
     assert all(line["event"] == "slow_query" and "sql" in line for line in lines)
+
+
+def test_a_prepared_statement_is_logged_as_its_sql_never_as_execute_with_its_parameters(api, facility):
+    token = api._credentials["HTTP_AUTHORIZATION"].split()[1]
+    with override_settings(SLOW_QUERY_SECONDS=0):
+        api.get(f"/api/v1/facilities/{facility.pk}/", HTTP_X_REQUEST_ID=REQ_SLOWQ_PREPARED)
+    lines = lines_with("db", REQ_SLOWQ_PREPARED)
+    [auth] = [line for line in lines if "authtoken_token" in line["sql"]]  # the token look-up (prepared on PostgreSQL)
+    assert auth["statement"] == "select" and auth["sql"].startswith("SELECT")
+    assert not any(line["sql"].startswith("EXECUTE") or token in line["sql"] for line in lines)
 
 
 def test_files_rotate_daily_keeping_30_days_and_90_for_security():

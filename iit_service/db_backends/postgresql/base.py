@@ -8,12 +8,15 @@ error or closes the socket, and either makes the socket readable. So an idle con
 open) whose socket has nothing to read is still the server's, and only one with something waiting is
 asked with ``SELECT 1``. A host that vanishes without a word is caught by neither check: ``SELECT 1``
 would wait on TCP as long as the request's first query now does.
+
+It also keeps the names of the statements its session has prepared (``iit_service.db.execute_prepared``).
 """
 
 from __future__ import annotations
 
 import select
 
+from django.conf import settings
 from django_prometheus.db.backends.postgresql import base
 
 # libpq's PQTRANS_IDLE (psycopg2's TRANSACTION_STATUS_IDLE, psycopg's TransactionStatus.IDLE).
@@ -21,6 +24,11 @@ _IDLE = 0
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params):
+        # A new session holds none of the statements the last one prepared (iit_service.db.execute_prepared).
+        self.prepared_statements: dict[str, str] | None = {} if settings.DB_PREPARED_STATEMENTS else None
+        return super().get_new_connection(conn_params)
+
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None or connection.closed:
