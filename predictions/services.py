@@ -21,6 +21,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 from kombu.exceptions import KombuError
 
+from iit_service.after_response import after_response
 from iit_service.db import insert_together
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from monitoring.models import AucEvaluation
@@ -117,8 +118,13 @@ def prediction_create(
     PREDICTION_DURATION.labels(mode="single").observe(time.perf_counter() - started)
     PREDICTIONS.labels(risk_level=prediction.risk_level, mode="single").inc()
     cached = tuple(getattr(prediction, name) for name in _CACHED_FIELDS)
-    # Cached once committed: a caller's transaction may still roll the row back.
-    transaction.on_commit(lambda: cache.set(key, cached, timeout=settings.PREDICTION_CACHE_TIMEOUT))
+
+    def remember() -> None:
+        cache.set(key, cached, timeout=settings.PREDICTION_CACHE_TIMEOUT)
+
+    # Cached once committed (a caller's transaction may still roll the row back), and after the response is
+    # sent: the clinician's answer is complete without it.
+    transaction.on_commit(lambda: after_response(remember))
     return prediction, False
 
 

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
 
 from iit_service.db import prepared_sql
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS
@@ -78,6 +81,30 @@ def test_a_clinician_gets_a_scored_explained_prediction(api, scored_patient, tra
     assert factor["direction"] in ("increases", "decreases") and factor["description"]
     assert factor["value"] == body["features"][factor["feature"]]
     assert AuditEvent.objects.filter(action="predict", patient=scored_patient).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)  # as served: each statement commits, so the cache write is not held back
+def test_as_served_the_cache_entry_is_written_once_the_response_is_sent(scored_patient, clinician):
+    from iit_service.wsgi import application  # the WSGI application gunicorn serves
+
+    token, _ = Token.objects.get_or_create(user=clinician)
+
+    def post():
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": URL.format(scored_patient.pk), "HTTP_HOST": "testserver",
+                   "HTTP_AUTHORIZATION": f"Token {token.key}", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http",
+                   "SERVER_NAME": "testserver", "SERVER_PORT": "80"}  # fmt: skip
+        statuses = []
+        result = application(environ, lambda status, headers: statuses.append(status))
+        body = json.loads(b"".join(result))
+        return result, statuses[0], body
+
+    first, first_status, _ = post()
+    before_close, status_before_close, stored = post()  # the first response is complete, its cache write not yet done
+    first.close()
+    before_close.close()
+    _, status_after_close, served = post()
+    assert (first_status, status_before_close, status_after_close) == ("201 Created", "201 Created", "200 OK")
+    assert served == stored
 
 
 def test_history_lists_a_patients_predictions_newest_first(api, scored_patient):

@@ -1,0 +1,66 @@
+"""Work a request needs done but its caller need not wait for, run once the response has been sent.
+
+A WSGI server calls the response's ``close()`` after sending its last byte (PEP 3333); ``AfterResponse``
+wraps the application so that work deferred with ``after_response`` during a request runs then, in the same
+worker, before Django's own end-of-request handling (``request_finished``). A scored prediction's write to
+the shared cache is such work: the row is stored and the answer is complete without it, and the clinician
+no longer waits on a round trip to Redis. Outside a request served this way (a Celery task, a management
+command, Django's test client) the work runs at once, as before. A failure is logged, never raised: the
+response has gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextvars import ContextVar
+
+log = logging.getLogger("iit.error")
+
+_pending: ContextVar[list[Callable[[], object]] | None] = ContextVar("after_response", default=None)
+
+
+def after_response(work: Callable[[], object]) -> None:
+    """Run ``work`` once this request's response is sent, or now when there is no such request."""
+    pending = _pending.get()
+    if pending is None:
+        work()
+    else:
+        pending.append(work)
+
+
+class AfterResponse:
+    """WSGI middleware around the Django application (iit_service.wsgi)."""
+
+    def __init__(self, application):
+        self.application = application
+
+    def __call__(self, environ, start_response):
+        pending: list[Callable[[], object]] = []
+        token = _pending.set(pending)
+        try:
+            result = self.application(environ, start_response)
+        finally:
+            _pending.reset(token)
+        # Responses that deferred nothing go back untouched (a file response keeps the server's sendfile path).
+        return _ThenRun(result, pending) if pending else result
+
+
+class _ThenRun:
+    def __init__(self, result, pending: list[Callable[[], object]]):
+        self.result, self.pending = result, pending
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def close(self) -> None:
+        try:
+            for work in self.pending:
+                try:
+                    work()
+                except Exception:
+                    log.exception("work after the response failed", extra={"event": "after_response_failed"})
+        finally:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                close()
