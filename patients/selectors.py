@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.db import connection
@@ -47,6 +48,20 @@ def patient_for(user, patient_id) -> Patient:
     Every clinical request starts here, so the scoped join is written out once (iit_service.db) rather
     than rebuilt by the ORM each time: about 0.4 ms a request.
     """
+    patient, _ = patient_with(user, patient_id)
+    return patient
+
+
+@dataclass(frozen=True)
+class Joined:
+    """More about the patient read in the same statement: ``columns`` of ``join``, a join that may use ``p.id``."""
+
+    columns: str
+    join: str
+
+
+def patient_with(user, patient_id, joined: Joined | None = None) -> tuple[Patient, tuple]:
+    """``patient_for``, and the values of ``joined``'s columns read with it: one round trip, not two."""
     try:
         pk = int(patient_id)
     except (ValueError, TypeError):
@@ -55,23 +70,24 @@ def patient_for(user, patient_id) -> Patient:
         raise Http404
     scoped = not user.is_superuser
     with connection.cursor() as cursor:
-        execute_prepared(cursor, _patient_sql(scoped=scoped), [pk, user.pk] if scoped else [pk])
+        execute_prepared(cursor, _patient_sql(scoped=scoped, joined=joined), [pk, user.pk] if scoped else [pk])
         row = cursor.fetchone()
     if row is None:
         raise Http404
     patient = _PATIENT.instance(row[: len(_PATIENT)])
-    patient.facility = _FACILITY.instance(row[len(_PATIENT) :])
-    return patient
+    patient.facility = _FACILITY.instance(row[len(_PATIENT) : len(_PATIENT) + len(_FACILITY)])
+    return patient, row[len(_PATIENT) + len(_FACILITY) :]
 
 
-@lru_cache(maxsize=2)
-def _patient_sql(*, scoped: bool) -> str:
+@lru_cache(maxsize=8)
+def _patient_sql(*, scoped: bool, joined: Joined | None) -> str:
     # Only table and column names are interpolated; the ids travel as parameters.
     members = ClinicianFacility._meta.db_table
     membership = f" AND EXISTS (SELECT 1 FROM {members} m WHERE m.facility_id = p.facility_id AND m.user_id = %s)"  # noqa: S608
+    columns, join = (f", {joined.columns}", f" {joined.join}") if joined else ("", "")
     return (
-        f"SELECT {_PATIENT.sql()}, {_FACILITY.sql()} FROM {Patient._meta.db_table} p "  # noqa: S608
-        f"JOIN {Facility._meta.db_table} f ON f.id = p.facility_id WHERE p.id = %s{membership if scoped else ''}"
+        f"SELECT {_PATIENT.sql()}, {_FACILITY.sql()}{columns} FROM {Patient._meta.db_table} p "  # noqa: S608
+        f"JOIN {Facility._meta.db_table} f ON f.id = p.facility_id{join} WHERE p.id = %s{membership if scoped else ''}"
     )
 
 

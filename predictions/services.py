@@ -83,7 +83,11 @@ _CACHED_FIELDS = ("id", "patient_id", "facility_id", "score", "risk_level", "fac
 
 
 def prediction_create(
-    *, patient: Patient, audit: AuditEvent | None = None, now: dt.datetime | None = None
+    *,
+    patient: Patient,
+    audit: AuditEvent | None = None,
+    now: dt.datetime | None = None,
+    record: tuple[Timeline, PatientTable] | None = None,
 ) -> tuple[Prediction, bool]:
     """Score a patient now and store the prediction; returns (prediction, served_from_cache).
 
@@ -91,6 +95,8 @@ def prediction_create(
     prediction, so a cached one is returned instead of a duplicate row.
     ``audit``, the record of who asked, is stored in the same statement as a new
     prediction (one is never stored without the other), or alone when the cached one is served.
+    ``record`` is the patient's record when the caller read it with the patient
+    (selectors.patient_and_record); otherwise it is read here.
     Raises registry.ModelUnavailable when no model can be served, PatientNotActive when the
     patient is no longer in care (died, transferred out, stopped).
     """
@@ -99,7 +105,7 @@ def prediction_create(
     model = registry.active_model()
     now = now or timezone.now()
     started = time.perf_counter()
-    timeline, table = selectors.patient_record(patient)
+    timeline, table = record if record is not None else selectors.patient_record(patient)
     overrides = registry.tier_overrides()  # read once: the key and the tiers must agree
     key = _cache_key(model, patient, timeline, overrides, now.date())
     cached = cache.get(key)

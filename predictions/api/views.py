@@ -68,9 +68,9 @@ class PatientPredictionViewSet(ScoringViewSet):
         responses={201: s.PredictionOutput, 200: s.PredictionOutput, 409: s.ErrorOutput, 503: s.ErrorOutput, **ERRORS},
     )
     def create(self, request, pk: int):
-        patient = patient_for(request.user, pk)
+        patient, record = selectors.patient_and_record(request.user, pk)
         audit = audit_event(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
-        prediction, cached = services.prediction_create(patient=patient, audit=audit)
+        prediction, cached = services.prediction_create(patient=patient, audit=audit, record=record)
         return Response(_PREDICTION_OUTPUT.to_representation(prediction), status=status.HTTP_200_OK if cached else 201)
 
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")

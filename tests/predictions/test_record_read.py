@@ -1,0 +1,67 @@
+"""The single prediction's read: the scoped patient and their record together, as the two separate reads give them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from django.db import connection
+from django.forms.models import model_to_dict
+from django.http import Http404
+from django.test.utils import CaptureQueriesContext
+
+from iit_service.db import prepared_sql
+from patients.models import Patient
+from patients.selectors import patient_for
+from predictions import selectors
+
+
+def _assert_same_record(read, expected) -> None:
+    for got, want in zip(read, expected, strict=True):
+        for field in dataclasses.fields(want):
+            np.testing.assert_array_equal(getattr(got, field.name), getattr(want, field.name), err_msg=field.name)
+
+
+@pytest.fixture
+def cohort_patient(cohort, cohort_clinician) -> Patient:
+    return Patient.objects.filter(facility=cohort[0], observations__isnull=False).order_by("pk").first()
+
+
+def test_it_reads_the_patient_and_record_the_separate_reads_give(cohort_patient, cohort_clinician):
+    patient, record = selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
+    alone = patient_for(cohort_clinician, cohort_patient.pk)
+    assert model_to_dict(patient) == model_to_dict(alone) and model_to_dict(patient.facility) == model_to_dict(
+        alone.facility
+    )
+    assert len(record[0]) > 5
+    _assert_same_record(record, selectors.patient_record(alone))
+
+
+def test_a_patient_without_observations_has_an_empty_record(cohort, cohort_clinician):
+    newcomer = Patient.objects.create(
+        facility=cohort[0],
+        identifier="NEW-0001",
+        sex="F",
+        birth_date="1990-01-01",
+        art_start_date="2026-01-05",
+        enrollment_date="2026-01-05",
+    )
+    patient, record = selectors.patient_and_record(cohort_clinician, newcomer.pk)
+    assert patient.pk == newcomer.pk and len(record[0]) == 0
+    _assert_same_record(record, selectors.patient_record(newcomer))
+
+
+@pytest.mark.parametrize("lookup", ["other_facility", "missing", "garbage"])
+def test_it_refuses_what_patient_for_refuses(lookup, cohort_clinician, other_patient):
+    patient_id = {"other_facility": other_patient.pk, "missing": 2**62, "garbage": "1; DROP TABLE x"}[lookup]
+    with pytest.raises(Http404):
+        selectors.patient_and_record(cohort_clinician, patient_id)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL")
+def test_on_postgresql_it_is_one_statement(cohort_patient, cohort_clinician):
+    with CaptureQueriesContext(connection) as queries:
+        selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
+    [statement] = [prepared_sql(query["sql"]) for query in queries.captured_queries]
+    assert "patients_patient" in statement and "patients_observation" in statement
