@@ -31,7 +31,6 @@ from predictions.timeline import (
     Appointments,
     PatientTable,
     Timeline,
-    appointments_of,
     group_starts,
     last_before,
     pair_key,
@@ -115,7 +114,7 @@ def compute_features(
         timeline = timeline.before(int(seconds.max()))
     today = ((seconds - 1) // DAY).astype(np.float64)  # the last day whose data the query may see
     columns: dict[str, np.ndarray] = {}
-    appts = appointments_of(timeline)
+    appts = timeline.appointments
     k = last_before(pair_key(appts.pid, appts.scheduled_t), appts.pid, pid, pair_key(pid, seconds))
     history = appointment_history(appts)
     names = list(history)
@@ -154,7 +153,7 @@ def scoring_moments(*, timeline: Timeline, patient_ids: np.ndarray, now: int) ->
 def last_booking_day(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> np.ndarray:
     """Day of each patient's last booking visit (next appointment or dispense) before ``now``; NaN if none."""
     pid = np.asarray(patient_ids, dtype=np.int64)
-    appts = appointments_of(timeline.before(now))
+    appts = timeline.before(now).appointments
     k = last_before(pair_key(appts.pid, appts.scheduled_t), appts.pid, pid, pair_key(pid, np.full(len(pid), now)))
     day = np.full(len(pid), np.nan)
     day[k >= 0] = appts.scheduled[k[k >= 0]]

@@ -104,7 +104,7 @@ class Timeline:
     t: np.ndarray
     value: np.ndarray
     created: np.ndarray
-    # Rows per concept set, computed once: features ask for the same subsets several times.
+    # Rows per concept set and the appointments, computed once: features ask for them several times.
     _subsets: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -161,6 +161,14 @@ class Timeline:
             mask = wanted[self.concept]  # a table look-up: far cheaper than np.isin on small arrays
             subset = self._subsets[codes] = (self.pid[mask], self.t[mask], self.value[mask])
         return subset
+
+    @property
+    def appointments(self) -> Appointments:
+        """``appointments_of(self)``, worked out once: scoring moments and features both start from it."""
+        found = self._subsets.get("appointments")
+        if found is None:
+            found = self._subsets["appointments"] = appointments_of(self)
+        return found
 
 
 @dataclass(frozen=True)
