@@ -15,6 +15,8 @@ import os
 import shutil
 from pathlib import Path
 
+from gunicorn.glogging import Logger
+
 _BASE_DIR = Path(__file__).resolve().parent.parent
 _VAR_DIR = Path(os.environ.get("IIT_VAR_DIR", str(_BASE_DIR / "var")))  # as settings.VAR_DIR
 MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_VAR_DIR / "prometheus" / "web"))
@@ -40,6 +42,23 @@ max_requests_jitter = 200
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The service logs each request itself (iit.access, JSON with the request id).
 accesslog = None
+
+
+class ServiceLogger(Logger):
+    """gunicorn's logger with its access log off.
+
+    A ``logconfig_dict`` (the JSON error log below) counts, for gunicorn, as access logging on: each request
+    then built the access log's fields, a dict of every header and environ variable, for a logger that has
+    no handler (3% of a worker's time under load).
+    """
+
+    access_log_enabled = False
+
+    def access(self, resp, req, environ, request_time) -> None:
+        return None
+
+
+logger_class = ServiceLogger
 errorlog = "-"
 logconfig_dict = {
     "version": 1,
