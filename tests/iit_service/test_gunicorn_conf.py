@@ -1,0 +1,35 @@
+"""iit_service/gunicorn_conf.py: the settings gunicorn reads, loaded as gunicorn loads them."""
+
+from __future__ import annotations
+
+import gc
+import runpy
+from pathlib import Path
+
+import pytest
+from gunicorn.config import Config
+
+CONF = Path(__file__).resolve().parents[2] / "iit_service" / "gunicorn_conf.py"
+
+
+@pytest.fixture
+def conf(tmp_path, monkeypatch) -> dict:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "multiproc"))
+    return runpy.run_path(str(CONF))
+
+
+def test_a_booted_worker_freezes_what_it_loaded_out_of_the_collectors_walks(conf):
+    try:
+        conf["post_worker_init"](None)
+        assert gc.get_freeze_count() > 10_000  # Django, DRF, pandas, XGBoost...
+    finally:
+        gc.unfreeze()
+
+
+def test_gunicorn_builds_no_access_log_of_its_own(conf):
+    config = Config()
+    for name in ("logconfig_dict", "logger_class", "accesslog"):
+        config.set(name, conf[name])
+    logger = config.logger_class(config)
+    assert config.logconfig_dict and not logger.access_log_enabled  # the JSON error log no longer switches it on
+    assert logger.access(None, None, None, None) is None
