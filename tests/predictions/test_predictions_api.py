@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ from predictions import registry
 from predictions.features import FEATURES
 from predictions.models import FacilityTierCutoffs, Prediction
 from tests.predictions.conftest import copy_version
+from tests.served import served
 
 URL = "/api/v1/patients/{}/predictions/"
 
@@ -85,26 +84,18 @@ def test_a_clinician_gets_a_scored_explained_prediction(api, scored_patient, tra
 
 @pytest.mark.django_db(transaction=True)  # as served: each statement commits, so the cache write is not held back
 def test_as_served_the_cache_entry_is_written_once_the_response_is_sent(scored_patient, clinician):
-    from iit_service.wsgi import application  # the WSGI application gunicorn serves
-
     token, _ = Token.objects.get_or_create(user=clinician)
 
     def post():
-        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": URL.format(scored_patient.pk), "HTTP_HOST": "testserver",
-                   "HTTP_AUTHORIZATION": f"Token {token.key}", "wsgi.input": io.BytesIO(), "wsgi.url_scheme": "http",
-                   "SERVER_NAME": "testserver", "SERVER_PORT": "80"}  # fmt: skip
-        statuses = []
-        result = application(environ, lambda status, headers: statuses.append(status))
-        body = json.loads(b"".join(result))
-        return result, statuses[0], body
+        return served("POST", URL.format(scored_patient.pk), token=token.key)
 
     first, first_status, _ = post()
     before_close, status_before_close, stored = post()  # the first response is complete, its cache write not yet done
     first.close()
     before_close.close()
-    _, status_after_close, served = post()
+    _, status_after_close, from_cache = post()
     assert (first_status, status_before_close, status_after_close) == ("201 Created", "201 Created", "200 OK")
-    assert served == stored
+    assert from_cache == stored
 
 
 def test_history_lists_a_patients_predictions_newest_first(api, scored_patient):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.throttling import SimpleRateThrottle
+
+from tests.served import served
 
 
 def _small_rates(monkeypatch, **rates):
@@ -68,17 +68,9 @@ def test_the_user_rate_is_a_counter_not_a_list_of_request_times(api, monkeypatch
     assert cache.get(f"throttle_user_{clinician.pk}:{1_800_000_030 // 60}") == 3
 
 
-def _served_get(token: str, path: str = "/api/v1/facilities/"):
-    """GET through the WSGI application gunicorn serves; the caller closes the response, as the server does."""
-    from iit_service.wsgi import application
-
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "HTTP_HOST": "testserver", "SERVER_NAME": "testserver",
-               "SERVER_PORT": "80", "HTTP_AUTHORIZATION": f"Token {token}", "wsgi.input": io.BytesIO(),
-               "wsgi.url_scheme": "http"}  # fmt: skip
-    statuses = []
-    result = application(environ, lambda status, headers: statuses.append(status))
-    b"".join(result)
-    return result, statuses[0]
+def _served_get(token: str):
+    result, status, _ = served("GET", "/api/v1/facilities/", token=token)
+    return result, status
 
 
 @pytest.mark.django_db(transaction=True)  # as served: Django ends each request's database use when it closes
