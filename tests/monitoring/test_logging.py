@@ -13,10 +13,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client, override_settings
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from monitoring.logging import SafeTimedRotatingFileHandler
 from monitoring.retention import audit_rows_purge
 from patients.models import AuditEvent
+from tests.served import served
 
 # The log files outlive test runs: ids unique to this run find only this run's lines.
 _RUN = uuid.uuid4().hex[:8]
@@ -27,6 +29,7 @@ REQ_SLOW_0001 = f"req-slow-0001-{_RUN}"
 REQ_SLOW_PREDICTION = f"req-slow-prediction-{_RUN}"
 REQ_SLOWQ_0001 = f"req-slowq-0001-{_RUN}"
 REQ_SLOWQ_PREPARED = f"req-slowq-prepared-{_RUN}"
+REQ_AUDIT_SERVED = f"req-audit-served-{_RUN}"
 
 
 def lines_with(category: str, request_id: str) -> list[dict]:
@@ -100,6 +103,21 @@ def test_a_prepared_statement_is_logged_as_its_sql_never_as_execute_with_its_par
     [auth] = [line for line in lines if "authtoken_token" in line["sql"]]  # the token look-up (prepared on PostgreSQL)
     assert auth["statement"] == "select" and auth["sql"].startswith("SELECT")
     assert not any(line["sql"].startswith("EXECUTE") or token in line["sql"] for line in lines)
+
+
+@pytest.mark.django_db(transaction=True)  # as served: Django ends each request's database use when it closes
+def test_as_served_the_audit_line_follows_the_response_with_the_requests_id(patient, clinician):
+    token, _ = Token.objects.get_or_create(user=clinician)
+    result, status, _ = served("GET", f"/api/v1/patients/{patient.pk}/", token=token.key, x_request_id=REQ_AUDIT_SERVED)
+    assert status == "200 OK" and AuditEvent.objects.filter(request_id=REQ_AUDIT_SERVED).count() == 1
+
+    def audit_lines() -> list[dict]:
+        return [line for line in lines_with("security", REQ_AUDIT_SERVED) if line["event"] == "patient_data_access"]
+
+    assert audit_lines() == []  # the row is stored; the log's copy waits for the close
+    result.close()
+    [line] = audit_lines()
+    assert line["patient_id"] == patient.pk and line["user"] == clinician.username
 
 
 def test_files_rotate_daily_keeping_30_days_and_90_for_security():
