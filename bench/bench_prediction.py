@@ -142,7 +142,8 @@ def api_latency(requests: int) -> dict:
 
 def parts(patient: Patient) -> dict:
     model = registry.active_model()
-    timeline, table = selectors.patient_record(patient)
+    record = selectors.patient_record(patient)
+    timeline, table = record.timeline, record.table
 
     def features():  # as served: the scoring moment (the last booking visit), then the features as of it
         moment = scoring_moments(timeline=timeline, patient_ids=table.id, now=int(time.time()))

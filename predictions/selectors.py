@@ -9,8 +9,10 @@ A single patient's record is one indexed query.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -114,7 +116,23 @@ def record_of(
     return Timeline.from_encoded(observations), patients
 
 
-def patient_record(patient: Patient) -> tuple[Timeline, PatientTable]:
+@dataclass(frozen=True)
+class PatientRecord:
+    """What the model reads about one patient; with it, when read together, their newest stored prediction."""
+
+    timeline: Timeline
+    table: PatientTable
+    newest_prediction_read: bool = False
+    newest_prediction_at: dt.datetime | None = None  # None: no prediction stored (when read)
+
+    def may_have_a_prediction_of(self, day: dt.date) -> bool:
+        """False only when it is known that no prediction of the patient was stored on ``day`` or later."""
+        if not self.newest_prediction_read:
+            return True
+        return self.newest_prediction_at is not None and self.newest_prediction_at.date() >= day
+
+
+def patient_record(patient: Patient) -> PatientRecord:
     """One patient's record in one indexed query."""
     with connection.cursor() as cursor:
         execute_prepared(cursor, _observation_sql(" AND patient_id = %s"), [patient.pk])
@@ -128,30 +146,33 @@ def patient_record(patient: Patient) -> tuple[Timeline, PatientTable]:
         created = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
     value = np.array(columns[3], dtype=np.float64)  # NULL (None) is NaN
     timeline = Timeline.from_arrays(columns[0], columns[1], columns[2], value, created)
-    return timeline, patient_table_of([patient])
+    return PatientRecord(timeline, patient_table_of([patient]))
 
 
-def patient_and_record(user, patient_id) -> tuple[Patient, tuple[Timeline, PatientTable]]:
-    """``patient_for`` (the same scope and 404) and the patient's record: one statement on PostgreSQL.
+def patient_and_record(user, patient_id) -> tuple[Patient, PatientRecord]:
+    """``patient_for`` (the same scope and 404), the record and the newest prediction: one statement on PostgreSQL.
 
     The single-prediction path: the scoped look-up and the record query were two round trips, each about
-    0.4 ms of an otherwise idle machine's time. The record comes back as one array per column.
+    0.4 ms of an otherwise idle machine's time. The record comes back as one array per column. The newest
+    prediction's time (an index probe of pred_patient_latest) tells the caller when no cached prediction
+    can exist, so that the first prediction of a patient's day does not ask the cache in vain.
     """
     if connection.vendor != "postgresql":
         patient = patient_for(user, patient_id)
         return patient, patient_record(patient)
-    patient, arrays = patient_with(user, patient_id, _record_arrays())
-    concept, t, value, created = (column or [] for column in arrays)  # no observation: NULL arrays
+    patient, (concept, t, value, created, newest) = patient_with(user, patient_id, _record_arrays())
+    t = t or []  # no observation: NULL arrays
     pid = np.full(len(t), patient.pk, dtype=np.int64)
-    timeline = Timeline.from_arrays(pid, concept, t, np.array(value, dtype=np.float64), created)
-    return patient, (timeline, patient_table_of([patient]))
+    timeline = Timeline.from_arrays(pid, concept or [], t, np.array(value or [], dtype=np.float64), created or [])
+    return patient, PatientRecord(timeline, patient_table_of([patient]), True, newest)
 
 
 @lru_cache(maxsize=1)
 def _record_arrays() -> Joined:
     aggregates = ", ".join(f"array_agg({column})" for column in _observation_columns())
+    newest = f"SELECT max(created_at) FROM {Prediction._meta.db_table} WHERE patient_id = p.id"  # noqa: S608
     return Joined(
-        columns="r.*",
+        columns=f"r.*, ({newest})",
         join=f"LEFT JOIN LATERAL (SELECT {aggregates} FROM {Observation._meta.db_table} o "  # noqa: S608
         f"WHERE o.patient_id = p.id AND o.concept IN ({_CONCEPTS})) r ON true",
     )

@@ -87,7 +87,7 @@ def prediction_create(
     patient: Patient,
     audit: AuditEvent | None = None,
     now: dt.datetime | None = None,
-    record: tuple[Timeline, PatientTable] | None = None,
+    record: selectors.PatientRecord | None = None,
 ) -> tuple[Prediction, bool]:
     """Score a patient now and store the prediction; returns (prediction, served_from_cache).
 
@@ -96,7 +96,8 @@ def prediction_create(
     ``audit``, the record of who asked, is stored in the same statement as a new
     prediction (one is never stored without the other), or alone when the cached one is served.
     ``record`` is the patient's record when the caller read it with the patient
-    (selectors.patient_and_record); otherwise it is read here.
+    (selectors.patient_and_record); otherwise it is read here. When it says that no prediction
+    of the patient was stored today, the cache is not asked: it cannot hold one.
     Raises registry.ModelUnavailable when no model can be served, PatientNotActive when the
     patient is no longer in care (died, transferred out, stopped).
     """
@@ -105,10 +106,11 @@ def prediction_create(
     model = registry.active_model()
     now = now or timezone.now()
     started = time.perf_counter()
-    timeline, table = record if record is not None else selectors.patient_record(patient)
+    record = record if record is not None else selectors.patient_record(patient)
+    timeline, table = record.timeline, record.table
     overrides = registry.tier_overrides()  # read once: the key and the tiers must agree
     key = _cache_key(model, patient, timeline, overrides, now.date())
-    cached = cache.get(key)
+    cached = cache.get(key) if record.may_have_a_prediction_of(now.date()) else None
     if cached is not None:
         PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
         if audit is not None:

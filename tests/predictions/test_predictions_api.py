@@ -116,6 +116,21 @@ def test_the_same_record_and_model_are_served_from_the_cache(api, scored_patient
     assert Prediction.objects.filter(patient=scored_patient).count() == 1
 
 
+def _cache_gets() -> float:
+    from django_prometheus.cache.metrics import django_cache_get_total
+
+    return sum(sample.value for sample in django_cache_get_total.collect()[0].samples if sample.name.endswith("_total"))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the newest prediction is read with the record there")
+def test_the_first_prediction_of_a_patients_day_does_not_ask_the_cache(api, scored_patient):
+    gets = _cache_gets()
+    assert api.post(URL.format(scored_patient.pk)).status_code == 201
+    assert _cache_gets() == gets  # none stored today: the cache cannot hold one
+    assert api.post(URL.format(scored_patient.pk)).status_code == 200
+    assert _cache_gets() == gets + 1
+
+
 def test_a_new_observation_makes_the_cached_prediction_unreachable(api, scored_patient):
     first = api.post(URL.format(scored_patient.pk)).json()
     _observe(scored_patient, "viral_load", 250_000)
@@ -141,7 +156,9 @@ def test_a_cache_hit_answers_without_reading_the_stored_prediction_again(api, sc
     assert again.status_code == 200 and again.json() == first
     statements = [prepared_sql(q["sql"]) for q in queries.captured_queries]
     read = " ".join(sql for sql in statements if not sql.startswith(("INSERT", "WITH")))
-    assert "patients_observation" in read and "predictions_prediction" not in read
+    # The record is read (a new observation must be seen), the stored prediction's fields are not: a served
+    # prediction reads no more than its newest time (selectors.patient_and_record).
+    assert "patients_observation" in read and "factors" not in read and "risk_level" not in read
 
 
 def test_a_staff_override_of_the_cutoffs_makes_the_cached_prediction_unreachable(api, scored_patient):

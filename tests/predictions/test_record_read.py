@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import numpy as np
 import pytest
@@ -10,15 +11,17 @@ from django.db import connection
 from django.forms.models import model_to_dict
 from django.http import Http404
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from iit_service.db import prepared_sql
 from patients.models import Patient
 from patients.selectors import patient_for
 from predictions import selectors
+from predictions.services import prediction_create
 
 
 def _assert_same_record(read, expected) -> None:
-    for got, want in zip(read, expected, strict=True):
+    for got, want in ((read.timeline, expected.timeline), (read.table, expected.table)):
         for field in dataclasses.fields(want):
             np.testing.assert_array_equal(getattr(got, field.name), getattr(want, field.name), err_msg=field.name)
 
@@ -34,7 +37,7 @@ def test_it_reads_the_patient_and_record_the_separate_reads_give(cohort_patient,
     assert model_to_dict(patient) == model_to_dict(alone) and model_to_dict(patient.facility) == model_to_dict(
         alone.facility
     )
-    assert len(record[0]) > 5
+    assert len(record.timeline) > 5
     _assert_same_record(record, selectors.patient_record(alone))
 
 
@@ -48,7 +51,7 @@ def test_a_patient_without_observations_has_an_empty_record(cohort, cohort_clini
         enrollment_date="2026-01-05",
     )
     patient, record = selectors.patient_and_record(cohort_clinician, newcomer.pk)
-    assert patient.pk == newcomer.pk and len(record[0]) == 0
+    assert patient.pk == newcomer.pk and len(record.timeline) == 0
     _assert_same_record(record, selectors.patient_record(newcomer))
 
 
@@ -65,3 +68,19 @@ def test_on_postgresql_it_is_one_statement(cohort_patient, cohort_clinician):
         selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
     [statement] = [prepared_sql(query["sql"]) for query in queries.captured_queries]
     assert "patients_patient" in statement and "patients_observation" in statement
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="read with the record on PostgreSQL")
+def test_it_reads_when_the_patient_was_last_predicted(cohort_patient, cohort_clinician, trained):
+    _, record = selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
+    assert record.newest_prediction_read and record.newest_prediction_at is None
+    assert not record.may_have_a_prediction_of(timezone.now().date())  # no cache entry can exist: none stored
+    stored, _ = prediction_create(patient=cohort_patient)
+    _, record = selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
+    assert record.newest_prediction_at == stored.created_at
+    assert record.may_have_a_prediction_of(stored.created_at.date())
+    assert not record.may_have_a_prediction_of(stored.created_at.date() + dt.timedelta(days=1))
+
+
+def test_a_record_read_alone_never_rules_the_cache_out(cohort_patient):
+    assert selectors.patient_record(cohort_patient).may_have_a_prediction_of(timezone.now().date())
