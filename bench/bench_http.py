@@ -10,7 +10,8 @@ and DEBUG off, as in production (DEBUG keeps every query's SQL in memory):
 1. unloaded: each patient's first prediction of the day (a miss: record,
    features, model, explanation, insert) sent one at a time, then the same
    again (served from the cache); server-side p50/p95 from the service's own
-   access log, client-side beside it;
+   access log, client-side beside it; after each, one request to the baseline
+   endpoint below, whose p50 says how fast the machine was meanwhile;
 2. under load: wrk, 16 connections, in three rounds that alternate the
    baseline, GET /api/v1/facilities/{id}/ (an authenticated DRF endpoint
    whose work is one primary-key SELECT of the facility, after the token and
@@ -46,6 +47,13 @@ TARGET_RATIO = 0.5
 
 
 def unloaded(web: str, token: str, ids: list[int], log_dir) -> dict:
+    """Each prediction followed by one request to the baseline endpoint, measured the same way.
+
+    This VM's speed moves by a third over a day (the baseline's unloaded p50 with it): the baseline beside
+    the prediction says what the machine was doing when the prediction was measured.
+    """
+    facility = http("GET", f"{web}/api/v1/facilities/", token=token)[1]["results"][0]["id"]
+    baseline = f"{web}/api/v1/facilities/{facility}/"
     figures = {}
     for label in ("miss", "hit"):
         client = []
@@ -54,6 +62,7 @@ def unloaded(web: str, token: str, ids: list[int], log_dir) -> dict:
             if status not in (200, 201):
                 raise RuntimeError(f"prediction answered {status}: {body}")
             client.append(seconds * 1000)
+            http("GET", baseline, token=token)
         server = access_durations(log_dir, method="POST", contains="/predictions/")[-len(ids) :]
         figures[label] = {
             "n": len(ids),
@@ -62,6 +71,8 @@ def unloaded(web: str, token: str, ids: list[int], log_dir) -> dict:
             "client_p50_ms": round(percentile(client, 50), 2),
             "client_p95_ms": round(percentile(client, 95), 2),
         }
+    beside = access_durations(log_dir, method="GET", contains="/api/v1/facilities/")[-2 * len(ids) :]
+    figures["baseline_between"] = {"n": len(beside), "server_p50_ms": round(percentile(beside, 50), 2)}
     return figures
 
 
@@ -155,6 +166,8 @@ def main() -> None:
     report(f"Single prediction over HTTP (gunicorn, 2 workers; cache: {result['cache']})", [
         ("unloaded, first of the day: server p50 / p95 ms", f"{miss['server_p50_ms']} / {miss['server_p95_ms']}"),
         ("unloaded, cached: server p50 / p95 ms", f"{hit['server_p50_ms']} / {hit['server_p95_ms']}"),
+        ("unloaded, the baseline endpoint between them: server p50 ms",
+         result["unloaded"]["baseline_between"]["server_p50_ms"]),
         (f"wrk 16 conns, {len(load['rounds']['predictions'])} rounds, predictions scored afresh: req/s",
          load["predictions"]["requests_per_s"]),
         ("   p50 / p95 / p99 ms", "{p50_ms} / {p95_ms} / {p99_ms}".format(**load["predictions"])),
