@@ -10,8 +10,8 @@ and DEBUG off, as in production (DEBUG keeps every query's SQL in memory):
 1. unloaded: each patient's first prediction of the day (a miss: record,
    features, model, explanation, insert) sent one at a time, then the same
    again (served from the cache); server-side p50/p95 from the service's own
-   access log, client-side beside it; after each, one request to the baseline
-   endpoint below, whose p50 says how fast the machine was meanwhile;
+   access log, client-side beside it; then the baseline endpoint below as
+   many times, whose p50 says how fast the machine was that minute;
 2. under load: wrk, 16 connections, in three rounds that alternate the
    baseline, GET /api/v1/facilities/{id}/ (an authenticated DRF endpoint
    whose work is one primary-key SELECT of the facility, after the token and
@@ -47,32 +47,34 @@ TARGET_RATIO = 0.5
 
 
 def unloaded(web: str, token: str, ids: list[int], log_dir) -> dict:
-    """Each prediction followed by one request to the baseline endpoint, measured the same way.
+    """Predictions one at a time (first of the day, then cached), then the baseline endpoint as many times.
 
-    This VM's speed moves by a third over a day (the baseline's unloaded p50 with it): the baseline beside
-    the prediction says what the machine was doing when the prediction was measured.
+    This VM's speed moves by a third over a day, and the unloaded p50 with it: the baseline measured the
+    same way in the same minute says what the machine was doing.
     """
     facility = http("GET", f"{web}/api/v1/facilities/", token=token)[1]["results"][0]["id"]
-    baseline = f"{web}/api/v1/facilities/{facility}/"
+    predictions = [f"/api/v1/patients/{pk}/predictions/" for pk in ids]
+    passes = {
+        "miss": ("POST", predictions, "/predictions/"),
+        "hit": ("POST", predictions, "/predictions/"),
+        "baseline": ("GET", [f"/api/v1/facilities/{facility}/"] * len(ids), "/api/v1/facilities/"),
+    }
     figures = {}
-    for label in ("miss", "hit"):
+    for label, (method, paths, logged_as) in passes.items():
         client = []
-        for pk in ids:
-            status, body, seconds = http("POST", f"{web}/api/v1/patients/{pk}/predictions/", token=token)
+        for path in paths:
+            status, body, seconds = http(method, f"{web}{path}", token=token)
             if status not in (200, 201):
-                raise RuntimeError(f"prediction answered {status}: {body}")
+                raise RuntimeError(f"{method} {path} answered {status}: {body}")
             client.append(seconds * 1000)
-            http("GET", baseline, token=token)
-        server = access_durations(log_dir, method="POST", contains="/predictions/")[-len(ids) :]
+        server = access_durations(log_dir, method=method, contains=logged_as)[-len(paths) :]
         figures[label] = {
-            "n": len(ids),
+            "n": len(paths),
             "server_p50_ms": round(percentile(server, 50), 2),
             "server_p95_ms": round(percentile(server, 95), 2),
             "client_p50_ms": round(percentile(client, 50), 2),
             "client_p95_ms": round(percentile(client, 95), 2),
         }
-    beside = access_durations(log_dir, method="GET", contains="/api/v1/facilities/")[-2 * len(ids) :]
-    figures["baseline_between"] = {"n": len(beside), "server_p50_ms": round(percentile(beside, 50), 2)}
     return figures
 
 
@@ -166,8 +168,7 @@ def main() -> None:
     report(f"Single prediction over HTTP (gunicorn, 2 workers; cache: {result['cache']})", [
         ("unloaded, first of the day: server p50 / p95 ms", f"{miss['server_p50_ms']} / {miss['server_p95_ms']}"),
         ("unloaded, cached: server p50 / p95 ms", f"{hit['server_p50_ms']} / {hit['server_p95_ms']}"),
-        ("unloaded, the baseline endpoint between them: server p50 ms",
-         result["unloaded"]["baseline_between"]["server_p50_ms"]),
+        ("unloaded, the baseline endpoint after them: server p50 ms", result["unloaded"]["baseline"]["server_p50_ms"]),
         (f"wrk 16 conns, {len(load['rounds']['predictions'])} rounds, predictions scored afresh: req/s",
          load["predictions"]["requests_per_s"]),
         ("   p50 / p95 / p99 ms", "{p50_ms} / {p95_ms} / {p99_ms}".format(**load["predictions"])),
