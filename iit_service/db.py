@@ -16,11 +16,14 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
 
 _PLACEHOLDER = re.compile(r"%%|%s")
 _PREPARED_SQL: dict[str, str] = {}  # statement name -> its SQL, for the query log and metrics (monitoring)
+# SQLSTATEs after which a session's statements are prepared afresh: a plan whose result type changed under it
+# (feature_not_supported, "cached plan must not change result type"), a statement the session lost.
+_PREPARE_AFRESH = {"0A000", "26000"}
 
 
 class ModelColumns:
@@ -113,15 +116,34 @@ def execute_prepared(cursor, sql: str, params: Sequence) -> None:
     a new connection as on an old one), and a prepared statement outlives a rolled-back transaction.
     The backend (iit_service.db_backends.postgresql) forgets its statements when it opens a new session. Behind
     a pooler in transaction mode (PgBouncer) sessions are shared: set DB_PREPARED_STATEMENTS off there, as
-    psycopg's own prepared statements must be.
+    psycopg's own prepared statements must be. ``sql`` is one of a fixed few texts: each new one stays
+    prepared in the session.
+
+    A migration that changes the type of a column a statement returns makes its plan unusable ("cached plan
+    must not change result type"), and a session can lose its statements (DISCARD ALL). Either way the
+    statements are prepared afresh under new names; outside a transaction the statement is retried at once,
+    inside one the transaction has failed as any statement's error fails it, and the next one prepares anew.
     """
     prepared = getattr(connection, "prepared_statements", None)
     if prepared is None:  # SQLite, switched off, or a backend that does not track its session's statements
         cursor.execute(sql, params)
         return
+    try:
+        _execute_prepared(cursor, prepared, sql, params)
+    except DatabaseError as error:
+        if getattr(error.__cause__, "pgcode", None) not in _PREPARE_AFRESH:
+            raise
+        connection.prepared_statements = prepared = {}
+        connection.prepared_generation = getattr(connection, "prepared_generation", 0) + 1
+        if connection.in_atomic_block:
+            raise
+        _execute_prepared(cursor, prepared, sql, params)
+
+
+def _execute_prepared(cursor, prepared: dict[str, str], sql: str, params: Sequence) -> None:
     name = prepared.get(sql)
     if name is None:
-        name = _statement_name(sql)
+        name = _statement_name(sql, getattr(connection, "prepared_generation", 0))
         with connection.wrap_database_errors, connection.connection.cursor() as session:
             session.execute(f"PREPARE {name} AS {_numbered(sql)}")
         prepared[sql] = name
@@ -135,8 +157,8 @@ def prepared_sql(sql: str) -> str:
     return _PREPARED_SQL.get(sql[8:].split("(", 1)[0], sql)
 
 
-def _statement_name(sql: str) -> str:
-    name = "iit_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16]
+def _statement_name(sql: str, generation: int) -> str:
+    name = "iit_" + hashlib.sha1(sql.encode(), usedforsecurity=False).hexdigest()[:16] + f"_{generation}"
     _PREPARED_SQL[name] = sql
     return name
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
@@ -110,3 +110,51 @@ def test_switched_off_nothing_is_prepared(patient, settings):
         insert_together(_audit(patient))
     assert queries.captured_queries[0]["sql"].startswith("WITH i0 AS (INSERT INTO")
     assert _prepared_in_session() == [] and AuditEvent.objects.count() == 1
+    connection.close()  # the next test's session prepares again
+
+
+@pytest.fixture
+def probe_table(db):
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE iit_probe (x integer)")
+        cursor.execute("INSERT INTO iit_probe VALUES (7)")
+    yield "SELECT x FROM iit_probe WHERE x = %s"
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS iit_probe")
+
+
+def _probe(sql: str):
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, sql, [7])
+        return cursor.fetchone()
+
+
+@_on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_column_whose_type_a_migration_changed_is_read_again_at_once(probe_table):
+    assert _probe(probe_table) == (7,)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE iit_probe ALTER COLUMN x TYPE bigint")  # the prepared plan returns integer
+    assert _probe(probe_table) == (7,)
+    assert _probe(probe_table) == (7,)
+
+
+@_on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_the_changed_type_fails_it_once_and_the_next_prepares_afresh(probe_table):
+    _probe(probe_table)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE iit_probe ALTER COLUMN x TYPE bigint")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        _probe(probe_table)
+    with transaction.atomic():
+        assert _probe(probe_table) == (7,)
+
+
+@_on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_a_session_that_lost_its_statements_prepares_them_again(probe_table):
+    _probe(probe_table)
+    with connection.connection.cursor() as session:
+        session.execute("DEALLOCATE ALL")  # as DISCARD ALL or a pooler's reset would
+    assert _probe(probe_table) == (7,)

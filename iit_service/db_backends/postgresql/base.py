@@ -27,6 +27,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params):
         # A new session holds none of the statements the last one prepared (iit_service.db.execute_prepared).
         self.prepared_statements: dict[str, str] | None = {} if settings.DB_PREPARED_STATEMENTS else None
+        self.prepared_generation = 0
         return super().get_new_connection(conn_params)
 
     def is_usable(self) -> bool:
