@@ -40,6 +40,9 @@ class AfterResponse:
         token = _pending.set(pending)
         try:
             result = self.application(environ, start_response)
+        except BaseException:  # no response to close: what the request deferred (an audit line) runs now
+            _run(pending)
+            raise
         finally:
             _pending.reset(token)
         # Responses that deferred nothing go back untouched (a file response keeps the server's sendfile path).
@@ -55,12 +58,16 @@ class _ThenRun:
 
     def close(self) -> None:
         try:
-            for work in self.pending:
-                try:
-                    work()
-                except Exception:
-                    log.exception("work after the response failed", extra={"event": "after_response_failed"})
+            _run(self.pending)
         finally:
             close = getattr(self.result, "close", None)
             if close is not None:
                 close()
+
+
+def _run(pending: list[Callable[[], object]]) -> None:
+    for work in pending:
+        try:
+            work()
+        except Exception:
+            log.exception("work after the response failed", extra={"event": "after_response_failed"})

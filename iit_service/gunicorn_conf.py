@@ -85,7 +85,7 @@ def on_starting(server) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Move everything the worker loaded (Django, pandas, XGBoost, the model) out of the garbage collector's sight.
+    """Move everything the worker loaded at boot (Django, DRF, pandas, XGBoost) out of the garbage collector's sight.
 
     An oldest-generation collection walks every object the process has ever kept: in a booted worker that took
     130 ms, once in about 600 requests, stalling whichever request tripped it. Frozen objects are never

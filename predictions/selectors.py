@@ -125,11 +125,12 @@ class PatientRecord:
     newest_prediction_read: bool = False
     newest_prediction_at: dt.datetime | None = None  # None: no prediction stored (when read)
 
-    def may_have_a_prediction_of(self, day: dt.date) -> bool:
-        """False only when it is known that no prediction of the patient was stored on ``day`` or later."""
+    def may_have_a_prediction_on(self, moment: dt.datetime) -> bool:
+        """False only when it is known that none was stored on ``moment``'s day (in its time zone) or later."""
         if not self.newest_prediction_read:
             return True
-        return self.newest_prediction_at is not None and self.newest_prediction_at.date() >= day
+        newest = self.newest_prediction_at
+        return newest is not None and newest.astimezone(moment.tzinfo).date() >= moment.date()
 
 
 def patient_record(patient: Patient) -> PatientRecord:

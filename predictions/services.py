@@ -92,7 +92,9 @@ def prediction_create(
     """Score a patient now and store the prediction; returns (prediction, served_from_cache).
 
     The same patient, record, model version and day always give the same
-    prediction, so a cached one is returned instead of a duplicate row.
+    prediction, so a cached one is returned instead of a duplicate row. The cache entry is
+    written once the response has gone: a repeat that arrives before that (a double click
+    answered by another worker) is scored and stored again, as two concurrent requests could be.
     ``audit``, the record of who asked, is stored in the same statement as a new
     prediction (one is never stored without the other), or alone when the cached one is served.
     ``record`` is the patient's record when the caller read it with the patient
@@ -110,7 +112,7 @@ def prediction_create(
     timeline, table = record.timeline, record.table
     overrides = registry.tier_overrides()  # read once: the key and the tiers must agree
     key = _cache_key(model, patient, timeline, overrides, now.date())
-    cached = cache.get(key) if record.may_have_a_prediction_of(now.date()) else None
+    cached = cache.get(key) if record.may_have_a_prediction_on(now) else None
     if cached is not None:
         PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
         if audit is not None:

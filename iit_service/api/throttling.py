@@ -11,8 +11,8 @@ gone (iit_service.after_response), and a request is judged by the count the cach
 worker for the user's previous request in the window. A request no longer waits on a round trip to
 Redis (about 0.4 ms of an idle machine's time, on every API request). The price: a user is refused as
 soon as this worker has heard that the limit is reached, so past it a few requests more may pass, at
-most one per worker that has not yet heard. In one process (Django's test client) the count is
-exact, as before.
+most one per worker (per worker thread, with GUNICORN_THREADS) that has not yet heard. In one process
+and thread (Django's test client) the count is exact, as before.
 The login rate keeps DRF's exact sliding window (ScopedRateThrottle): it is small and guards passwords.
 """
 

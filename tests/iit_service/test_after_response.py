@@ -62,14 +62,25 @@ def test_outside_a_served_request_the_work_runs_at_once():
     assert done == ["now"]
 
 
-@pytest.mark.parametrize("calls", [2])
-def test_each_request_defers_only_its_own_work(calls):
+def test_each_request_defers_only_its_own_work():
     done: list = []
     results = []
-    for _ in range(calls):
+    for _ in range(2):
         application, _body = _served(done)
         results.append(application({}, lambda status, headers: None))
     results[0].close()
     assert done == ["done"]
     results[1].close()
     assert done == ["done", "done"]
+
+
+def test_work_deferred_by_a_request_that_then_raised_still_runs():
+    done: list = []
+
+    def application(environ, start_response):
+        after_response(lambda: done.append("audit line"))
+        raise RuntimeError("the application failed before answering")
+
+    with pytest.raises(RuntimeError):
+        AfterResponse(application)({}, lambda status, headers: None)
+    assert done == ["audit line"]

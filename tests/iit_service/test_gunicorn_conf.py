@@ -32,4 +32,3 @@ def test_gunicorn_builds_no_access_log_of_its_own(conf):
         config.set(name, conf[name])
     logger = config.logger_class(config)
     assert config.logconfig_dict and not logger.access_log_enabled  # the JSON error log no longer switches it on
-    assert logger.access(None, None, None, None) is None

@@ -74,13 +74,22 @@ def test_on_postgresql_it_is_one_statement(cohort_patient, cohort_clinician):
 def test_it_reads_when_the_patient_was_last_predicted(cohort_patient, cohort_clinician, trained):
     _, record = selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
     assert record.newest_prediction_read and record.newest_prediction_at is None
-    assert not record.may_have_a_prediction_of(timezone.now().date())  # no cache entry can exist: none stored
+    assert not record.may_have_a_prediction_on(timezone.now())  # no cache entry can exist: none stored
     stored, _ = prediction_create(patient=cohort_patient)
     _, record = selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
     assert record.newest_prediction_at == stored.created_at
-    assert record.may_have_a_prediction_of(stored.created_at.date())
-    assert not record.may_have_a_prediction_of(stored.created_at.date() + dt.timedelta(days=1))
+    assert record.may_have_a_prediction_on(stored.created_at)
+    assert not record.may_have_a_prediction_on(stored.created_at + dt.timedelta(days=1))
 
 
 def test_a_record_read_alone_never_rules_the_cache_out(cohort_patient):
-    assert selectors.patient_record(cohort_patient).may_have_a_prediction_of(timezone.now().date())
+    assert selectors.patient_record(cohort_patient).may_have_a_prediction_on(timezone.now())
+
+
+def test_the_day_is_the_moments_own_not_utcs(cohort_patient):
+    record = selectors.patient_record(cohort_patient)
+    stored_at = dt.datetime(2026, 11, 30, 22, 30, tzinfo=dt.UTC)  # 01:30 on 1 December in Nairobi (UTC+3)
+    record = selectors.PatientRecord(record.timeline, record.table, True, stored_at)
+    nairobi = dt.timezone(dt.timedelta(hours=3))
+    assert record.may_have_a_prediction_on(dt.datetime(2026, 12, 1, 9, 0, tzinfo=nairobi))
+    assert not record.may_have_a_prediction_on(dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC))
