@@ -95,7 +95,7 @@ def test_parameters_are_numbered_and_a_literal_percent_survives(db):
         assert cursor.fetchone() == (5, "a%b", "it's 100%")
 
 
-def test_elsewhere_the_statement_runs_as_it_is(db):
+def test_a_statement_with_parameters_returns_its_rows_on_every_backend(db):
     with connection.cursor() as cursor:
         execute_prepared(cursor, "SELECT COUNT(*) FROM patients_facility WHERE code = %s", ["FAC-NONE"])
         assert cursor.fetchone() == (0,)
