@@ -105,7 +105,7 @@ def compute_features(
     patients: PatientTable,
     patient_ids: np.ndarray,
     as_of: np.ndarray,
-    facility_stats: dict | None = None,
+    facility_stats: FacilityStats | dict | None = None,
 ) -> FeatureRows:
     """Features for each (patient_ids[i], as_of[i] in epoch seconds) from observations before as_of[i]."""
     pid = np.asarray(patient_ids, dtype=np.int64)
@@ -130,7 +130,8 @@ def compute_features(
     columns["days_to_next_appointment"] = due - today
     columns.update(_demographics(patients, pid, today))
     columns.update(_clinical(timeline, pid, seconds, today, columns["sex_male"]))
-    columns.update(_facility(patients, pid, facility_stats or {}))
+    stats = facility_stats if isinstance(facility_stats, FacilityStats) else FacilityStats.of(facility_stats or {})
+    columns.update(stats.columns(patients.facility_id[patients.rows_of(pid)]))
     matrix = np.column_stack([columns[name] for name in FEATURES]) if len(pid) else np.zeros((0, len(FEATURES)))
     return FeatureRows(matrix=matrix.astype(np.float64), appointment_day=due)
 
@@ -273,17 +274,34 @@ def _recent_flag(timeline: Timeline, pid, seconds, today, code: int, within_days
     return np.where(np.isnan(value) | (age > within_days), 0.0, value)
 
 
-def _facility(patients: PatientTable, pid: np.ndarray, stats: dict) -> dict[str, np.ndarray]:
-    """Facility aggregates frozen on the model version at training (see training.facility_stats)."""
-    facility_ids = patients.facility_id[patients.rows_of(pid)]
-    overall = stats.get("overall", {})
-    by_facility = stats.get("facilities", {})
-    known = np.array(sorted(int(f) for f in by_facility), dtype=np.int64)
-    idx = np.minimum(np.searchsorted(known, facility_ids), max(len(known) - 1, 0))
-    found = (known[idx] == facility_ids) if len(known) else np.zeros(len(pid), dtype=bool)
-    out = {}
-    for name, key in (("facility_iit_rate", "iit_rate"), ("facility_mean_days_late", "mean_days_late")):
-        default = overall.get(key, np.nan)
-        values = np.array([by_facility[str(f)].get(key, default) for f in known], dtype=np.float64)
-        out[name] = np.where(found, values[idx] if len(known) else default, default)
-    return out
+@dataclass(frozen=True)
+class FacilityStats:
+    """Facility aggregates frozen on the model version at training (training.facility_stats), as sorted arrays.
+
+    Built once per loaded model (registry.artifact_load): turning the stored dict into arrays on every
+    single prediction cost time in proportion to the number of facilities, over a millisecond for 3,000.
+    """
+
+    ids: np.ndarray  # int64, sorted
+    values: dict[str, np.ndarray]  # feature name -> each facility's value, in ``ids`` order
+    overall: dict[str, float]  # feature name -> the value for a facility unseen at training
+
+    _KEYS = (("facility_iit_rate", "iit_rate"), ("facility_mean_days_late", "mean_days_late"))
+
+    @classmethod
+    def of(cls, stats: dict) -> FacilityStats:
+        by_facility = stats.get("facilities", {})
+        ids = np.array(sorted(int(f) for f in by_facility), dtype=np.int64)
+        overall = {name: float(stats.get("overall", {}).get(key, np.nan)) for name, key in cls._KEYS}
+        values = {
+            name: np.array([by_facility[str(f)].get(key, overall[name]) for f in ids.tolist()], dtype=np.float64)
+            for name, key in cls._KEYS
+        }
+        return cls(ids=ids, values=values, overall=overall)
+
+    def columns(self, facility_ids: np.ndarray) -> dict[str, np.ndarray]:
+        if not len(self.ids):
+            return {name: np.full(len(facility_ids), self.overall[name]) for name, _ in self._KEYS}
+        idx = np.minimum(np.searchsorted(self.ids, facility_ids), len(self.ids) - 1)
+        found = self.ids[idx] == facility_ids
+        return {name: np.where(found, self.values[name][idx], self.overall[name]) for name, _ in self._KEYS}

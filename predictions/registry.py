@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from predictions.features import FEATURES
+from predictions.features import FEATURES, FacilityStats
 from predictions.models import FacilityTierCutoffs, ModelVersion
 
 log = logging.getLogger("iit.model")
@@ -44,7 +44,7 @@ class LoadedModel:
     booster: xgb.Booster
     margin_offset: float
     tier_cutoffs: dict
-    facility_stats: dict
+    facility_stats: FacilityStats
     record: ModelVersion  # the row itself, so a new Prediction needs no query to name its version
 
 
@@ -91,7 +91,7 @@ def artifact_load(version: ModelVersion) -> LoadedModel:
         booster=booster,
         margin_offset=float(params.get("margin_offset", 0.0)),
         tier_cutoffs=dict(version.tier_cutoffs),
-        facility_stats=params.get("facility_stats", {}),
+        facility_stats=FacilityStats.of(params.get("facility_stats", {})),
         record=version,
     )
 

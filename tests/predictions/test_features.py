@@ -5,7 +5,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from predictions.features import FEATURES, compute_features
+from predictions.features import FEATURES, FacilityStats, compute_features
 from predictions.timeline import seconds_of
 from tests.predictions.timelines import day, obs, patients, timeline, visit
 
@@ -90,6 +90,19 @@ def test_facility_aggregates_come_from_the_frozen_statistics():
     assert (f["facility_iit_rate"], f["facility_mean_days_late"]) == (0.2, 3.0)
     other = _features(_history(), at=day(211), stats=stats, facility_id=7)
     assert other["facility_iit_rate"] == 0.1
+
+
+def test_facility_statistics_prepared_for_serving_agree_with_the_stored_ones():
+    # Many facilities, looked up below, between, at and beyond the known ids: each gets its own values or,
+    # unseen at training, the overall ones.
+    facilities = {str(f): {"iit_rate": f / 10_000, "mean_days_late": f / 100} for f in range(1, 3000, 2)}
+    stats = {"overall": {"iit_rate": 0.5, "mean_days_late": 9.0}, "facilities": facilities}
+    prepared = FacilityStats.of(stats)
+    for facility_id in (0, 1, 2, 1501, 2999, 3000, 10_000):
+        f = _features(_history(), at=day(211), stats=prepared, facility_id=facility_id)
+        want = facilities.get(str(facility_id), stats["overall"])
+        assert (f["facility_iit_rate"], f["facility_mean_days_late"]) == (want["iit_rate"], want["mean_days_late"])
+        assert f == _features(_history(), at=day(211), stats=stats, facility_id=facility_id)
 
 
 def test_later_observations_never_change_earlier_features():
