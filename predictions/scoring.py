@@ -40,9 +40,10 @@ def cutoff_matrix(model: LoadedModel, facility_ids: np.ndarray, overrides: dict[
     """Each row's cut-offs: its facility's staff override, else the version's."""
     default = [model.tier_cutoffs["medium"], model.tier_cutoffs["high"], model.tier_cutoffs["very_high"]]
     matrix = np.tile(np.asarray(default, dtype=np.float64), (len(facility_ids), 1))
-    for facility_id in set(np.unique(facility_ids).tolist()) & set(overrides):
-        cut = overrides[facility_id]
-        matrix[facility_ids == facility_id] = [cut["medium"], cut["high"], cut["very_high"]]
+    for facility_id in np.unique(facility_ids).tolist():  # the rows' facilities, not every override there is
+        cut = overrides.get(facility_id)
+        if cut is not None:
+            matrix[facility_ids == facility_id] = [cut["medium"], cut["high"], cut["very_high"]]
     return matrix
 
 
