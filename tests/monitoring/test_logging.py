@@ -106,18 +106,22 @@ def test_a_prepared_statement_is_logged_as_its_sql_never_as_execute_with_its_par
 
 
 @pytest.mark.django_db(transaction=True)  # as served: Django ends each request's database use when it closes
-def test_as_served_the_audit_line_follows_the_response_with_the_requests_id(patient, clinician):
+def test_as_served_the_log_lines_follow_the_response_with_the_requests_id(patient, clinician):
     token, _ = Token.objects.get_or_create(user=clinician)
     result, status, _ = served("GET", f"/api/v1/patients/{patient.pk}/", token=token.key, x_request_id=REQ_AUDIT_SERVED)
     assert status == "200 OK" and AuditEvent.objects.filter(request_id=REQ_AUDIT_SERVED).count() == 1
 
-    def audit_lines() -> list[dict]:
-        return [line for line in lines_with("security", REQ_AUDIT_SERVED) if line["event"] == "patient_data_access"]
+    def security_events() -> list[str]:
+        return sorted(line["event"] for line in lines_with("security", REQ_AUDIT_SERVED))
 
-    assert audit_lines() == []  # the row is stored; the log's copy waits for the close
+    # The audit row is stored; the log lines wait for the close.
+    assert security_events() == [] and lines_with("access", REQ_AUDIT_SERVED) == []
     result.close()
-    [line] = audit_lines()
-    assert line["patient_id"] == patient.pk and line["user"] == clinician.username
+    assert security_events() == ["patient_data_access", "token_used"]
+    [audit] = [line for line in lines_with("security", REQ_AUDIT_SERVED) if line["event"] == "patient_data_access"]
+    assert audit["patient_id"] == patient.pk and audit["user"] == clinician.username
+    [access] = lines_with("access", REQ_AUDIT_SERVED)
+    assert access["status"] == 200 and access["user"] == clinician.username and access["duration_ms"] > 0
 
 
 def test_files_rotate_daily_keeping_30_days_and_90_for_security():
