@@ -118,8 +118,9 @@ def compute_features(
     k = last_before(pair_key(appts.pid, appts.scheduled_t), appts.pid, pid, pair_key(pid, seconds))
     history = appointment_history(appts)
     names = list(history)
-    # One gather of every per-appointment column at each query's appointment (k = -1: none, all NaN).
-    stacked = np.column_stack([history[name] for name in names] + [appts.due]) if len(appts) else None
+    # One gather of every per-appointment column at each query's appointment (k = -1: none, all NaN). np.array
+    # of the columns, transposed, is column_stack in one call (column_stack converts each column in Python).
+    stacked = np.array([history[name] for name in names] + [appts.due], dtype=np.float64).T if len(appts) else None
     gathered = np.full((len(pid), len(names) + 1), np.nan)
     hit = k >= 0
     if stacked is not None:
@@ -132,8 +133,10 @@ def compute_features(
     columns.update(_clinical(timeline, pid, seconds, today, columns["sex_male"]))
     stats = facility_stats if isinstance(facility_stats, FacilityStats) else FacilityStats.of(facility_stats or {})
     columns.update(stats.columns(patients.facility_id[patients.rows_of(pid)]))
-    matrix = np.column_stack([columns[name] for name in FEATURES]) if len(pid) else np.zeros((0, len(FEATURES)))
-    return FeatureRows(matrix=matrix.astype(np.float64), appointment_day=due)
+    if not len(pid):
+        return FeatureRows(matrix=np.zeros((0, len(FEATURES))), appointment_day=due)
+    matrix = np.array([columns[name] for name in FEATURES], dtype=np.float64).T  # row-major, as XGBoost reads it
+    return FeatureRows(matrix=np.ascontiguousarray(matrix), appointment_day=due)
 
 
 def scoring_moments(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> np.ndarray:
