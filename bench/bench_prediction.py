@@ -164,8 +164,9 @@ def parts(patient: Patient) -> dict:
     record = selectors.patient_record(patient)
     timeline, table = record.timeline, record.table
 
-    def features(stats=model.facility_stats):  # as served: the scoring moment (the last booking visit), then
-        moment = scoring_moments(timeline=timeline, patient_ids=table.id, now=int(time.time()))  # features as of it
+    def features(stats=model.facility_stats):
+        # As served: the scoring moment (the last booking visit), then the features as of it.
+        moment = scoring_moments(timeline=timeline, patient_ids=table.id, now=int(time.time()))
         return compute_features(timeline=timeline, patients=table, patient_ids=table.id, as_of=moment,
                                 facility_stats=stats)  # fmt: skip
 

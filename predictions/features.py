@@ -277,7 +277,7 @@ def _recent_flag(timeline: Timeline, pid, seconds, today, code: int, within_days
     return np.where(np.isnan(value) | (age > within_days), 0.0, value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared and hashed by identity
 class FacilityStats:
     """Facility aggregates frozen on the model version at training (training.facility_stats), as sorted arrays.
 
