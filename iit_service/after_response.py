@@ -45,8 +45,15 @@ class AfterResponse:
             raise
         finally:
             _pending.reset(token)
-        # Responses that deferred nothing go back untouched (a file response keeps the server's sendfile path).
-        return _ThenRun(result, pending) if pending else result
+        if not pending:
+            return result
+        file_wrapper = environ.get("wsgi.file_wrapper")
+        if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
+            # A server sends a file with sendfile only when it gets its own wrapper back (PEP 3333), as it does
+            # a static file: that work (the access log's line) runs now, before the file goes, instead.
+            _run(pending)
+            return result
+        return _ThenRun(result, pending)
 
 
 class _ThenRun:

@@ -56,6 +56,21 @@ def test_a_response_that_deferred_nothing_goes_back_untouched():
     assert application({}, lambda status, headers: None) is body
 
 
+def test_a_file_the_server_would_send_itself_goes_back_untouched_after_the_work():
+    class FileWrapper(_Body):  # the server's wsgi.file_wrapper, whose instances it sends with sendfile
+        pass
+
+    done: list = []
+    body = FileWrapper([b"file"])
+
+    def application(environ, start_response):
+        after_response(lambda: done.append("done"))
+        return body
+
+    result = AfterResponse(application)({"wsgi.file_wrapper": FileWrapper}, lambda status, headers: None)
+    assert result is body and done == ["done"]
+
+
 def test_outside_a_served_request_the_work_runs_at_once():
     done: list = []
     after_response(lambda: done.append("now"))
