@@ -6,9 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.http import Http404
+from rest_framework.authtoken.models import Token
 
 from iit_service.db import ModelColumns, execute_prepared
 from patients.models import ClinicianFacility, Facility, Observation, Patient
@@ -60,13 +63,19 @@ class Joined:
     join: str
 
 
-def patient_with(user, patient_id, joined: Joined | None = None) -> tuple[Patient, tuple]:
-    """``patient_for``, and the values of ``joined``'s columns read with it: one round trip, not two."""
+def _patient_key(patient_id) -> int | None:
+    """The primary key ``patient_id`` names, or None where it can name no row (not an integer, out of range)."""
     try:
         pk = int(patient_id)
     except (ValueError, TypeError):
-        raise Http404 from None
-    if not user.is_authenticated or not 0 < pk < 2**63:
+        return None
+    return pk if 0 < pk < 2**63 else None
+
+
+def patient_with(user, patient_id, joined: Joined | None = None) -> tuple[Patient, tuple]:
+    """``patient_for``, and the values of ``joined``'s columns read with it: one round trip, not two."""
+    pk = _patient_key(patient_id)
+    if pk is None or not user.is_authenticated:
         raise Http404
     scoped = not user.is_superuser
     with connection.cursor() as cursor:
@@ -77,6 +86,46 @@ def patient_with(user, patient_id, joined: Joined | None = None) -> tuple[Patien
     patient = _PATIENT.instance(row[: len(_PATIENT)])
     patient.facility = _FACILITY.instance(row[len(_PATIENT) : len(_PATIENT) + len(_FACILITY)])
     return patient, row[len(_PATIENT) + len(_FACILITY) :]
+
+
+def token_user_and_patient(
+    key: str, patient_id, joined: Joined
+) -> tuple[AbstractBaseUser | None, Patient | None, tuple]:
+    """The user of API token ``key`` and, in the same statement, what ``patient_with(user, patient_id, joined)`` reads.
+
+    PostgreSQL only (``iit_service.api.authentication``: a view may have its first read made with the token's).
+    Returns (None, None, ()) for an unknown token. The patient is None, and the joined values with it, when
+    the user may not see them: another facility's patient, no such patient, or an inactive user (whose
+    token authentication refuses). The scope is ``patient_for``'s: a superuser sees every patient, anyone
+    else those of their facilities.
+    """
+    sql, users = _token_patient_sql(joined)
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, sql, [_patient_key(patient_id), key])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None, ()
+    user, rest = users.instance(row[: len(users)]), row[len(users) :]
+    if rest[0] is None:  # the patient's id: no patient row joined
+        return user, None, ()
+    patient = _PATIENT.instance(rest[: len(_PATIENT)])
+    patient.facility = _FACILITY.instance(rest[len(_PATIENT) : len(_PATIENT) + len(_FACILITY)])
+    return user, patient, rest[len(_PATIENT) + len(_FACILITY) :]
+
+
+@lru_cache(maxsize=4)
+def _token_patient_sql(joined: Joined) -> tuple[str, ModelColumns]:
+    # Only table and column names are interpolated; the patient id and the key travel as parameters.
+    users = ModelColumns(get_user_model(), "u")
+    members = ClinicianFacility._meta.db_table
+    member = f"EXISTS (SELECT 1 FROM {members} m WHERE m.facility_id = p.facility_id AND m.user_id = u.id)"  # noqa: S608
+    sql = (
+        f"SELECT {users.sql()}, {_PATIENT.sql()}, {_FACILITY.sql()}, {joined.columns} "  # noqa: S608
+        f"FROM {get_user_model()._meta.db_table} u JOIN {Token._meta.db_table} t ON t.user_id = u.id "
+        f"LEFT JOIN {Patient._meta.db_table} p ON p.id = %s AND u.is_active AND (u.is_superuser OR {member}) "
+        f"LEFT JOIN {Facility._meta.db_table} f ON f.id = p.facility_id {joined.join} WHERE t.key = %s"
+    )
+    return sql, users
 
 
 @lru_cache(maxsize=8)

@@ -17,12 +17,13 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from iit_service.db import execute_prepared
 from patients.models import Observation, Patient
-from patients.selectors import Joined, facility_ids_for, patient_for, patient_with
+from patients.selectors import Joined, facility_ids_for, patient_for, patient_with, token_user_and_patient
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import CONCEPT_CODES, STATUS_CODES, TEXT_CODES, PatientTable, Timeline, day_of
 
@@ -161,11 +162,26 @@ def patient_and_record(user, patient_id) -> tuple[Patient, PatientRecord]:
     if connection.vendor != "postgresql":
         patient = patient_for(user, patient_id)
         return patient, patient_record(patient)
-    patient, (concept, t, value, created, newest) = patient_with(user, patient_id, _record_arrays())
+    patient, values = patient_with(user, patient_id, _record_arrays())
+    return patient, _record_read_with(patient, values)
+
+
+def user_patient_and_record(key: str, patient_id) -> tuple[AbstractBaseUser | None, tuple | None]:
+    """``patient_and_record`` read in the statement that looks up the caller's API token (PostgreSQL only).
+
+    (user, (patient, record)); (user, None) when that user may not see the patient; (None, None) for an
+    unknown token. See ``patients.selectors.token_user_and_patient``.
+    """
+    user, patient, values = token_user_and_patient(key, patient_id, _record_arrays())
+    return user, None if patient is None else (patient, _record_read_with(patient, values))
+
+
+def _record_read_with(patient: Patient, values: tuple) -> PatientRecord:
+    concept, t, value, created, newest = values
     t = t or []  # no observation: NULL arrays
     pid = np.full(len(t), patient.pk, dtype=np.int64)
     timeline = Timeline.from_arrays(pid, concept or [], t, np.array(value or [], dtype=np.float64), created or [])
-    return patient, PatientRecord(timeline, patient_table_of([patient]), True, newest)
+    return PatientRecord(timeline, patient_table_of([patient]), True, newest)
 
 
 @lru_cache(maxsize=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 
+from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -62,13 +63,24 @@ class PatientPredictionViewSet(ScoringViewSet):
     """Score a patient now, or list their past predictions (newest first)."""
 
     queryset = Prediction.objects.none()
+    read_with_token_result = None  # (patient, record) read with the caller's token (read_with_token)
+
+    def read_with_token(self, key: str):
+        """For TokenAuthentication: a prediction's patient and record come in the token look-up's statement."""
+        if self.action != "create" or connection.vendor != "postgresql":
+            return NotImplemented
+        user, self.read_with_token_result = selectors.user_patient_and_record(key, self.kwargs.get("pk"))
+        return user
 
     @extend_schema(
         request=None,
         responses={201: s.PredictionOutput, 200: s.PredictionOutput, 409: s.ErrorOutput, 503: s.ErrorOutput, **ERRORS},
     )
     def create(self, request, pk: int):
-        patient, record = selectors.patient_and_record(request.user, pk)
+        # Read with the token when the caller used one and may see the patient; otherwise (another
+        # authentication, or a patient out of reach: the 404) read now.
+        read = self.read_with_token_result
+        patient, record = read if read is not None else selectors.patient_and_record(request.user, pk)
         audit = audit_event(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
         prediction, cached = services.prediction_create(patient=patient, audit=audit, record=record)
         return Response(_PREDICTION_OUTPUT.to_representation(prediction), status=status.HTTP_200_OK if cached else 201)

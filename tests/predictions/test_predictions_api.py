@@ -6,6 +6,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
 
 from iit_service.db import prepared_sql
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS
@@ -227,6 +229,46 @@ def test_no_active_model_answers_503(api, patient):
 def test_another_facilitys_patient_is_a_404(outsider_api, scored_patient):
     assert outsider_api.post(URL.format(scored_patient.pk)).status_code == 404
     assert outsider_api.get(URL.format(scored_patient.pk)).status_code == 404
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="read with the token on PostgreSQL")
+def test_the_token_and_the_patients_record_are_read_in_one_statement(api, scored_patient, trained):
+    registry.active_model()  # loaded now: its version check is not a statement of the request below
+    with CaptureQueriesContext(connection) as queries:
+        assert api.post(URL.format(scored_patient.pk)).status_code == 201
+    statements = [prepared_sql(query["sql"]) for query in queries.captured_queries]
+    [read] = [sql for sql in statements if "authtoken_token" in sql]
+    assert "patients_observation" in read
+    assert [sql for sql in statements if "patients_patient" in sql] == [read]
+
+
+@pytest.mark.parametrize("refusal", ["unknown token", "inactive user", "deleted token"])
+def test_a_refused_token_scores_and_stores_nothing(refusal, api, scored_patient, cohort_clinician):
+    if refusal == "unknown token":
+        api.credentials(HTTP_AUTHORIZATION="Token " + "0" * 40)
+    elif refusal == "inactive user":
+        cohort_clinician.is_active = False
+        cohort_clinician.save(update_fields=["is_active"])
+    else:
+        Token.objects.filter(user=cohort_clinician).delete()
+    response = api.post(URL.format(scored_patient.pk))
+    assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_failed"
+    assert not Prediction.objects.exists() and not AuditEvent.objects.filter(action="predict").exists()
+
+
+def test_a_superuser_may_score_any_facilitys_patient(staff, scored_patient, trained):
+    superuser = APIClient()
+    superuser.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
+    response = superuser.post(URL.format(scored_patient.pk))
+    assert response.status_code == 201 and response.json()["patient"] == scored_patient.pk
+
+
+def test_a_throttled_caller_gets_429_and_nothing_is_stored(api, scored_patient, monkeypatch):
+    monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "user", "1/min")
+    monkeypatch.setattr(SimpleRateThrottle, "timer", lambda self: 1_800_000_030.0)  # mid-minute: one window
+    assert api.get("/api/v1/facilities/").status_code == 200
+    assert api.post(URL.format(scored_patient.pk)).status_code == 429
+    assert not Prediction.objects.exists() and not AuditEvent.objects.filter(action="predict").exists()
 
 
 def test_a_facility_override_of_the_cutoffs_sets_the_tier(api, scored_patient):

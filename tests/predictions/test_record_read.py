@@ -12,6 +12,8 @@ from django.forms.models import model_to_dict
 from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.authentication import TokenAuthentication as DRFTokenAuthentication
+from rest_framework.authtoken.models import Token
 
 from iit_service.db import prepared_sql
 from patients.models import Patient
@@ -93,3 +95,56 @@ def test_the_day_is_the_moments_own_not_utcs(cohort_patient):
     nairobi = dt.timezone(dt.timedelta(hours=3))
     assert record.may_have_a_prediction_on(dt.datetime(2026, 12, 1, 9, 0, tzinfo=nairobi))
     assert not record.may_have_a_prediction_on(dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC))
+
+
+# --- read in the token's statement (iit_service.api.authentication) ---------------------------------------------
+
+on_postgresql = pytest.mark.skipif(connection.vendor != "postgresql", reason="read with the token on PostgreSQL")
+
+
+def _key(user) -> str:
+    return Token.objects.get_or_create(user=user)[0].key
+
+
+@on_postgresql
+def test_the_token_statement_reads_the_user_patient_and_record_the_separate_reads_give(
+    cohort_patient, cohort_clinician
+):
+    key = _key(cohort_clinician)
+    with CaptureQueriesContext(connection) as queries:
+        user, (patient, record) = selectors.user_patient_and_record(key, cohort_patient.pk)
+    [statement] = [prepared_sql(query["sql"]) for query in queries.captured_queries]
+    assert "authtoken_token" in statement and "patients_observation" in statement
+    theirs = DRFTokenAuthentication().authenticate_credentials(key)[0]
+    fields = [field.attname for field in type(user)._meta.concrete_fields]
+    assert [getattr(user, f) for f in fields] == [getattr(theirs, f) for f in fields]
+    alone, alone_record = selectors.patient_and_record(cohort_clinician, cohort_patient.pk)
+    assert model_to_dict(patient) == model_to_dict(alone)
+    assert model_to_dict(patient.facility) == model_to_dict(alone.facility)
+    assert record.newest_prediction_read and record.newest_prediction_at == alone_record.newest_prediction_at
+    _assert_same_record(record, alone_record)
+
+
+@on_postgresql
+def test_a_superuser_reads_any_facilitys_patient_with_the_token(cohort_patient, staff):
+    user, found = selectors.user_patient_and_record(_key(staff), cohort_patient.pk)
+    assert user == staff and found[0] == cohort_patient
+
+
+@on_postgresql
+@pytest.mark.parametrize("lookup", ["other_facility", "missing", "garbage", "inactive"])
+def test_the_token_statement_reads_no_patient_the_user_may_not_see(lookup, cohort_clinician, other_patient):
+    if lookup == "inactive":
+        cohort_clinician.is_active = False
+        cohort_clinician.save(update_fields=["is_active"])
+        patient_id = Patient.objects.filter(facility__memberships__user=cohort_clinician).first().pk
+    else:
+        patient_id = {"other_facility": other_patient.pk, "missing": 2**62, "garbage": "1; DROP TABLE x"}[lookup]
+    user, found = selectors.user_patient_and_record(_key(cohort_clinician), patient_id)
+    assert user == cohort_clinician and found is None
+
+
+@on_postgresql
+@pytest.mark.parametrize("key", ["0" * 40, "", "x' OR '1'='1"])
+def test_an_unknown_token_reads_nothing(key, cohort_patient):
+    assert selectors.user_patient_and_record(key, cohort_patient.pk) == (None, None)
