@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.contrib.auth import authenticate, get_user_model
@@ -84,27 +86,38 @@ def audit_store(*, event: AuditEvent, rows: tuple = ()) -> AuditEvent:
 # --- scope -----------------------------------------------------------------
 
 
-def patient_for_request(*, request, patient_id: int) -> Patient:
+def patient_for_request(*, request, patient_id: int, resource: str = "patient") -> Patient:
     """The patient if the caller may see them, else a 404; reaching for another facility's patient is audited."""
-    try:
+    with patient_reach_audited(request=request, patient_id=patient_id, resource=resource):
         return patient_for(request.user, patient_id)
+
+
+@contextlib.contextmanager
+def patient_reach_audited(*, request, patient_id: int, resource: str) -> Iterator[None]:
+    """A 404 from inside, for a patient who exists, is audited as denied: the caller reached for another
+    facility's patient. A patient who does not exist leaves no row."""
+    try:
+        yield
     except Http404:
         other = Patient.objects.select_related("facility").filter(pk=patient_id).first()
         if other is not None:
-            audit_record(request=request, action=AuditEvent.Action.DENIED, resource="patient", patient=other)
+            audit_record(request=request, action=AuditEvent.Action.DENIED, resource=resource, patient=other)
         raise
 
 
-def _audit_denied_rows(request, patient_ids: set[int], row_count: int) -> None:
-    """One denied row per foreign facility a batch reached into (not one per patient: a batch may hold 10,000)."""
+def audit_denied_reach(*, request, patient_ids: set[int], resource: str, object_count: int) -> None:
+    """One denied row per foreign facility a batch reached into (not one per patient: a batch may hold 10,000).
+
+    ``patient_ids`` are those the caller may not see; ids of no patient at all leave no row.
+    """
     foreign = Patient.objects.filter(pk__in=patient_ids).select_related("facility")
     for facility in {p.facility_id: p.facility for p in foreign}.values():
         audit_record(
             request=request,
             action=AuditEvent.Action.DENIED,
-            resource="observations.bulk",
+            resource=resource,
             facility=facility,
-            object_count=row_count,
+            object_count=object_count,
         )
 
 
@@ -270,7 +283,8 @@ def observations_bulk_ingest(*, request, rows: list[dict]) -> BulkResult:
     patients = patients_visible_to(request.user).in_bulk({row["patient"] for row in rows})
     missing = {str(i): {"patient": ["Not found."]} for i, row in enumerate(rows) if row["patient"] not in patients}
     if missing:
-        _audit_denied_rows(request, {row["patient"] for row in rows} - set(patients), len(rows))
+        unseen = {row["patient"] for row in rows} - set(patients)
+        audit_denied_reach(request=request, patient_ids=unseen, resource="observations.bulk", object_count=len(rows))
         raise BulkPatientNotFound(missing)
     _check_bulk_rows(rows, patients)
     with transaction.atomic():

@@ -18,8 +18,14 @@ from rest_framework.response import Response
 from iit_service.api.negotiation import JSONErrorsMixin
 from patients.api.views import ClinicalViewSet, validated
 from patients.models import AuditEvent
-from patients.selectors import facility_for, facility_ids_for, patient_for, patients_visible_to
-from patients.services import audit_event, audit_record
+from patients.selectors import facility_for, facility_ids_for, patients_visible_to
+from patients.services import (
+    audit_denied_reach,
+    audit_event,
+    audit_record,
+    patient_for_request,
+    patient_reach_audited,
+)
 from predictions import registry, selectors, services
 from predictions.api import serializers as s
 from predictions.models import BatchJob, ModelVersion, Prediction
@@ -80,14 +86,17 @@ class PatientPredictionViewSet(ScoringViewSet):
         # Read with the token when the caller used one and may see the patient; otherwise (another
         # authentication, or a patient out of reach: the 404) read now.
         read = self.read_with_token_result
-        patient, record = read if read is not None else selectors.patient_and_record(request.user, pk)
+        if read is None:
+            with patient_reach_audited(request=request, patient_id=pk, resource="prediction"):
+                read = selectors.patient_and_record(request.user, pk)
+        patient, record = read
         audit = audit_event(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
         prediction, cached = services.prediction_create(patient=patient, audit=audit, record=record)
         return Response(_PREDICTION_OUTPUT.to_representation(prediction), status=status.HTTP_200_OK if cached else 201)
 
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")
     def list(self, request, pk: int):
-        patient = patient_for(request.user, pk)
+        patient = patient_for_request(request=request, patient_id=pk, resource="prediction")
         page = self.paginate_queryset(selectors.prediction_history(patient=patient))
         action = AuditEvent.Action.LIST
         audit_record(request=request, action=action, resource="prediction", patient=patient, object_count=len(page))
@@ -201,7 +210,10 @@ class BatchViewSet(ScoringViewSet):
             facility = facility_for(request.user, data["facility"])
         else:
             ids = sorted(set(data["patient_ids"]))
-            if patients_visible_to(request.user).filter(pk__in=ids).count() != len(ids):
+            visible = set(patients_visible_to(request.user).filter(pk__in=ids).values_list("pk", flat=True))
+            if len(visible) != len(ids):
+                unseen = set(ids) - visible
+                audit_denied_reach(request=request, patient_ids=unseen, resource="batch_job", object_count=len(ids))
                 raise ValidationError({"patient_ids": ["Unknown patient ids."]})
         job = services.batch_job_create(created_by=request.user, facility=facility, patient_ids=ids)
         if job.status == BatchJob.Status.FAILED:

@@ -5,7 +5,7 @@ import time
 import pytest
 from django.db.models import Max
 
-from patients.models import ClinicianFacility, Facility, Observation, Patient
+from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
 from predictions import services
 from predictions.features import FEATURES
 from predictions.models import BatchJob, Prediction
@@ -52,9 +52,19 @@ def test_a_batch_needs_either_a_facility_or_patient_ids(api, trained, cohort_cli
     assert both.status_code == 400 and both.json()["error"]["code"] == "validation_error"
 
 
-def test_a_batch_of_another_facilitys_patients_is_refused(api, trained, cohort_clinician, other_patient):
-    response = api.post(BATCH, {"patient_ids": [other_patient.pk]}, format="json")
-    assert response.status_code == 400
+def test_a_batch_of_another_facilitys_patients_is_refused_and_audited_as_denied(
+    api, trained, cohort_clinician, other_patient
+):
+    mine = Patient.objects.filter(facility__code="SYN-001").first()
+    response = api.post(BATCH, {"patient_ids": [mine.pk, other_patient.pk, 2**62]}, format="json")
+    assert response.status_code == 400 and not BatchJob.objects.exists()
+    [event] = AuditEvent.objects.all()
+    assert (event.action, event.resource, event.facility, event.object_count) == (
+        "denied",
+        "batch_job",
+        other_patient.facility,
+        3,
+    )
     assert api.post(BATCH, {"facility": other_patient.facility.code}, format="json").status_code == 404
 
 

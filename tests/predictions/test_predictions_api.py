@@ -226,9 +226,21 @@ def test_no_active_model_answers_503(api, patient):
     assert response.json()["error"]["code"] == "model_unavailable"
 
 
-def test_another_facilitys_patient_is_a_404(outsider_api, scored_patient):
+def test_another_facilitys_patient_is_a_404_and_the_reach_is_audited_as_denied(outsider_api, scored_patient):
     assert outsider_api.post(URL.format(scored_patient.pk)).status_code == 404
     assert outsider_api.get(URL.format(scored_patient.pk)).status_code == 404
+    events = AuditEvent.objects.order_by("pk")
+    assert [(e.action, e.resource, e.username, e.patient_id) for e in events] == [
+        ("denied", "prediction", "outsider", scored_patient.pk)
+    ] * 2
+    assert not Prediction.objects.exists()
+
+
+def test_a_missing_patient_is_a_404_that_leaves_no_denied_row(api, trained):
+    missing = Patient.objects.order_by("-pk").first().pk + 1000
+    assert api.post(URL.format(missing)).status_code == 404
+    assert api.get(URL.format(missing)).status_code == 404
+    assert not AuditEvent.objects.exists()
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="read with the token on PostgreSQL")
