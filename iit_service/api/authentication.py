@@ -14,7 +14,8 @@ returns the token's user, or ``None`` for an unknown key, and keeps what it read
 ``NotImplemented`` where it does not (another action, another database). Authentication is the same
 either way: the same key, the same refusals, and only then DRF's permission and throttle checks. What
 the statement read for a caller who is then refused is dropped unseen; the read is scoped to that user
-in the statement itself. It saves a round trip to the database on the service's hottest request.
+in the statement itself. It saves a round trip to the database on the service's hottest request; the
+price is that a request then throttled (429) has made that read, not the token look-up alone.
 """
 
 from __future__ import annotations

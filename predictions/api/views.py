@@ -204,7 +204,6 @@ class BatchViewSet(ScoringViewSet):
     @extend_schema(request=s.BatchInput, responses={202: s.BatchCreatedOutput, 503: s.ErrorOutput, **ERRORS})
     def create(self, request):
         data = validated(s.BatchInput, request.data)
-        registry.active_model()  # refuse at once (503) rather than queue a job that cannot run
         facility, ids = None, None
         if "facility" in data:
             facility = facility_for(request.user, data["facility"])
@@ -215,6 +214,8 @@ class BatchViewSet(ScoringViewSet):
                 unseen = set(ids) - visible
                 audit_denied_reach(request=request, patient_ids=unseen, resource="batch_job", object_count=len(ids))
                 raise ValidationError({"patient_ids": ["Unknown patient ids."]})
+        # After the scope check, so that a reach for other facilities' patients is audited even with no model.
+        registry.active_model()  # refuse at once (503) rather than queue a job that cannot run
         job = services.batch_job_create(created_by=request.user, facility=facility, patient_ids=ids)
         if job.status == BatchJob.Status.FAILED:
             exc = QueueUnavailableError()

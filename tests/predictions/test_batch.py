@@ -65,6 +65,12 @@ def test_a_batch_of_another_facilitys_patients_is_refused_and_audited_as_denied(
         other_patient.facility,
         3,
     )
+
+
+def test_a_batch_reach_is_audited_even_when_no_model_is_loaded(api, cohort_clinician, other_patient):
+    response = api.post(BATCH, {"patient_ids": [other_patient.pk]}, format="json")
+    assert response.status_code == 400
+    assert AuditEvent.objects.get().action == "denied"
     assert api.post(BATCH, {"facility": other_patient.facility.code}, format="json").status_code == 404
 
 

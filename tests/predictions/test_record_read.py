@@ -16,7 +16,7 @@ from rest_framework.authentication import TokenAuthentication as DRFTokenAuthent
 from rest_framework.authtoken.models import Token
 
 from iit_service.db import prepared_sql
-from patients.models import Patient
+from patients.models import ClinicianFacility, Patient
 from patients.selectors import patient_for
 from predictions import selectors
 from predictions.services import prediction_create
@@ -129,6 +129,18 @@ def test_the_token_statement_reads_the_user_patient_and_record_the_separate_read
 def test_a_superuser_reads_any_facilitys_patient_with_the_token(cohort_patient, staff):
     user, found = selectors.user_patient_and_record(_key(staff), cohort_patient.pk)
     assert user == staff and found[0] == cohort_patient
+
+
+@on_postgresql
+def test_staff_without_superuser_rights_read_only_their_facilities_patients_with_the_token(
+    cohort_patient, other_patient, django_user_model
+):
+    staff = django_user_model.objects.create_user(username="desk", password="x", is_staff=True)
+    assert selectors.user_patient_and_record(_key(staff), cohort_patient.pk) == (staff, None)
+    ClinicianFacility.objects.create(user=staff, facility=cohort_patient.facility)
+    user, found = selectors.user_patient_and_record(_key(staff), cohort_patient.pk)
+    assert found[0] == cohort_patient
+    assert selectors.user_patient_and_record(_key(staff), other_patient.pk) == (staff, None)
 
 
 @on_postgresql
