@@ -268,6 +268,15 @@ def test_a_refused_token_scores_and_stores_nothing(refusal, api, scored_patient,
     assert not Prediction.objects.exists() and not AuditEvent.objects.filter(action="predict").exists()
 
 
+def test_a_session_authenticated_caller_is_scored_through_the_ordinary_read(staff, scored_patient, trained):
+    browser = APIClient()
+    browser.force_login(staff)  # the admin's session, not a token: nothing is read with a token
+    with CaptureQueriesContext(connection) as queries:
+        response = browser.post(URL.format(scored_patient.pk))
+    assert response.status_code == 201 and response.json()["patient"] == scored_patient.pk
+    assert not any("authtoken_token" in prepared_sql(query["sql"]) for query in queries.captured_queries)
+
+
 def test_a_superuser_may_score_any_facilitys_patient(staff, scored_patient, trained):
     superuser = APIClient()
     superuser.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff).key}")
