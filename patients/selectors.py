@@ -83,9 +83,20 @@ def patient_with(user, patient_id, joined: Joined | None = None) -> tuple[Patien
         row = cursor.fetchone()
     if row is None:
         raise Http404
+    return _patient_of(row)
+
+
+def _patient_of(row: tuple) -> tuple[Patient, tuple]:
+    """The patient (with their facility) that a row's first columns hold, and the row's remaining values."""
     patient = _PATIENT.instance(row[: len(_PATIENT)])
     patient.facility = _FACILITY.instance(row[len(_PATIENT) : len(_PATIENT) + len(_FACILITY)])
     return patient, row[len(_PATIENT) + len(_FACILITY) :]
+
+
+def _member_of_patients_facility(user_id: str) -> str:
+    """SQL: the user ``user_id`` (a column or a placeholder) is a member of patient ``p``'s facility."""
+    members = ClinicianFacility._meta.db_table
+    return f"EXISTS (SELECT 1 FROM {members} m WHERE m.facility_id = p.facility_id AND m.user_id = {user_id})"  # noqa: S608
 
 
 def token_user_and_patient(
@@ -108,17 +119,15 @@ def token_user_and_patient(
     user, rest = users.instance(row[: len(users)]), row[len(users) :]
     if rest[0] is None:  # the patient's id: no patient row joined
         return user, None, ()
-    patient = _PATIENT.instance(rest[: len(_PATIENT)])
-    patient.facility = _FACILITY.instance(rest[len(_PATIENT) : len(_PATIENT) + len(_FACILITY)])
-    return user, patient, rest[len(_PATIENT) + len(_FACILITY) :]
+    patient, joined_values = _patient_of(rest)
+    return user, patient, joined_values
 
 
 @lru_cache(maxsize=4)
 def _token_patient_sql(joined: Joined) -> tuple[str, ModelColumns]:
     # Only table and column names are interpolated; the patient id and the key travel as parameters.
     users = ModelColumns(get_user_model(), "u")
-    members = ClinicianFacility._meta.db_table
-    member = f"EXISTS (SELECT 1 FROM {members} m WHERE m.facility_id = p.facility_id AND m.user_id = u.id)"  # noqa: S608
+    member = _member_of_patients_facility("u.id")
     sql = (
         f"SELECT {users.sql()}, {_PATIENT.sql()}, {_FACILITY.sql()}, {joined.columns} "  # noqa: S608
         f"FROM {get_user_model()._meta.db_table} u JOIN {Token._meta.db_table} t ON t.user_id = u.id "
@@ -131,8 +140,7 @@ def _token_patient_sql(joined: Joined) -> tuple[str, ModelColumns]:
 @lru_cache(maxsize=8)
 def _patient_sql(*, scoped: bool, joined: Joined | None) -> str:
     # Only table and column names are interpolated; the ids travel as parameters.
-    members = ClinicianFacility._meta.db_table
-    membership = f" AND EXISTS (SELECT 1 FROM {members} m WHERE m.facility_id = p.facility_id AND m.user_id = %s)"  # noqa: S608
+    membership = f" AND {_member_of_patients_facility('%s')}"
     columns, join = (f", {joined.columns}", f" {joined.join}") if joined else ("", "")
     return (
         f"SELECT {_PATIENT.sql()}, {_FACILITY.sql()}{columns} FROM {Patient._meta.db_table} p "  # noqa: S608

@@ -195,7 +195,8 @@ def appointment_history(appts: Appointments) -> dict[str, np.ndarray]:
     for w, window in enumerate(WINDOWS):
         for s, stat in enumerate(_LATENESS_STATISTICS):
             out[f"{stat}_{window}"] = windowed[s, w]
-    out["prior_interruptions"] = sums[3, i] - sums[3, start]
+    interruptions = sums[_LATENESS_STATISTICS.index("late_gt28")]  # the running count of interrupted appointments
+    out["prior_interruptions"] = interruptions[i] - interruptions[start]
     out["n_prior_appointments"] = (i - start).astype(np.float64)
     out["last_return"] = _previous_return_from_interruption(appts, interrupted, i, start)
     out.update(_dispensing(appts.supplied, i, start))
