@@ -7,6 +7,8 @@ On a fresh database (PostgreSQL when DATABASE_URL says so; the Redis cache when 
 does) with a generated cohort and a trained model, gunicorn with two workers (iit_service/gunicorn_conf.py)
 and DEBUG off, as in production (DEBUG keeps every query's SQL in memory):
 
+0. the machine's pace that minute (bench.common.machine_pace): a Python loop and
+   PostgreSQL round trips, back to back and after 1 ms idle;
 1. unloaded: each patient's first prediction of the day (a miss: record,
    features, model, explanation, insert) sent one at a time, then the same
    again (served from the cache); server-side p50/p95 from the service's own
@@ -36,6 +38,8 @@ from bench.common import (
     ensure_wrk,
     first_patients,
     http,
+    machine_pace,
+    pace_rows,
     percentile,
     prepared_stack,
     report,
@@ -148,11 +152,13 @@ def run(*, patients: int, seconds: int, web_workers: int = 2, unloaded_n: int = 
             env.update(REDIS_URL=os.environ["REDIS_URL"], CACHE_KEY_PREFIX=f"bench-http-{uuid.uuid4().hex[:8]}")
         web = stack.start_web(workers=web_workers, env=env)
         ids = first_patients(web, stack.token, patients)
-        result = {"unloaded": unloaded(web, stack.token, ids[:unloaded_n], stack.var / "log")}
+        result = {"machine_pace": machine_pace(os.environ.get("DATABASE_URL"))}  # the minute the unloaded run sees
+        result["unloaded"] = unloaded(web, stack.token, ids[:unloaded_n], stack.var / "log")
         load = under_load(web, stack.token, ids[unloaded_n:], ids[:unloaded_n], stack.var / "log", seconds=seconds)
         result["load"] = load
         result["errors"] = sum(load[k]["errors"] + load[k]["non2xx"] for k in ("predictions", "predictions_cached"))
     result["cache"] = "redis" if "REDIS_URL" in env else "locmem (one per worker)"
+    result["web_workers"] = web_workers
     return result
 
 
@@ -165,7 +171,8 @@ def main() -> None:
     result = run(patients=args.patients, seconds=args.seconds, web_workers=args.web_workers)
     write_result("bench_http", result)
     miss, hit, load = result["unloaded"]["miss"], result["unloaded"]["hit"], result["load"]
-    report(f"Single prediction over HTTP (gunicorn, 2 workers; cache: {result['cache']})", [
+    report(f"Single prediction over HTTP (gunicorn, {result['web_workers']} workers; cache: {result['cache']})", [
+        *pace_rows(result["machine_pace"]),
         ("unloaded, first of the day: server p50 / p95 ms", f"{miss['server_p50_ms']} / {miss['server_p95_ms']}"),
         ("unloaded, cached: server p50 / p95 ms", f"{hit['server_p50_ms']} / {hit['server_p95_ms']}"),
         ("unloaded, the baseline endpoint after them: server p50 ms", result["unloaded"]["baseline"]["server_p50_ms"]),

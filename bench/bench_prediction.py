@@ -40,6 +40,7 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
+from bench.common import machine_pace  # noqa: E402
 from iit_service.wsgi import application  # noqa: E402
 from patients.cohort import generate_cohort  # noqa: E402
 from patients.cohort_writer import cohort_write  # noqa: E402
@@ -196,6 +197,7 @@ def main() -> None:
     parser.add_argument("--min-patients", type=int, default=2000, help="generate a cohort when the database has fewer")
     args = parser.parse_args()
     ensure_data(patients=args.min_patients)
+    pace = machine_pace(os.environ.get("DATABASE_URL"))  # what this minute's figures are worth (bench.common)
     latency = api_latency(args.requests)
     patient = Patient.objects.filter(status="active").select_related("facility").first()
     result = {
@@ -203,6 +205,7 @@ def main() -> None:
         "database": connection.vendor,
         "cache": "redis" if os.environ.get("REDIS_URL") else "locmem",
         "model_version": registry.active_model().version,
+        "machine_pace": pace,
         "api": latency,
         "parts": parts(patient),
         "target_p50_ms": 5.0,

@@ -276,6 +276,58 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def machine_pace(database_url: str | None = None, *, repeat: int = 300) -> dict:
+    """How fast this machine is this minute, to read a latency figure against (µs, medians).
+
+    On this VM the same code's single prediction has moved from 4.1 to 9.5 ms within a day: a figure
+    means little without the pace it was taken at. ``python_loop_us`` is a pure-Python loop (the sum of
+    10,000 ints). On PostgreSQL, ``pg_round_trip_us`` is ``SELECT 1`` sent back to back and
+    ``pg_round_trip_after_idle_us`` the same after 1 ms of sleep: the difference is what waking an idle
+    core costs each of a request's round trips.
+    """
+
+    def median_us(work: Callable[[], object], *, pause: float = 0.0) -> float:
+        timings = []
+        for _ in range(repeat):
+            if pause:
+                time.sleep(pause)
+            start = time.perf_counter()
+            work()
+            timings.append(time.perf_counter() - start)
+        return round(sorted(timings)[len(timings) // 2] * 1e6, 1)
+
+    pace = {"python_loop_us": median_us(lambda: sum(range(10_000)))}
+    if database_url and database_url.startswith("postgres"):
+        import psycopg2
+
+        parsed = urllib.parse.urlparse(database_url)
+        connection = psycopg2.connect(
+            host=parsed.hostname, port=parsed.port or 5432, user=parsed.username, password=parsed.password,
+            dbname=parsed.path.lstrip("/") or "postgres",
+        )  # fmt: skip
+        try:
+            with connection.cursor() as cursor:
+
+                def round_trip() -> None:
+                    cursor.execute("SELECT 1")
+                    cursor.fetchone()
+
+                pace["pg_round_trip_us"] = median_us(round_trip)
+                pace["pg_round_trip_after_idle_us"] = median_us(round_trip, pause=0.001)
+        finally:
+            connection.close()
+    return pace
+
+
+def pace_rows(pace: dict) -> list[tuple[str, object]]:
+    """The report's lines for ``machine_pace``."""
+    rows = [("machine pace: a pure-Python loop (sum of 10,000 ints), µs", pace["python_loop_us"])]
+    if "pg_round_trip_us" in pace:
+        rows.append(("   PostgreSQL SELECT 1, back to back / after 1 ms idle, µs",
+                     f"{pace['pg_round_trip_us']} / {pace['pg_round_trip_after_idle_us']}"))  # fmt: skip
+    return rows
+
+
 def write_result(name: str, data: dict) -> Path:
     """bench/results/<name>.json (gitignored) with the machine it ran on."""
     RESULTS.mkdir(parents=True, exist_ok=True)
