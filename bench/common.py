@@ -279,7 +279,7 @@ def percentile(values: list[float], q: float) -> float:
 def machine_pace(database_url: str | None = None, *, repeat: int = 300) -> dict:
     """How fast this machine is this minute, to read a latency figure against (µs, medians).
 
-    On this VM the same code's single prediction has moved from 4.1 to 9.5 ms within a day: a figure
+    On this VM the same code's single prediction has moved from 4.1 to 9.2 ms within a day: a figure
     means little without the pace it was taken at. ``python_loop_us`` is a pure-Python loop (the sum of
     10,000 ints). On PostgreSQL, ``pg_round_trip_us`` is ``SELECT 1`` sent back to back and
     ``pg_round_trip_after_idle_us`` the same after 1 ms of sleep: the difference is what waking an idle
