@@ -87,14 +87,19 @@ def fresh_database(workdir: Path, *, label: str) -> Iterator[str]:
         _admin_sql(configured, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _admin_sql(url: str, *statements: str) -> None:
+def _connect(url: str, *, dbname: str | None = None):
+    """A psycopg2 connection to the server of ``url``: its database, or ``dbname``."""
     import psycopg2
 
     parsed = urllib.parse.urlparse(url)
-    connection = psycopg2.connect(
+    return psycopg2.connect(
         host=parsed.hostname, port=parsed.port or 5432, user=parsed.username, password=parsed.password,
-        dbname="postgres",
+        dbname=dbname or parsed.path.lstrip("/") or "postgres",
     )  # fmt: skip
+
+
+def _admin_sql(url: str, *statements: str) -> None:
+    connection = _connect(url, dbname="postgres")
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
@@ -298,13 +303,7 @@ def machine_pace(database_url: str | None = None, *, repeat: int = 300) -> dict:
 
     pace = {"python_loop_us": median_us(lambda: sum(range(10_000)))}
     if database_url and database_url.startswith("postgres"):
-        import psycopg2
-
-        parsed = urllib.parse.urlparse(database_url)
-        connection = psycopg2.connect(
-            host=parsed.hostname, port=parsed.port or 5432, user=parsed.username, password=parsed.password,
-            dbname=parsed.path.lstrip("/") or "postgres",
-        )  # fmt: skip
+        connection = _connect(database_url)
         try:
             with connection.cursor() as cursor:
 

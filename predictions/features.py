@@ -181,8 +181,8 @@ def appointment_history(appts: Appointments) -> dict[str, np.ndarray]:
     # Running sums of the lateness statistics and of the known appointments, one row each, so that every
     # window of every statistic is two gathers and a subtraction: one patient's features make a few numpy
     # calls here, not a hundred (each costs about a microsecond whatever its size).
-    series = np.empty((len(_LATENESS_STATISTICS) + 1, n))
-    series[0], series[1], series[2], series[3], series[4] = late0, late0 > 0, late0 > 14, interrupted, known
+    # In the order of _LATENESS_STATISTICS, then the count of known appointments.
+    series = np.array([late0, late0 > 0, late0 > 14, interrupted, known], dtype=np.float64)
     sums = np.zeros((len(series), n + 1))
     np.cumsum(series, axis=1, out=sums[:, 1:])
     lo = np.maximum(start, i - np.array(WINDOWS)[:, None])  # (windows, n): each window's first appointment
