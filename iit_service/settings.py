@@ -22,7 +22,7 @@ from iit_service.env import (
     env_list,
     env_str,
 )
-from monitoring.logging import logging_config
+from monitoring.observability.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("IIT_VAR_DIR", str(BASE_DIR / "var")))
@@ -49,7 +49,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 INSTALLED_APPS = [
     "django_prometheus",
     # django.contrib.admin, with the monitoring console's pages on the default site.
-    "monitoring.console.apps.MonitoringAdminConfig",
+    "monitoring.apps.MonitoringAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -68,9 +68,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "monitoring.middleware.RequestIdMiddleware",
+    "monitoring.observability.middleware.RequestIdMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
-    "monitoring.middleware.ObservabilityMiddleware",
+    "monitoring.observability.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's and Swagger UI's static files under gunicorn (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -276,21 +276,21 @@ HEALTH_PROBE_TIMEOUT = env_float("HEALTH_PROBE_TIMEOUT", 1.5, minimum=0.1)
 SLOW_REQUEST_SECONDS = env_float("SLOW_REQUEST_SECONDS", 1.0, minimum=0)
 SLOW_QUERY_SECONDS = env_float("SLOW_QUERY_SECONDS", 0.5, minimum=0)
 SLOW_PREDICTION_SECONDS = env_float("SLOW_PREDICTION_SECONDS", 1.0, minimum=0)
-# Celery worker processes serve their metrics here for Prometheus (0 = off); see monitoring.worker_metrics.
+# Celery worker processes serve their metrics here for Prometheus (0 = off) (monitoring.observability.worker_metrics).
 CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 9808, minimum=0)
 CELERY_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "0.0.0.0")  # noqa: S104 - scraped from the Prometheus container
 LOG_DIR = Path(env_str("LOG_DIR", str(VAR_DIR / "log")))
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 APP_LOG_RETENTION_DAYS = env_int("APP_LOG_RETENTION_DAYS", 30, minimum=1)
 AUDIT_LOG_RETENTION_DAYS = env_int("AUDIT_LOG_RETENTION_DAYS", 90, minimum=1)
-# JSON lines to stdout and to LOG_DIR/<category>.log, rotated daily (monitoring/logging.py).
+# JSON lines to stdout and to LOG_DIR/<category>.log, rotated daily (monitoring/observability/logging.py).
 LOGGING = logging_config(
     log_dir=LOG_DIR,
     level=LOG_LEVEL,
     app_retention_days=APP_LOG_RETENTION_DAYS,
     audit_retention_days=AUDIT_LOG_RETENTION_DAYS,
 )
-# Scheduled evaluation (monitoring.jobs): AUC over resolved predictions, drift over recent ones.
+# Scheduled evaluation (monitoring.evaluation.jobs): AUC over resolved predictions, drift over recent ones.
 MONITORING_AUC_WINDOW_DAYS = env_int("MONITORING_AUC_WINDOW_DAYS", 28, minimum=1)
 MONITORING_AUC_MIN_EVENTS = env_int("MONITORING_AUC_MIN_EVENTS", 50, minimum=2)
 MONITORING_AUC_SEGMENT_MIN_EVENTS = env_int("MONITORING_AUC_SEGMENT_MIN_EVENTS", 20, minimum=2)

@@ -1,7 +1,7 @@
 """Admin for the monitoring models: alert rules editable by staff, everything else a read-only record.
 
 The console pages (overview, model, drift, alerts, jobs, reports) are added to
-this same admin site by ``monitoring.console.site.MonitoringAdminSite``.
+this same admin site by ``monitoring.alerting.console.site.MonitoringAdminSite``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from monitoring.services import job_run
+from monitoring.evaluation.jobs import job_run
 
 
 @shared_task(name="monitoring.tasks.run_job", ignore_result=True)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from monitoring import views
+from monitoring.observability import views
 
 urlpatterns = [
     path("health", views.health, name="health"),

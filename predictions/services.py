@@ -23,9 +23,9 @@ from kombu.exceptions import KombuError
 
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
-from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
+from monitoring.evaluation.services import auc_evaluation_create
 from monitoring.models import AucEvaluation
-from monitoring.services import auc_evaluation_create
+from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
 from predictions import registry, selectors

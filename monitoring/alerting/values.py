@@ -65,7 +65,7 @@ def service_up(*, now: dt.datetime) -> float | None:
 
 def dependencies_healthy() -> bool:
     """The /health verdict: a service answering 503 there is down for its clients."""
-    from monitoring.health import UNHEALTHY, health_check
+    from monitoring.observability.health import UNHEALTHY, health_check
 
     try:
         return health_check().status != UNHEALTHY

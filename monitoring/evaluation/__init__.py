@@ -1,1 +1,1 @@
-"""Pure numpy evaluation of the model and the service: AUC, drift, and counter arithmetic."""
+"""Is the model still right: AUC over resolved predictions, drift of its inputs, and the jobs that run them."""

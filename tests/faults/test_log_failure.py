@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.common import http
-from monitoring.logging import CATEGORIES
+from monitoring.observability.logging import CATEGORIES
 from tests.faults.helpers import patient_ids, predict
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ from monitoring.alerting import (
 )
 from monitoring.alerting.rules import RULE_SEEDS
 from monitoring.alerting.values import current_value
-from monitoring.health import health_check
 from monitoring.models import Alert, AlertRule, AucEvaluation, DriftEvaluation, MetricSample
+from monitoring.observability.health import health_check
 from predictions.models import ModelVersion
 from tests.monitoring import console_data
 

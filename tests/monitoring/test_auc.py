@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from monitoring.evaluation import auc
+from monitoring.evaluation.services import OUTCOME_HORIZON_DAYS, auc_evaluation_create
 from monitoring.models import AucEvaluation
-from monitoring.services import OUTCOME_HORIZON_DAYS, auc_evaluation_create
 from predictions.models import Prediction
 from tests.monitoring import evaluation_data
 

@@ -8,8 +8,8 @@ from django.utils import timezone
 from scipy.stats import wasserstein_distance
 
 from monitoring.evaluation import drift
+from monitoring.evaluation.services import drift_evaluation_create
 from monitoring.models import DriftEvaluation
-from monitoring.services import drift_evaluation_create
 from tests.monitoring import evaluation_data
 
 NOW = timezone.now().replace(microsecond=0)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client, override_settings
 
-from monitoring import health
+from monitoring.observability import health
 from patients.models import Observation, Patient
 
 

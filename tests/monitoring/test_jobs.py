@@ -13,11 +13,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from monitoring.evaluation import counters
-from monitoring.jobs import JOBS, Every, JobResult, JobSpec
-from monitoring.metrics import API_ERRORS, PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION
+from monitoring.evaluation.jobs import JOBS, Every, JobResult, JobSpec, UnknownJob, job_run, retention_purge
 from monitoring.models import AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
-from monitoring.services import UnknownJob, job_run, retention_purge
+from monitoring.observability import counters
+from monitoring.observability.metrics import API_ERRORS, PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION
 from monitoring.tasks import run_job
 from patients.models import AuditEvent
 from tests.monitoring import evaluation_data

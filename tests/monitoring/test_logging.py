@@ -15,8 +15,8 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from monitoring.logging import SafeTimedRotatingFileHandler
-from monitoring.retention import audit_rows_purge
+from monitoring.observability.logging import SafeTimedRotatingFileHandler
+from monitoring.observability.services import audit_rows_purge
 from patients.models import AuditEvent
 from tests.served import served
 
@@ -178,14 +178,14 @@ def test_audit_rows_older_than_90_days_are_purged_in_batches(db):
 
 @pytest.mark.parametrize("name,category", [("iit.security", "security"), ("django.request", "error"), ("myapp", "app")])
 def test_every_logger_maps_to_a_category(name, category):
-    from monitoring.logging import category_of
+    from monitoring.observability.logging import category_of
 
     assert category_of(name) == category
 
 
 def test_a_slow_prediction_goes_to_the_performance_log_wherever_it_is_observed(settings):
-    from monitoring.logging import request_id_var
-    from monitoring.metrics import PREDICTION_DURATION
+    from monitoring.observability.logging import request_id_var
+    from monitoring.observability.metrics import PREDICTION_DURATION
 
     settings.SLOW_PREDICTION_SECONDS = 1.0
     token = request_id_var.set(REQ_SLOW_PREDICTION)

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from monitoring.alerting import evaluate_rules, seed_alert_rules
+from monitoring.alerting.reports import health_report_build_and_send
 from monitoring.models import AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
-from monitoring.reports import health_report_build_and_send
 from predictions.models import ModelVersion, Prediction
 from tests.monitoring import console_data
 from tests.monitoring.local_servers import RecordingSMTPServer, free_port

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from monitoring import jobs
-from monitoring.services import PERIODIC_TASK_PREFIX, schedules_write
+from monitoring.evaluation import jobs
+from monitoring.evaluation.jobs import PERIODIC_TASK_PREFIX, schedules_write
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from django.db import connections
 from django_celery_beat.models import PeriodicTask
 
 from iit_service.celery import app
-from monitoring import jobs
+from monitoring.evaluation import jobs
+from monitoring.evaluation.jobs import PERIODIC_TASK_PREFIX, schedules_write
 from monitoring.models import JobRun
-from monitoring.services import PERIODIC_TASK_PREFIX, schedules_write
 
 
 @pytest.fixture

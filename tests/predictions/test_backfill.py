@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
+from monitoring.evaluation.selectors import prediction_window
 from monitoring.models import AucEvaluation
-from monitoring.selectors import prediction_window
 from predictions.features import compute_features
 from predictions.models import Prediction
 from predictions.selectors import latest_predictions, record_of

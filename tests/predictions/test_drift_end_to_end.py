@@ -13,7 +13,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from monitoring.services import drift_evaluation_create
+from monitoring.evaluation.services import drift_evaluation_create
 from patients.models import Observation, Patient
 from predictions.models import BatchJob
 from predictions.services import batch_job_run_inline, model_train

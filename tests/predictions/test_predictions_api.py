@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from iit_service.db import prepared_sql
-from monitoring.metrics import PREDICTION_CACHE_REQUESTS
+from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS
 from patients.models import AuditEvent, Observation, Patient
 from patients.services import audit_event
 from predictions import registry

@@ -6,9 +6,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring.jobs import JOBS
+from monitoring.evaluation.jobs import JOBS, job_run
 from monitoring.models import JobRun
-from monitoring.services import job_run
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""Write the monitoring jobs declared in monitoring.jobs to django-celery-beat's schedule.
+"""Write the monitoring jobs declared in monitoring.evaluation.jobs to django-celery-beat's schedule.
 
 Run at every deploy.  Idempotent: creates missing rows, updates the task,
 arguments and schedule of existing ones, and never touches ``enabled`` on a
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from monitoring.services import schedules_write
+from monitoring.evaluation.jobs import schedules_write
 
 
 class Command(BaseCommand):

@@ -3,12 +3,12 @@
 Defined once here and imported where they are observed.  Under gunicorn (and
 in Celery workers) prometheus_client's multiprocess mode aggregates them
 across processes: ``PROMETHEUS_MULTIPROC_DIR`` must be set before the process
-starts (see ``iit_service/gunicorn_conf.py`` and ``monitoring.worker_metrics``).
+starts (see ``iit_service/gunicorn_conf.py`` and ``monitoring.observability.worker_metrics``).
 
 Only counters and histograms live here: they add up across processes.  Values
 owned by scheduled jobs (AUC, drift, CPU, memory, cache hit ratio, last job
 success, the active model version) are gauges read from the database at scrape
-time by ``monitoring.collectors``, so they survive restarts and are the same
+time by ``monitoring.observability.collectors``, so they survive restarts and are the same
 whichever process answers the scrape.
 """
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from django.db import transaction
 
-
-class UnknownJob(ValueError):
-    pass
+from monitoring.evaluation.jobs import JOBS, UnknownJob
 
 
 def console_job_enqueue(*, name: str) -> None:
     """Send ``monitoring.tasks.run_job(name, trigger="admin")`` to the worker once the request commits."""
-    from monitoring.jobs import JOBS
     from monitoring.tasks import run_job
 
     if name not in JOBS:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from monitoring.console import views
+from monitoring.alerting.console import views
 
 
 def console_urls(site) -> list:

@@ -13,9 +13,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from monitoring.alerting import AlertStateError, alert_acknowledge, alert_resolve, alert_snooze
-from monitoring.console import pages
-from monitoring.console.forms import AlertActionForm, AlertFilterForm, JobRunForm, ModelActivateForm
-from monitoring.console.services import UnknownJob, console_job_enqueue
+from monitoring.alerting.console import pages
+from monitoring.alerting.console.forms import AlertActionForm, AlertFilterForm, JobRunForm, ModelActivateForm
+from monitoring.alerting.console.services import UnknownJob, console_job_enqueue
 from monitoring.models import HealthReport
 
 TABS = [

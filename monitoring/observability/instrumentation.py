@@ -1,7 +1,7 @@
 """Timing of every database query: iit_db_query_duration_seconds, and slow ones to iit.db.
 
 Installed with Django's documented ``connection.execute_wrapper`` around each
-request (``monitoring.middleware``) and each Celery task (``iit_service.celery``),
+request (``monitoring.observability.middleware``) and each Celery task (``iit_service.celery``),
 so web and worker queries are both observed.  Only the SQL text is logged,
 never its parameters: they may carry patient data.
 """
@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import connections
 
 from iit_service.db import prepared_sql
-from monitoring.metrics import DB_QUERY_DURATION
+from monitoring.observability.metrics import DB_QUERY_DURATION
 
 db_log = logging.getLogger("iit.db")
 

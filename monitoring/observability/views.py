@@ -23,8 +23,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from iit_service.api.errors import json_error
-from monitoring.collectors import DatabaseCollector
-from monitoring.health import database_health, health_check
+from monitoring.observability.collectors import DatabaseCollector
+from monitoring.observability.health import database_health, health_check
 
 security_log = logging.getLogger("iit.security")
 

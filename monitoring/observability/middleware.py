@@ -17,9 +17,9 @@ from django.http import HttpRequest, HttpResponse
 
 from iit_service.after_response import after_response
 from iit_service.api.errors import error_body
-from monitoring.instrumentation import query_timing
-from monitoring.logging import request_id_var
-from monitoring.metrics import API_ERRORS
+from monitoring.observability.instrumentation import query_timing
+from monitoring.observability.logging import request_id_var
+from monitoring.observability.metrics import API_ERRORS
 from patients.services import client_address
 
 access_log = logging.getLogger("iit.access")

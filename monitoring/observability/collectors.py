@@ -19,8 +19,8 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitoring import health
 from monitoring.models import Alert, AucEvaluation, DriftEvaluation, JobRun, MetricSample
+from monitoring.observability import health
 from predictions.models import ModelVersion
 
 error_log = logging.getLogger("iit.error")

@@ -16,7 +16,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from monitoring.console import selectors
+from monitoring.alerting.console import selectors
 from monitoring.models import Alert, HealthReport
 
 logger = logging.getLogger(__name__)
@@ -100,13 +100,13 @@ def overall_status(content: dict) -> str:
 
 
 def _health() -> dict:
-    from monitoring.health import health_check
+    from monitoring.observability.health import health_check
 
     return health_check().as_dict()
 
 
 def _database() -> dict:
-    from monitoring.health import database_health, table_sizes
+    from monitoring.observability.health import database_health, table_sizes
 
     database = database_health()
     database["table_sizes"] = table_sizes() if database["database_status"] == HEALTHY else {}

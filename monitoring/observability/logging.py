@@ -153,8 +153,8 @@ def logging_config(*, log_dir: Path, level: str, app_retention_days: int, audit_
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"context": {"()": "monitoring.logging.RequestContextFilter"}},
-        "formatters": {"json": {"()": "monitoring.logging.JsonFormatter"}},
+        "filters": {"context": {"()": "monitoring.observability.logging.RequestContextFilter"}},
+        "formatters": {"json": {"()": "monitoring.observability.logging.JsonFormatter"}},
         "handlers": handlers,
         "root": {"level": level, "handlers": ["console", "app_file"] if files else ["console"]},
         "loggers": loggers,
@@ -163,7 +163,7 @@ def logging_config(*, log_dir: Path, level: str, app_retention_days: int, audit_
 
 def _file_handler(path: Path, days: int) -> dict:
     return {
-        "class": "monitoring.logging.SafeTimedRotatingFileHandler",
+        "class": "monitoring.observability.logging.SafeTimedRotatingFileHandler",
         "filename": str(path),
         "when": "midnight",
         "utc": True,

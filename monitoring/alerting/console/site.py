@@ -1,6 +1,6 @@
 """The default admin site, with the Monitoring console's pages added through ``get_urls``.
 
-``MonitoringAdminConfig`` (listed in INSTALLED_APPS in place of
+``monitoring.apps.MonitoringAdminConfig`` (listed in INSTALLED_APPS in place of
 ``django.contrib.admin``) makes this class the default ``admin.site``, so every
 app's ``admin.register`` still lands here and the console shares the admin's
 login, permissions, templates and CSRF handling.
@@ -18,7 +18,7 @@ class MonitoringAdminSite(admin.AdminSite):
     index_title = "Administration"
 
     def get_urls(self):
-        from monitoring.console.urls import console_urls
+        from monitoring.alerting.console.urls import console_urls
 
         return console_urls(self) + super().get_urls()
 

@@ -11,8 +11,8 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
-from monitoring.console import charts, selectors
-from monitoring.console.charts import PALETTE, TIER_COLORS, Series, timestamp
+from monitoring.alerting.console import charts, selectors
+from monitoring.alerting.console.charts import PALETTE, TIER_COLORS, Series, timestamp
 from monitoring.models import Alert, AlertRule, HealthReport
 from predictions.models import RiskLevel
 
@@ -24,7 +24,7 @@ TIER_WEEKS = 12
 
 
 def overview_context(*, now: dt.datetime | None = None) -> dict:
-    from monitoring.health import database_health, health_check, table_sizes
+    from monitoring.observability.health import database_health, health_check, table_sizes
 
     now = now or timezone.now()
     database = database_health()

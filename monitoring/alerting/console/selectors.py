@@ -82,7 +82,7 @@ def job_runs_recent(*, job: str = "", limit: int = 100) -> list[JobRun]:
 
 
 def job_names() -> list[str]:
-    from monitoring.jobs import JOBS
+    from monitoring.evaluation.jobs import JOBS
 
     return sorted(JOBS)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from celery import Task
 from celery.signals import celeryd_init, task_postrun, worker_process_shutdown, worker_ready
 
-from monitoring.instrumentation import query_timing
-from monitoring.logging import request_id_var
+from monitoring.observability.instrumentation import query_timing
+from monitoring.observability.logging import request_id_var
 
 error_log = logging.getLogger("iit.error")
 
@@ -82,6 +82,6 @@ def forget_process(pid=None, **kwargs) -> None:
 
 @task_postrun.connect
 def count_task(sender=None, state=None, **kwargs) -> None:
-    from monitoring.metrics import CELERY_TASKS
+    from monitoring.observability.metrics import CELERY_TASKS
 
     CELERY_TASKS.labels(task=getattr(sender, "name", "unknown"), outcome=(state or "unknown").lower()).inc()

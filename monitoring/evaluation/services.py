@@ -1,0 +1,168 @@
+"""Writes of model evaluation: AUC over resolved predictions and drift of recent ones, as evaluation rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from monitoring.evaluation import auc, drift, selectors
+from monitoring.models import AucEvaluation, DriftEvaluation
+from predictions.models import ModelVersion
+from predictions.timeline import IIT_GRACE_DAYS
+
+log = logging.getLogger("iit.monitoring")
+
+# An appointment's outcome is known 28 days after it (PEPFAR's IIT definition, the label's grace).
+OUTCOME_HORIZON_DAYS = IIT_GRACE_DAYS
+
+
+# --- AUC --------------------------------------------------------------------
+
+
+def auc_evaluation_create(*, today: dt.date | None = None, window_days: int | None = None) -> AucEvaluation | None:
+    """Evaluate the active version on the resolved predictions of the last ``window_days`` of appointments.
+
+    The window ends at ``today`` − 28 days: later appointments cannot have
+    an outcome yet.  Returns None when no version is active.
+    """
+    version = selectors.model_version_active()
+    if version is None:
+        return None
+    today = today or timezone.localdate()
+    window_days = window_days or settings.MONITORING_AUC_WINDOW_DAYS
+    window_end = today - dt.timedelta(days=OUTCOME_HORIZON_DAYS)
+    window_start = window_end - dt.timedelta(days=window_days - 1)
+    window = selectors.labelled_window(version=version, start=window_start, end=window_end)
+    overall = auc.evaluate(window.y, window.score, min_events=settings.MONITORING_AUC_MIN_EVENTS)
+    segments = auc.by_segment(
+        window.y,
+        window.score,
+        {
+            "facility": window.facility,
+            "sex": window.sex,
+            "age_band": auc.age_band(window.age_years),
+            "art_tenure": auc.art_tenure(window.art_months),
+        },
+        min_events=settings.MONITORING_AUC_SEGMENT_MIN_EVENTS,
+    )
+    return AucEvaluation.objects.create(
+        model_version=version,
+        evaluated_at=timezone.now(),
+        window_start=window_start,
+        window_end=window_end,
+        segments=segments,
+        **overall.as_dict(),
+    )
+
+
+def auc_summary(evaluation: AucEvaluation) -> str:
+    if evaluation.status != AucEvaluation.Status.OK:
+        return f"insufficient labels: {evaluation.n_events} events in {evaluation.n_labelled} labelled"
+    return (
+        f"ROC-AUC {evaluation.roc_auc:.3f} ({evaluation.roc_auc_lower:.3f}-{evaluation.roc_auc_upper:.3f}), "
+        f"{evaluation.n_events} events in {evaluation.n_labelled} labelled"
+    )
+
+
+def auc_figures(evaluation: AucEvaluation) -> dict:
+    fields = ("status", "n_labelled", "n_events", "roc_auc", "roc_auc_lower", "roc_auc_upper", "pr_auc", "brier")
+    figures = {name: getattr(evaluation, name) for name in fields}
+    figures.update(evaluation=evaluation.pk, model_version=evaluation.model_version.version)
+    return figures
+
+
+# --- Drift --------------------------------------------------------------------
+
+_compiled_references: dict[tuple, drift.Reference] = {}
+
+
+def _reference_for(version: ModelVersion) -> drift.Reference:
+    """The version's profile compiled to arrays once per process (profiles are frozen at training).
+
+    Keyed by name and training time too: a primary key alone can come back
+    for another version after a delete (SQLite reuses them).
+    """
+    key = (version.pk, version.version, version.trained_at)
+    if key not in _compiled_references:
+        _compiled_references[key] = drift.compile_reference(version.reference_profile)
+    return _compiled_references[key]
+
+
+def _persistent_state(window_drifted: bool, previous: DriftEvaluation | None) -> bool:
+    """Drift is declared after two drifting windows in a row and cleared after two clean ones."""
+    if previous is None:
+        return False
+    if window_drifted == previous.window_drifted:
+        return window_drifted
+    return previous.drift_detected
+
+
+def drift_evaluation_create(
+    *, now: dt.datetime | None = None, window_days: int | None = None
+) -> DriftEvaluation | None:
+    """Compare the active version's predictions of the last ``window_days`` with its reference profile."""
+    version = selectors.model_version_active()
+    if version is None:
+        return None
+    if not version.reference_profile:
+        raise ValueError(f"model version {version.version} has no reference profile to compare with")
+    now = now or timezone.now()
+    window_start = now - dt.timedelta(days=window_days or settings.MONITORING_DRIFT_WINDOW_DAYS)
+    rows, scores, tiers = selectors.prediction_window(version=version, start=window_start, end=now)
+    evaluation = DriftEvaluation(
+        model_version=version, evaluated_at=now, window_start=window_start, window_end=now, n_rows=len(rows)
+    )
+    if len(rows) < settings.MONITORING_DRIFT_MIN_ROWS:
+        previous = selectors.drift_evaluation_previous(version=version)
+        evaluation.status = DriftEvaluation.Status.INSUFFICIENT_DATA
+        evaluation.drift_detected = previous.drift_detected if previous else False
+        evaluation.save()
+        return evaluation
+    reference = _reference_for(version)
+    result = drift.evaluate(reference, drift.columns_from_rows(reference, rows), version.feature_importance or {})
+    evaluation.status = DriftEvaluation.Status.OK
+    evaluation.window_drifted = result.window_drifted
+    previous = selectors.drift_evaluation_previous(version=version)
+    evaluation.drift_detected = _persistent_state(result.window_drifted, previous)
+    evaluation.share_drifted = result.share_drifted
+    evaluation.drifted_features = result.drifted
+    evaluation.features = result.features
+    evaluation.prediction_drift = drift.prediction_drift(reference, scores, tiers)
+    evaluation.save()
+    return evaluation
+
+
+def drift_summary(evaluation: DriftEvaluation) -> str:
+    if evaluation.status != DriftEvaluation.Status.OK:
+        return f"insufficient data: {evaluation.n_rows} predictions in the window"
+    state = "DRIFT DETECTED" if evaluation.drift_detected else "no drift"
+    drifted = ", ".join(evaluation.drifted_features) or "none"
+    return f"{state}; window drifted: {evaluation.window_drifted}; drifted features: {drifted}"[:1000]
+
+
+def drift_figures(evaluation: DriftEvaluation) -> dict:
+    return {
+        "evaluation": evaluation.pk,
+        "model_version": evaluation.model_version.version,
+        "status": evaluation.status,
+        "n_rows": evaluation.n_rows,
+        "window_drifted": evaluation.window_drifted,
+        "drift_detected": evaluation.drift_detected,
+        "share_drifted": evaluation.share_drifted,
+        "drifted_features": evaluation.drifted_features,
+        "score_psi": evaluation.prediction_drift.get("score_psi"),
+        "high_share_change": evaluation.prediction_drift.get("high_share_change"),
+    }
+
+
+def summary_of(prefix: str, figures) -> str:
+    """A one-line summary of a dict of figures: "prefix: a=1, b=2"."""
+    if not isinstance(figures, dict):
+        return f"{prefix}: {figures}"
+    if not figures:
+        return f"{prefix}: nothing to report"
+    parts = [f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}" for key, value in figures.items()]
+    return f"{prefix}: {', '.join(parts)}"[:1000]
