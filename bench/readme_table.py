@@ -25,6 +25,8 @@ HEADER = [
 ]
 # bench_drift_evidently's target; not imported, as that module imports the drift code.
 DRIFT_TARGET_RATIO = 20.0
+# Benches of pure computation: the database they were run beside says nothing about them.
+COMPUTE_ONLY = {"bench_auc", "bench_drift", "bench_drift_evidently"}
 
 Row = tuple[str, str, str, str]  # what, figure, baseline, ratio (target)
 
@@ -34,13 +36,13 @@ def _http(r: dict) -> list[Row]:
     load = r["load"]
     return [
         (
-            f"single prediction over HTTP, unloaded, server-side p50 (`bench_http`, {r['web_workers']} web workers)",
+            "one prediction over HTTP, unloaded p50 (`bench_http`)",
             f"{miss['server_p50_ms']} ms scored, {hit['server_p50_ms']} ms cached",
             f"{base['server_p50_ms']} ms (`GET facilities/{{id}}/`)",
             f"{miss['server_p50_ms'] / base['server_p50_ms']:.2f}",
         ),
         (
-            f"scored predictions under wrk, {load['connections']} connections (`bench_http`)",
+            f"predictions scored under wrk, {load['connections']} connections (`bench_http`)",
             f"{load['predictions']['requests_per_s']} req/s",
             f"{load['baseline_pk_select']['requests_per_s']} req/s (`GET facilities/{{id}}/`)",
             f"{load['ratio']} (≥ {bench_http.TARGET_RATIO})",
@@ -52,7 +54,7 @@ def _prediction(r: dict) -> list[Row]:
     miss, hit = r["api"]["server_side_miss"], r["api"]["server_side_hit"]
     return [
         (
-            "single prediction in-process, server-side p50 (`bench_prediction`)",
+            "one prediction in-process, p50 (`bench_prediction`)",
             f"{miss['p50_ms']} ms scored",
             f"{hit['p50_ms']} ms cached",
             f"{miss['p50_ms'] / hit['p50_ms']:.2f} (scored p50 ≤ {r['target_p50_ms']:g} ms)",
@@ -74,7 +76,7 @@ def _batch(r: dict) -> list[Row]:
 def _drift(r: dict) -> list[Row]:
     return [
         (
-            f"drift evaluation, {run['rows']:,} rows x {run['features']} features (`bench_drift`)",
+            f"drift, {run['rows']:,} rows x {run['features']} features (`bench_drift`)",
             f"{run['evaluate_s']} s",
             "–",
             "–",
@@ -100,7 +102,7 @@ def _auc(r: dict) -> list[Row]:
     return [
         (
             f"ROC-AUC on {run['rows']:,} scores (`bench_auc`)",
-            f"{run['roc_auc_s']} s ({run['roc_auc_with_delong_s']} s with the DeLong interval)",
+            f"{run['roc_auc_s']} s ({run['roc_auc_with_delong_s']} s with DeLong)",
             f"scikit-learn `roc_auc_score` {run['sklearn_roc_auc_s']} s",
             f"{run['sklearn_roc_auc_s'] / run['roc_auc_s']:.1f}x",
         )
@@ -126,7 +128,7 @@ def _memory(r: dict) -> list[Row]:
         (
             "web worker RSS with the model loaded (`bench_memory`, requirements.txt only)",
             f"{r['max_rss_mb']} MB",
-            f"the same worker after boot: {booted} MB",
+            f"after boot: {booted} MB",
             f"{r['max_rss_mb'] / booted:.2f} (≤ {bench_memory.TARGET_MB:g} MB)",
         )
     ]
@@ -138,7 +140,7 @@ def _soak(r: dict) -> list[Row]:
         (
             f"soak, {r['minutes']:g} min at {r['rate']:g} req/s of mixed traffic (`bench.soak`)",
             f"{r['requests']:,} requests, {r['errors']} errors",
-            "RSS at the first sample after warm-up",
+            "RSS after warm-up",
             f"largest growth {growth:+.1%} (< {soak.MAX_GROWTH:.0%})",
         )
     ]
@@ -159,11 +161,13 @@ BENCHES: list[tuple[str, str, Callable[[dict], list[Row]]]] = [
 
 
 def machine(r: dict) -> str:
-    """The machine column: CPUs and their model, the database, and the cache when the bench names it."""
-    cpus = f"{r.get('cpus', '?')} CPUs" + (f" ({r['cpu_model']})" if r.get("cpu_model") else "")
-    database = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(r.get("database", ""), r.get("database", "?"))
-    cache = r.get("cache", "")
-    return ", ".join([cpus, database] + (["Redis"] if cache.startswith("redis") else []))
+    """The machine column: CPUs and their model; the database and Redis for the benches that use them."""
+    parts = [f"{r.get('cpus', '?')} × {r.get('cpu_model', 'CPU')}"]
+    if r.get("bench") not in COMPUTE_ONLY:
+        parts.append({"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(r.get("database", ""), "database?"))
+    if str(r.get("cache", "")).startswith("redis"):
+        parts.append("Redis")
+    return ", ".join(parts)
 
 
 def render(results: dict[str, dict]) -> str:

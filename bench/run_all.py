@@ -89,7 +89,8 @@ def main() -> int:
     import django
 
     django.setup()
-    ensure_wrk()
+    if not args.only or "bench_http" in args.only:
+        ensure_wrk()  # before the long benches, so a missing wrk is found at once
     print(f"benchmark database: {os.environ['DATABASE_URL']}")
     outcomes = []
     for module, full, quick in BENCHES:
