@@ -31,7 +31,8 @@ test: venv system-deps
 lint: venv
 	$(VENV)/bin/ruff check .
 
-## Every benchmark with its baseline (make bench BENCH_ARGS=--quick for a few minutes' run).
+## Every benchmark with its baseline, then README.md's performance table from bench/results/
+## (make bench BENCH_ARGS=--quick for a few minutes' run; BENCH_ARGS="--only bench_auc" for one).
 bench: venv
 	$(PY) -m bench.run_all $(BENCH_ARGS)
 

@@ -4,6 +4,7 @@
 
 Scores are rounded to 3 decimals so ties are plentiful (as with real risk
 scores); prints both timings and the absolute difference of the two AUCs.
+Writes bench/results/bench_auc.json.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import numpy as np
 
+from bench.common import write_result
 from monitoring.evaluation import auc
 
 
@@ -55,8 +57,10 @@ def run(n: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
-    for n in parser.parse_args().rows:
-        print(run(n))
+    runs = [run(n) for n in parser.parse_args().rows]
+    for figures in runs:
+        print(figures)
+    write_result("bench_auc", {"runs": runs})
 
 
 if __name__ == "__main__":

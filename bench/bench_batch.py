@@ -36,7 +36,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from bench.bench_prediction import RESULTS, ensure_data  # sets Django up before the model imports
+from bench.bench_prediction import ensure_data  # sets Django up before the model imports
+from bench.common import write_result
 from iit_service.celery import app as celery_app
 from patients.models import Observation, Patient
 from predictions import services
@@ -151,8 +152,7 @@ def main() -> None:
         batch_job__isnull=False, created_at__gte=timezone.now() - timezone.timedelta(hours=1)
     ).delete()
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_batch.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result("bench_batch", result)
 
 
 if __name__ == "__main__":

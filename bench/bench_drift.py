@@ -8,6 +8,7 @@ prediction drift), and turning stored feature dicts into columns (the part
 of the job that reads Prediction.features).  Three features are shifted so the
 verdict is exercised, not just the arithmetic.  ``reference_and_current(n)``
 gives the same data as pandas frames for a comparison with another tool.
+Writes bench/results/bench_drift.json.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 
 import numpy as np
 
+from bench.common import write_result
 from monitoring.evaluation import drift
 from predictions.profile import categorical_entry, numeric_entry
 
@@ -104,8 +106,10 @@ def run(n: int, *, seed: int = 0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    for n in parser.parse_args().rows:
-        print(run(n))
+    runs = [run(n) for n in parser.parse_args().rows]
+    for figures in runs:
+        print(figures)
+    write_result("bench_drift", {"runs": runs})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "iit_service.settings")
 os.environ.setdefault("DEBUG", "0")  # as served: production refuses DEBUG (it keeps every query's SQL)
@@ -40,7 +39,7 @@ from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
-from bench.common import machine_pace  # noqa: E402
+from bench.common import machine_pace, write_result  # noqa: E402
 from iit_service.wsgi import application  # noqa: E402
 from patients.cohort import generate_cohort  # noqa: E402
 from patients.cohort_writer import cohort_write  # noqa: E402
@@ -50,7 +49,6 @@ from predictions.explanations import contributions  # noqa: E402
 from predictions.features import FEATURES, FacilityStats, compute_features, scoring_moments  # noqa: E402
 from predictions.scoring import cutoff_matrix, probabilities, score  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 PREFIX = "BEN-"
 
 
@@ -214,8 +212,7 @@ def main() -> None:
         result["parts"]["predict_proba_one_row_dataframe_ms"] / result["parts"]["inplace_predict_numpy_ms"], 1
     )
     print(json.dumps(result, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_prediction.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_result("bench_prediction", result)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import re
 import signal
 import socket
@@ -284,7 +285,7 @@ def percentile(values: list[float], q: float) -> float:
 def machine_pace(database_url: str | None = None, *, repeat: int = 300) -> dict:
     """How fast this machine is this minute, to read a latency figure against (µs, medians).
 
-    On this VM the same code's single prediction has moved from 4.1 to 9.2 ms within a day: a figure
+    On a shared VM the same code's single-prediction latency can vary twofold within a day: a figure
     means little without the pace it was taken at. ``python_loop_us`` is a pure-Python loop (the sum of
     10,000 ints). On PostgreSQL, ``pg_round_trip_us`` is ``SELECT 1`` sent back to back and
     ``pg_round_trip_after_idle_us`` the same after 1 ms of sleep: the difference is what waking an idle
@@ -327,6 +328,17 @@ def pace_rows(pace: dict) -> list[tuple[str, object]]:
     return rows
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def write_result(name: str, data: dict) -> Path:
     """bench/results/<name>.json (gitignored) with the machine it ran on."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -335,6 +347,8 @@ def write_result(name: str, data: dict) -> Path:
         "bench": name,
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "os": f"{platform.system()} {platform.machine()}",
         "database": "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "sqlite",
         **data,
     }

@@ -9,7 +9,8 @@ cohort is generated once), else var/bench.sqlite3; the process benchmarks
 database is never touched.  ``--quick`` runs every benchmark at a smaller
 size (minutes, not tens of minutes).  A benchmark that fails is reported and
 the others still run; the exit status says whether all of them ran.
-Figures: printed, and bench/results/<name>.json.
+Figures: printed, and bench/results/<name>.json; then README.md's performance
+table is rewritten from every result there (bench.readme_table).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import traceback
 import urllib.parse
 
 from bench.common import RESULTS, ROOT, _admin_sql, ensure_wrk
+from bench.readme_table import update_readme
 
-# (module, arguments, arguments with --quick); the prediction and batch benches are helper B's,
-# drift and AUC helper D1's: called as they are, through their main().
+# (module, arguments, arguments with --quick), each called through its main().
 # Batch first: it generates the larger cohort, which the prediction bench then finds big enough.
 BENCHES = [
     ("bench_batch", [], ["--patients", "5000", "--sample", "50"]),
@@ -88,7 +89,8 @@ def main() -> int:
     import django
 
     django.setup()
-    ensure_wrk()
+    if not args.only or "bench_http" in args.only:
+        ensure_wrk()  # before the long benches, so a missing wrk is found at once
     print(f"benchmark database: {os.environ['DATABASE_URL']}")
     outcomes = []
     for module, full, quick in BENCHES:
@@ -99,6 +101,8 @@ def main() -> int:
     print(f"\n######## summary (figures in {RESULTS.relative_to(ROOT)}/)")
     for module, outcome, seconds in outcomes:
         print(f"   {module:<24} {outcome:<60} {seconds:7.1f} s")
+    update_readme()
+    print("README.md: performance table rewritten from bench/results/")
     return 0 if all(outcome == "ok" for _, outcome, _ in outcomes) else 1
 
 

@@ -1,0 +1,207 @@
+"""The README's performance table, written by ``make bench`` from bench/results/*.json.
+
+    .venv/bin/python -m bench.readme_table      # rewrite the table from the results there now
+
+One or more rows per benchmark: what was measured, the figure, its baseline measured in the same
+run, their ratio (with the target where there is one) and the machine it ran on.  A benchmark
+without a result file shows "not run".  Only the lines between the two marker comments in
+README.md are replaced.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import bench_http, bench_memory, bench_metrics, soak
+from bench.common import RESULTS, ROOT
+
+START = "<!-- bench-table:start -->"
+END = "<!-- bench-table:end -->"
+HEADER = [
+    "| benchmark | figure | baseline in the same run | ratio (target) | machine |",
+    "|---|---|---|---|---|",
+]
+# bench_drift_evidently's target; not imported, as that module imports the drift code.
+DRIFT_TARGET_RATIO = 20.0
+# Benches of pure computation: the database they were run beside says nothing about them.
+COMPUTE_ONLY = {"bench_auc", "bench_drift", "bench_drift_evidently"}
+
+Row = tuple[str, str, str, str]  # what, figure, baseline, ratio (target)
+
+
+def _http(r: dict) -> list[Row]:
+    miss, hit, base = r["unloaded"]["miss"], r["unloaded"]["hit"], r["unloaded"]["baseline"]
+    load = r["load"]
+    return [
+        (
+            "one prediction over HTTP, unloaded p50 (`bench_http`)",
+            f"{miss['server_p50_ms']} ms scored, {hit['server_p50_ms']} ms cached",
+            f"{base['server_p50_ms']} ms (`GET facilities/{{id}}/`)",
+            f"{miss['server_p50_ms'] / base['server_p50_ms']:.2f}",
+        ),
+        (
+            f"predictions scored under wrk, {load['connections']} connections (`bench_http`)",
+            f"{load['predictions']['requests_per_s']} req/s",
+            f"{load['baseline_pk_select']['requests_per_s']} req/s (`GET facilities/{{id}}/`)",
+            f"{load['ratio']} (≥ {bench_http.TARGET_RATIO})",
+        ),
+    ]
+
+
+def _prediction(r: dict) -> list[Row]:
+    miss, hit = r["api"]["server_side_miss"], r["api"]["server_side_hit"]
+    return [
+        (
+            "one prediction in-process, p50 (`bench_prediction`)",
+            f"{miss['p50_ms']} ms scored",
+            f"{hit['p50_ms']} ms cached",
+            f"{miss['p50_ms'] / hit['p50_ms']:.2f} (scored p50 ≤ {r['target_p50_ms']:g} ms)",
+        )
+    ]
+
+
+def _batch(r: dict) -> list[Row]:
+    return [
+        (
+            f"batch scoring of {r['active_patients']:,} active patients (`bench_batch`, {r['batch_path']})",
+            f"{r['batch_seconds']} s",
+            f"one by one, extrapolated: {r['one_by_one']['extrapolated_seconds']} s",
+            f"{r['speedup_vs_one_by_one']}x (≤ {r['target_seconds']} s)",
+        )
+    ]
+
+
+def _drift(r: dict) -> list[Row]:
+    return [
+        (
+            f"drift, {run['rows']:,} rows x {run['features']} features (`bench_drift`)",
+            f"{run['evaluate_s']} s",
+            "–",
+            "–",
+        )
+        for run in r["runs"]
+    ]
+
+
+def _drift_evidently(r: dict) -> list[Row]:
+    sizes = [value for value in r.values() if isinstance(value, dict) and "evidently" in value]
+    return [
+        (
+            f"drift, {size['rows']:,} rows x {size['features']} features (`bench_drift_evidently`)",
+            f"{size['ours']['seconds']:.3f} s",
+            f"Evidently `DataDriftPreset` {size['evidently']['seconds']:.1f} s",
+            f"{size['ratio']}x (≥ {DRIFT_TARGET_RATIO:g}x)",
+        )
+        for size in sorted(sizes, key=lambda size: size["rows"])
+    ]
+
+
+def _auc(r: dict) -> list[Row]:
+    return [
+        (
+            f"ROC-AUC on {run['rows']:,} scores (`bench_auc`)",
+            f"{run['roc_auc_s']} s ({run['roc_auc_with_delong_s']} s with DeLong)",
+            f"scikit-learn `roc_auc_score` {run['sklearn_roc_auc_s']} s",
+            f"{run['sklearn_roc_auc_s'] / run['roc_auc_s']:.1f}x",
+        )
+        for run in r["runs"]
+    ]
+
+
+def _metrics(r: dict) -> list[Row]:
+    web, base = r["web_metrics"], r["baseline_health_live"]
+    return [
+        (
+            f"`/metrics` scrape, gunicorn {r['gunicorn_workers']} workers (`bench_metrics`)",
+            f"p50 {web['p50_ms']} ms, p95 {web['p95_ms']} ms",
+            f"`/health/live` p50 {base['p50_ms']} ms",
+            f"{web['p50_ms'] / base['p50_ms']:.1f} (p95 ≤ {bench_metrics.TARGET_MS:g} ms)",
+        )
+    ]
+
+
+def _memory(r: dict) -> list[Row]:
+    booted = max(worker["rss_mb"] for worker in r["after_boot"])
+    return [
+        (
+            "web worker RSS with the model loaded (`bench_memory`, requirements.txt only)",
+            f"{r['max_rss_mb']} MB",
+            f"after boot: {booted} MB",
+            f"{r['max_rss_mb'] / booted:.2f} (≤ {bench_memory.TARGET_MB:g} MB)",
+        )
+    ]
+
+
+def _soak(r: dict) -> list[Row]:
+    growth = max(r["rss_growth"].values())
+    return [
+        (
+            f"soak, {r['minutes']:g} min at {r['rate']:g} req/s of mixed traffic (`bench.soak`)",
+            f"{r['requests']:,} requests, {r['errors']} errors",
+            "RSS after warm-up",
+            f"largest growth {growth:+.1%} (< {soak.MAX_GROWTH:.0%})",
+        )
+    ]
+
+
+# In the table's order: (result file, what it measures when not run, its rows).
+BENCHES: list[tuple[str, str, Callable[[dict], list[Row]]]] = [
+    ("bench_http", "single prediction over HTTP, unloaded and under wrk (`bench_http`)", _http),
+    ("bench_prediction", "single prediction in-process (`bench_prediction`)", _prediction),
+    ("bench_batch", "batch scoring (`bench_batch`)", _batch),
+    ("bench_drift", "drift evaluation (`bench_drift`)", _drift),
+    ("bench_drift_evidently", "drift against Evidently (`bench_drift_evidently`)", _drift_evidently),
+    ("bench_auc", "ROC-AUC against scikit-learn (`bench_auc`)", _auc),
+    ("bench_metrics", "`/metrics` scrape (`bench_metrics`)", _metrics),
+    ("bench_memory", "web worker memory (`bench_memory`)", _memory),
+    ("soak", "soak under mixed traffic (`bench.soak`)", _soak),
+]
+
+
+def machine(r: dict) -> str:
+    """The machine column: CPUs and their model; the database and Redis for the benches that use them."""
+    parts = [f"{r.get('cpus', '?')} × {r.get('cpu_model', 'CPU')}"]
+    if r.get("bench") not in COMPUTE_ONLY:
+        parts.append({"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(r.get("database", ""), "database?"))
+    if str(r.get("cache", "")).startswith("redis"):
+        parts.append("Redis")
+    return ", ".join(parts)
+
+
+def render(results: dict[str, dict]) -> str:
+    """The Markdown table for these results (file stem -> parsed JSON)."""
+    lines = list(HEADER)
+    for name, label, rows_of in BENCHES:
+        result = results.get(name)
+        if result is None:
+            lines.append(f"| {label} | not run | – | – | – |")
+            continue
+        try:
+            rows = rows_of(result)
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            rows = [(label, f"unreadable `bench/results/{name}.json`: run it again", "–", "–")]
+        where = machine(result)
+        lines += [f"| {what} | {figure} | {baseline} | {ratio} | {where} |" for what, figure, baseline, ratio in rows]
+    return "\n".join(lines)
+
+
+def replace_block(text: str, table: str) -> str:
+    """``text`` with everything between the markers replaced by ``table``; the rest untouched."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"the text has no {START} ... {END} block")
+    return f"{text[: start + len(START)]}\n{table}\n{text[end:]}"
+
+
+def load_results(folder: Path = RESULTS) -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+
+
+def update_readme(readme: Path = ROOT / "README.md", folder: Path = RESULTS) -> None:
+    readme.write_text(replace_block(readme.read_text(), render(load_results(folder))))
+
+
+if __name__ == "__main__":
+    update_readme()

@@ -1,0 +1,135 @@
+"""The README's performance table: rows from bench results, "not run" without them, only its block rewritten."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import readme_table
+from bench.readme_table import END, START, render, replace_block
+
+MACHINE = {"cpus": 2, "cpu_model": "Intel(R) Xeon(R) Processor", "database": "postgresql"}
+
+AUC = {**MACHINE, "bench": "bench_auc", "runs": [
+    {"rows": 1_000_000, "roc_auc_s": 0.092, "roc_auc_with_delong_s": 0.18, "sklearn_roc_auc_s": 0.147},
+]}  # fmt: skip
+DRIFT = {**MACHINE, "database": "sqlite", "bench": "bench_drift", "runs": [
+    {"rows": 100_000, "features": 25, "evaluate_s": 0.148},
+    {"rows": 1_000_000, "features": 25, "evaluate_s": 0.85},
+]}  # fmt: skip
+EVIDENTLY = {**MACHINE, "bench": "bench_drift_evidently", "100000": {
+    "rows": 100_000, "features": 25, "ours": {"seconds": 0.1481}, "evidently": {"seconds": 11.52}, "ratio": 77.8,
+}}  # fmt: skip
+HTTP = {**MACHINE, "bench": "bench_http", "cache": "redis", "web_workers": 2,
+        "unloaded": {"miss": {"server_p50_ms": 5.1}, "hit": {"server_p50_ms": 2.9},
+                     "baseline": {"server_p50_ms": 3.0}},
+        "load": {"connections": 16, "predictions": {"requests_per_s": 314.0},
+                 "baseline_pk_select": {"requests_per_s": 600.0}, "ratio": 0.524}}  # fmt: skip
+BATCH = {"database": "postgresql", "active_patients": 93_074, "batch_path": "celery", "batch_seconds": 8.64,
+         "one_by_one": {"extrapolated_seconds": 228.0}, "speedup_vs_one_by_one": 26.4,
+         "target_seconds": 15}  # fmt: skip
+
+PREDICTION = {**MACHINE, "bench": "bench_prediction", "cache": "redis", "target_p50_ms": 5.0,
+              "api": {"server_side_miss": {"p50_ms": 4.4}, "server_side_hit": {"p50_ms": 2.8}}}  # fmt: skip
+METRICS = {**MACHINE, "bench": "bench_metrics", "gunicorn_workers": 2,
+           "web_metrics": {"p50_ms": 12.3, "p95_ms": 18.3}, "baseline_health_live": {"p50_ms": 0.8}}  # fmt: skip
+MEMORY = {**MACHINE, "bench": "bench_memory", "max_rss_mb": 204.9, "after_boot": [{"rss_mb": 195.1}]}
+SOAK = {**MACHINE, "bench": "soak", "minutes": 10, "rate": 20, "requests": 11_999, "errors": 0,
+        "rss_growth": {"web": 0.052, "worker": 0.005}}  # fmt: skip
+
+
+def rows(table: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+
+
+def test_each_result_gives_its_figure_baseline_ratio_and_machine():
+    table = rows(render({"bench_auc": AUC, "bench_drift": DRIFT, "bench_drift_evidently": EVIDENTLY}))
+    by_what = {row[0]: row[1:] for row in table}
+    assert by_what["ROC-AUC on 1,000,000 scores (`bench_auc`)"] == [
+        "0.092 s (0.18 s with DeLong)",
+        "scikit-learn `roc_auc_score` 0.147 s",
+        "1.6x",
+        "2 × Intel(R) Xeon(R) Processor",
+    ]
+    assert by_what["drift, 1,000,000 rows x 25 features (`bench_drift`)"][0] == "0.85 s"
+    assert by_what["drift, 100,000 rows x 25 features (`bench_drift`)"][1:] == [
+        "–",
+        "–",
+        "2 × Intel(R) Xeon(R) Processor",
+    ]
+    assert by_what["drift, 100,000 rows x 25 features (`bench_drift_evidently`)"][:3] == [
+        "0.148 s",
+        "Evidently `DataDriftPreset` 11.5 s",
+        "77.8x (≥ 20x)",
+    ]
+
+
+def test_the_http_bench_gives_its_unloaded_and_loaded_rows_with_its_database_and_redis():
+    unloaded, loaded = rows(render({"bench_http": HTTP}))[:2]
+    assert unloaded[1:4] == ["5.1 ms scored, 2.9 ms cached", "3.0 ms (`GET facilities/{id}/`)", "1.70"]
+    assert loaded[1:4] == ["314.0 req/s", "600.0 req/s (`GET facilities/{id}/`)", "0.524 (≥ 0.5)"]
+    assert loaded[4] == "2 × Intel(R) Xeon(R) Processor, PostgreSQL, Redis"
+
+
+def test_a_result_without_the_machine_still_says_its_database():
+    (batch,) = [row for row in rows(render({"bench_batch": BATCH})) if "`bench_batch`" in row[0]]
+    assert batch == [
+        "batch scoring of 93,074 active patients (`bench_batch`, celery)",
+        "8.64 s",
+        "one by one, extrapolated: 228.0 s",
+        "26.4x (≤ 15 s)",
+        "? × CPU, PostgreSQL",
+    ]
+
+
+def test_every_bench_without_a_result_shows_not_run():
+    table = rows(render({"bench_auc": AUC}))
+    not_run = [row[0] for row in table if row[1] == "not run"]
+    assert len(not_run) == len(readme_table.BENCHES) - 1
+    assert "batch scoring (`bench_batch`)" in not_run
+    assert all(row[2:] == ["–", "–", "–"] for row in table if row[1] == "not run")
+
+
+def test_a_result_of_another_shape_asks_for_a_new_run():
+    table = rows(render({"bench_memory": {**MACHINE, "max_rss_mb": 204.9}}))
+    (memory,) = [row for row in table if "bench_memory" in row[0]]
+    assert memory[1] == "unreadable `bench/results/bench_memory.json`: run it again"
+
+
+def test_only_the_marked_block_is_replaced():
+    text = f"# Title\n\nabove\n{START}\n| old | table |\n{END}\nbelow\n"
+    assert replace_block(text, "| new |") == f"# Title\n\nabove\n{START}\n| new |\n{END}\nbelow\n"
+
+
+def test_a_text_without_the_markers_is_refused():
+    with pytest.raises(ValueError, match="bench-table"):
+        replace_block("# no table here\n", "| new |")
+
+
+def test_update_readme_writes_the_results_of_a_folder(tmp_path: Path):
+    (tmp_path / "bench_auc.json").write_text(json.dumps(AUC))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\n{END}\noutro\n")
+    readme_table.update_readme(readme, tmp_path)
+    text = readme.read_text()
+    assert "| ROC-AUC on 1,000,000 scores (`bench_auc`) | 0.092 s" in text
+    assert text.startswith(f"intro\n{START}\n| benchmark |") and text.endswith(f"{END}\noutro\n")
+
+
+def test_the_project_readme_holds_one_table_block():
+    text = (Path(readme_table.ROOT) / "README.md").read_text()
+    assert text.count(START) == 1 and text.count(END) == 1
+    assert text.index(START) < text.index(END)
+
+
+def test_the_project_readme_stays_under_2500_words_with_every_bench_at_its_default_sizes():
+    evidently = {**EVIDENTLY, "1000000": {**EVIDENTLY["100000"], "rows": 1_000_000}}
+    results = {"bench_http": HTTP, "bench_prediction": PREDICTION, "bench_batch": {**MACHINE, **BATCH},
+               "bench_drift": DRIFT, "bench_drift_evidently": evidently, "bench_auc": AUC,
+               "bench_metrics": METRICS, "bench_memory": MEMORY, "soak": SOAK}  # fmt: skip
+    table = render(results)
+    assert "not run" not in table and "unreadable" not in table
+    text = (Path(readme_table.ROOT) / "README.md").read_text()
+    assert len(replace_block(text, table).split()) <= 2500
