@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test venv system-deps bench lint clean
+.PHONY: run test venv system-deps bench lint typecheck clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: venv system-deps
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+## Static types of the project's packages (mypy with the Django and DRF stubs; settings in pyproject.toml).
+typecheck: venv
+	$(VENV)/bin/mypy
 
 ## Every benchmark with its baseline, then README.md's performance table from bench/results/
 ## (make bench BENCH_ARGS=--quick for a few minutes' run; BENCH_ARGS="--only bench_auc" for one).

@@ -27,7 +27,8 @@ class LockoutBackend(AxesStandaloneBackend):
         try:
             return super().authenticate(request, username=username, password=password, **kwargs)
         except AxesBackendPermissionDenied:
-            request.axes_locked_out = True  # so the middleware answers 429 (axes leaves it to its signal)
+            # So the middleware answers 429 (axes leaves it to its signal).
+            request.axes_locked_out = True  # type: ignore[union-attr]  # axes' own flag on Django's request
             raise
 
 

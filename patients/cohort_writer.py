@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from django.db import connection, transaction
 from django.utils import timezone
@@ -157,7 +159,9 @@ def _as_text(chunk: pd.DataFrame, *, separator: str, zone: str) -> pd.DataFrame:
     return text
 
 
-def _iso(values: np.ndarray, unit: str, *, separator: str = "T", zone: str = "") -> np.ndarray:
+def _iso(
+    values: npt.NDArray[np.datetime64], unit: Literal["D", "s", "us"], *, separator: str = "T", zone: str = ""
+) -> np.ndarray:
     strings = np.datetime_as_string(values, unit=unit)
     if separator != "T":
         strings = np.char.replace(strings, "T", separator)

@@ -119,7 +119,7 @@ class Observation(models.Model):
     def value_columns(concept: str, value) -> dict:
         """The column values for an already-cleaned value of ``concept``."""
         kind = CONCEPTS[concept].kind
-        columns = {"value_numeric": None, "value_text": None, "value_date": None}
+        columns: dict[str, object] = {"value_numeric": None, "value_text": None, "value_date": None}
         if kind == DATE:
             columns["value_date"] = value
         elif kind in (CODED, TEXT):

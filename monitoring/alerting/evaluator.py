@@ -75,10 +75,10 @@ def _open(*, rule: AlertRule, subject: str, value: float, now: dt.datetime) -> A
                 last_evaluated_at=now,
             )
     except IntegrityError:  # another evaluator opened it first
-        alert = open_alert(rule_id=rule.pk, subject=subject)
-        if alert is None:  # and it was resolved in between: the next pass opens a new one
+        opened = open_alert(rule_id=rule.pk, subject=subject)
+        if opened is None:  # and it was resolved in between: the next pass opens a new one
             raise
-        return alert
+        return opened
     record_event(alert=alert, kind="pending", at=now, note=alert.message)
     return alert
 

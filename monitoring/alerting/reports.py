@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import smtplib
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -72,7 +73,7 @@ def health_report_send(*, report: HealthReport) -> HealthReport:
 
 def report_content(*, start: dt.datetime, end: dt.datetime) -> dict:
     """Everything the report says, as JSON: stored on the row and rendered by both templates."""
-    content = {
+    content: dict[str, Any] = {
         "period": {"start": _iso(start), "end": _iso(end), "hours": settings.HEALTH_REPORT_PERIOD_HOURS},
         "health": _health(),
         "database": _database(),

@@ -225,17 +225,20 @@ def _codes_by_key(ref: CategoricalReference, values: np.ndarray) -> tuple[np.nda
         dtype=np.int64,
         count=len(keys),
     )
-    return codes, sorted({keys[i] for i in np.flatnonzero(codes == unseen_code)})
+    unseen = {keys[i] for i in np.flatnonzero(codes == unseen_code)}
+    return codes, sorted(key for key in unseen if key is not None)
 
 
 def _codes_by_number(ref: CategoricalReference, numbers: np.ndarray) -> tuple[np.ndarray, list[str]]:
     unseen_code, missing_code = len(ref.categories), len(ref.categories) + 1
+    keys, key_order = ref.numeric_keys, ref.key_order
+    assert keys is not None and key_order is not None  # only numeric categories are coded by number
     missing = np.isnan(numbers)
-    position = np.clip(np.searchsorted(ref.numeric_keys, numbers), 0, max(ref.numeric_keys.size - 1, 0))
-    found = ~missing & (ref.numeric_keys[position] == numbers) if ref.numeric_keys.size else np.zeros_like(missing)
-    codes = np.where(missing, missing_code, np.where(found, ref.key_order[position], unseen_code))
+    position = np.clip(np.searchsorted(keys, numbers), 0, max(keys.size - 1, 0))
+    found = ~missing & (keys[position] == numbers) if keys.size else np.zeros_like(missing)
+    codes = np.where(missing, missing_code, np.where(found, key_order[position], unseen_code))
     unseen = np.unique(numbers[~missing & ~found])
-    return codes, [category_key(float(v)) for v in unseen]
+    return codes, [key for v in unseen if (key := category_key(float(v))) is not None]
 
 
 def categorical_feature(ref: CategoricalReference, values: np.ndarray) -> dict:
@@ -289,7 +292,7 @@ def evaluate(reference: Reference, columns: dict[str, np.ndarray], importance: d
         rows.append(row)
     rows.sort(key=lambda row: row["psi"] * max(row["importance"], 1e-9), reverse=True)
     drifted = [row["feature"] for row in rows if row["status"] == "drift"]
-    top = sorted(importance, key=importance.get, reverse=True)[:TOP_FEATURES]
+    top = sorted(importance, key=lambda name: importance[name], reverse=True)[:TOP_FEATURES]
     share = len(drifted) / len(rows) if rows else 0.0
     return DriftResult(rows, drifted, share, bool(set(top) & set(drifted)) or share >= SHARE_DRIFTED)
 

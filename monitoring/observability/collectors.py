@@ -91,7 +91,7 @@ def model_metrics() -> Iterable[Metric]:
             .order_by("-evaluated_at", "-id")
             .first()
         )
-        if evaluation is not None:
+        if evaluation is not None and evaluation.roc_auc is not None:
             auc.add_metric([version.version], evaluation.roc_auc)
             for family, value in ((lower, evaluation.roc_auc_lower), (upper, evaluation.roc_auc_upper)):
                 if value is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -37,7 +38,13 @@ def sources(directories: list[str]) -> list:
 
 def snapshot(collectors: list) -> dict:
     """Cumulative totals: API errors, cache hits and misses, and the two latency histograms' buckets."""
-    totals = {"errors": 0.0, "cache_hit": 0.0, "cache_miss": 0.0, "prediction_buckets": {}, "db_buckets": {}}
+    totals: dict[str, Any] = {
+        "errors": 0.0,
+        "cache_hit": 0.0,
+        "cache_miss": 0.0,
+        "prediction_buckets": {},
+        "db_buckets": {},
+    }
     samples = (sample for collector in collectors for family in collector.collect() for sample in family.samples)
     for sample in samples:
         if sample.name == ERRORS:

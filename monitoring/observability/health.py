@@ -31,7 +31,11 @@ error_log = logging.getLogger("iit.error")
 _PROBES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="health-probe")
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
-TABLES = {"patients": Patient, "predictions": Prediction, "observations": Observation}
+TABLES: dict[str, type[Patient] | type[Prediction] | type[Observation]] = {
+    "patients": Patient,
+    "predictions": Prediction,
+    "observations": Observation,
+}
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import os
 from contextvars import ContextVar
 from logging.handlers import TimedRotatingFileHandler
 from pathlib import Path
+from typing import Any
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -141,7 +142,7 @@ def logging_config(*, log_dir: Path, level: str, app_retention_days: int, audit_
         for category in CATEGORIES:
             days = audit_retention_days if category == "security" else app_retention_days
             handlers[f"{category}_file"] = _file_handler(log_dir / f"{category}.log", days)
-    loggers = {
+    loggers: dict[str, dict[str, Any]] = {
         f"iit.{category}": {"level": "INFO", "handlers": [f"{category}_file"] if files else []}
         for category in CATEGORIES
     }

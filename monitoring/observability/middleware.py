@@ -32,13 +32,20 @@ _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "<unmatched>"
 
 
+class ObservedRequest(HttpRequest):
+    """A request as these middlewares mark it: its id, and the class of an exception a view raised."""
+
+    request_id: str
+    _iit_exception: str
+
+
 class RequestIdMiddleware:
     """Takes a sane X-Request-ID from the caller (a proxy's) or makes one; echoes it back."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: ObservedRequest) -> HttpResponse:
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request.request_id)
@@ -61,7 +68,7 @@ class ObservabilityMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: ObservedRequest) -> HttpResponse:
         started = time.perf_counter()
         with query_timing():
             response = self.get_response(request)
@@ -69,7 +76,7 @@ class ObservabilityMiddleware:
         after_response(lambda: request_observed(request, response, seconds))
         return response
 
-    def process_exception(self, request: HttpRequest, exception: Exception) -> None:
+    def process_exception(self, request: ObservedRequest, exception: Exception) -> None:
         request._iit_exception = type(exception).__name__
         error_log.error(
             "unhandled exception",

@@ -145,9 +145,10 @@ def line_chart(
 
 def _polyline(series: Series, x: Scale, y: Scale) -> list[str]:
     """One polyline per unbroken run of points, and a dot on each point."""
-    parts, run = [], []
+    parts: list[str] = []
+    run: list[str] = []
     for px, py in [*series.points, (None, None)]:
-        if py is None:
+        if px is None or py is None:
             if len(run) > 1:
                 parts.append(
                     f'<polyline points="{" ".join(run)}" fill="none" stroke="{series.color}" stroke-width="1.8"/>'

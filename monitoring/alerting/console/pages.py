@@ -7,6 +7,7 @@ admin's own context and render.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -47,7 +48,7 @@ def _series(name: str, label: str, color: str, *, start: dt.datetime, end: dt.da
 
 
 def _service_charts(*, start: dt.datetime, end: dt.datetime) -> list:
-    window = {"start": start, "end": end}
+    window: dict[str, Any] = {"start": start, "end": end}
     return [
         charts.line_chart(
             [_series("error_rate_per_hour", "API errors per hour (hourly max)", PALETTE[3], **window)],

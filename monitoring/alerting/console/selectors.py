@@ -159,7 +159,7 @@ def drift_history(*, limit: int = 104) -> list[dict]:
     rows = DriftEvaluation.objects.order_by("-evaluated_at", "-id").values(
         "evaluated_at", "status", "share_drifted", "window_drifted", "drift_detected", "n_rows"
     )[:limit]
-    return list(reversed(rows))
+    return [dict(row) for row in rows][::-1]
 
 
 def predictions_by_tier(*, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
@@ -261,4 +261,5 @@ def last_job_finished() -> JobRun | None:
         JobRun.objects.filter(job=name, finished_at__isnull=False).order_by("-started_at", "-id").first()
         for name in job_names()
     ]
-    return max((run for run in latest if run), key=lambda run: run.finished_at, default=None)
+    finished = [run for run in latest if run is not None and run.finished_at is not None]
+    return max(finished, key=lambda run: run.finished_at or run.started_at, default=None)

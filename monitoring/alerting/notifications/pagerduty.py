@@ -9,7 +9,7 @@ from monitoring.alerting.notifications.message import AlertMessage
 
 
 def send(message: AlertMessage) -> int:
-    event = {
+    event: dict[str, object] = {
         "routing_key": settings.PAGERDUTY_ROUTING_KEY,
         "event_action": message.event,
         "dedup_key": message.dedup_key,
@@ -23,7 +23,8 @@ def send(message: AlertMessage) -> int:
             "component": message.rule,
             "custom_details": message.as_dict(),
         }
-        event["links"] = [{"href": message.console_url, "text": "Admin console"}]
+        links = [{"href": message.console_url, "text": "Admin console"}]
         if message.runbook_url.startswith(("http://", "https://")):
-            event["links"].append({"href": message.runbook_url, "text": "Runbook"})
+            links.append({"href": message.runbook_url, "text": "Runbook"})
+        event["links"] = links
     return post_json(settings.PAGERDUTY_EVENTS_URL, event)
