@@ -16,8 +16,6 @@ import os
 import shutil
 from pathlib import Path
 
-from gunicorn.glogging import Logger
-
 _BASE_DIR = Path(__file__).resolve().parent.parent
 _VAR_DIR = Path(os.environ.get("IIT_VAR_DIR", str(_BASE_DIR / "var")))  # as settings.VAR_DIR
 MULTIPROC_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_VAR_DIR / "prometheus" / "web"))
@@ -44,19 +42,6 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # The service logs each request itself (iit.access, JSON with the request id).
 accesslog = None
 
-
-class ServiceLogger(Logger):
-    """gunicorn's logger with its access log off.
-
-    A ``logconfig_dict`` (the JSON error log below) counts, for gunicorn, as access logging on: each request
-    then built the access log's fields, a dict of every header and environ variable, for a logger that has
-    no handler (3% of a worker's time under load).
-    """
-
-    access_log_enabled = False  # what Logger.access checks before building anything
-
-
-logger_class = ServiceLogger
 errorlog = "-"
 logconfig_dict = {
     "version": 1,
@@ -84,9 +69,9 @@ def on_starting(server) -> None:
 def post_worker_init(worker) -> None:
     """Move everything the worker loaded at boot (Django, DRF, pandas, XGBoost) out of the garbage collector's sight.
 
-    An oldest-generation collection walks every object the process has ever kept: in a booted worker that took
-    130 ms, once in about 600 requests, stalling whichever request tripped it. Frozen objects are never
-    walked again (``gc.freeze``, as the standard library suggests for processes that serve after start-up).
+    An oldest-generation collection walks every object the process has ever kept, stalling whichever request
+    tripped it for far longer than the request itself. Frozen objects are never walked again (``gc.freeze``,
+    as the standard library suggests for processes that serve after start-up).
     """
     gc.collect()
     gc.freeze()

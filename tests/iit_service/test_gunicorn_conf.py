@@ -7,7 +7,6 @@ import runpy
 from pathlib import Path
 
 import pytest
-from gunicorn.config import Config
 
 CONF = Path(__file__).resolve().parents[2] / "iit_service" / "gunicorn_conf.py"
 
@@ -24,11 +23,3 @@ def test_a_booted_worker_freezes_what_it_loaded_out_of_the_collectors_walks(conf
         assert gc.get_freeze_count() > 10_000  # Django, DRF, pandas, XGBoost...
     finally:
         gc.unfreeze()
-
-
-def test_gunicorn_builds_no_access_log_of_its_own(conf):
-    config = Config()
-    for name in ("logconfig_dict", "logger_class", "accesslog"):
-        config.set(name, conf[name])
-    logger = config.logger_class(config)
-    assert config.logconfig_dict and not logger.access_log_enabled  # the JSON error log no longer switches it on
