@@ -6,7 +6,7 @@ import xgboost as xgb
 from predictions import registry
 from predictions.explanations import contributions, describe_factor, top_factors
 from predictions.features import FEATURES
-from predictions.metrics import average_precision, capture, roc_auc, tier_cutoffs_from, tiers_of
+from predictions.metrics import tier_cutoffs_from, tiers_of
 from predictions.scoring import cutoff_matrix, probabilities, risk_levels, score
 from predictions.selectors import record_of
 from predictions.training import training_set
@@ -61,23 +61,6 @@ def test_tiers_are_workload_quotas_of_the_validation_scores():
 def test_each_row_uses_its_own_facilitys_cutoffs():
     cutoffs = np.array([[0.1, 0.2, 0.3], [0.5, 0.6, 0.7]])
     assert risk_levels(np.array([0.35, 0.35]), cutoffs).tolist() == ["very_high", "low"]
-
-
-def test_quality_figures_match_their_definitions():
-    y = np.array([0, 0, 1, 1, 0, 1])
-    s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
-    assert roc_auc(y, s) == 8 / 9
-    assert capture(y, s, 0.34) == 2 / 3
-
-
-def test_pr_auc_and_roc_auc_agree_with_scikit_learn():
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    rng = np.random.default_rng(3)
-    y = rng.random(2000) < 0.1
-    s = np.round(rng.random(2000) + y * 0.3, 2)  # rounded: ties included
-    assert abs(roc_auc(y.astype(float), s) - roc_auc_score(y, s)) < 1e-12
-    assert abs(average_precision(y.astype(float), s) - average_precision_score(y, s)) < 1e-12
 
 
 def test_contributions_are_xgboosts_exact_treeshap_and_add_up_to_the_margin(trained):
