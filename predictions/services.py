@@ -28,13 +28,12 @@ from monitoring.models import AucEvaluation
 from monitoring.services import auc_evaluation_create
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
-from predictions import registry, selectors
+from predictions import registry, selectors, tiers
 from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
 from predictions.labels import resolve_outcomes
-from predictions.metrics import tiers_of
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import reference_profile
-from predictions.scoring import Scored, cutoff_matrix, score
+from predictions.scoring import Scored, score
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of, group_starts
 from predictions.training import TrainedModel, probabilities, reference_rows, train, training_set
 
@@ -70,10 +69,10 @@ def _cache_key(
     # removed with a correction: their count and newest creation) and the day: any change makes old entries
     # unreachable.
     override = overrides.get(patient.facility_id)
-    tiers = "" if override is None else ",".join(repr(override[tier]) for tier in ("medium", "high", "very_high"))
+    cut = "" if override is None else ",".join(repr(override[tier]) for tier in tiers.CUT_TIERS)
     newest = int(timeline.created.max()) if len(timeline) else 0
     record = f"{patient.updated_at.timestamp():.6f}:{len(timeline)}:{newest}"
-    return f"pred:v{model.id}:t{tiers}:p{patient.pk}:{record}:{today.isoformat()}"
+    return f"pred:v{model.id}:t{cut}:p{patient.pk}:{record}:{today.isoformat()}"
 
 
 # A cached prediction is the stored row's fields, so a hit needs no query; a prediction row never changes
@@ -217,7 +216,8 @@ def _score_patients(
     rows = compute_features(
         timeline=timeline, patients=table, patient_ids=table.id, as_of=moments, facility_stats=model.facility_stats
     )
-    cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides() if overrides is None else overrides)
+    overrides = registry.tier_overrides() if overrides is None else overrides
+    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, overrides)
     scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(seconds=int(m)) for m in moments.tolist()]
     stamps = _observation_stamps(timeline, table.id)
@@ -354,9 +354,9 @@ def _chunk_stored(scored: _ScoredPatients, *, job_id: str) -> bool:
 
 def _batch_job_finish(job_id: str) -> None:
     rows = Prediction.objects.filter(batch_job_id=job_id).values("risk_level").annotate(n=Count("id"))
-    tiers = {row["risk_level"]: row["n"] for row in rows.order_by()}
+    counts = {row["risk_level"]: row["n"] for row in rows.order_by()}
     BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
-        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": dict(tiers)}
+        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": counts}
     )
 
 
@@ -448,7 +448,7 @@ def model_version_register(
     reference = reference_rows(timeline=timeline, patients=patients, as_of=as_of, facility_stats=data.facility_stats)
     scores = probabilities(trained.booster, reference.matrix.astype(np.float32), trained.margin_offset)
     profile = reference_profile(
-        matrix=reference.matrix, scores=scores, risk_levels=tiers_of(scores, trained.tier_cutoffs)
+        matrix=reference.matrix, scores=scores, risk_levels=tiers.levels(scores, tiers.cutoff_row(trained.tier_cutoffs))
     )
     split = _date(data.split_day)
     return ModelVersion.objects.create(
@@ -504,7 +504,7 @@ def predictions_backfill(*, weeks: int) -> dict:
         timeline=timeline, patients=table, patient_ids=pid, as_of=(day + 1) * DAY, facility_stats=model.facility_stats
     )
     facility = table.facility_id[table.rows_of(pid)]
-    scored = score(model, rows, cutoff_matrix(model, facility, registry.tier_overrides()))
+    scored = score(model, rows, tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides()))
     as_of = [_EPOCH + dt.timedelta(days=int(d) + 1) for d in day.tolist()]
     stamps = [None] * len(pid)
     batch = _ScoredPatients(model, pid, facility, rows, scored, stamps, as_of)

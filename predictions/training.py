@@ -41,9 +41,9 @@ import xgboost as xgb
 from tqdm import tqdm
 
 from monitoring.evaluation import auc
+from predictions import tiers
 from predictions.features import FEATURES, FeatureRows, compute_features, scoring_moments
 from predictions.labels import IIT, RETAINED, label_appointments
-from predictions.metrics import tier_cutoffs_from
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of
 
 VALIDATION_SHARE = 0.2
@@ -198,7 +198,7 @@ def train(data: TrainingSet, *, progress: bool = False) -> TrainedModel:
     metrics["n_validation"] = int(data.is_validation.sum())
     metrics["train_iit_rate"] = float(data.y[data.is_training].mean())
     params.update(margin_offset=offset, scale_pos_weight=weight)
-    return TrainedModel(booster, offset, data, scores, metrics, tier_cutoffs_from(scores), params)
+    return TrainedModel(booster, offset, data, scores, metrics, tiers.cutoffs_from(scores), params)
 
 
 def validation_metrics(y: np.ndarray, scores: np.ndarray) -> dict:

@@ -14,9 +14,8 @@ from django.utils import timezone
 from monitoring.console import charts, selectors
 from monitoring.console.charts import PALETTE, TIER_COLORS, Series, timestamp
 from monitoring.models import Alert, AlertRule, HealthReport
-from predictions.models import RiskLevel
+from predictions.tiers import TIERS
 
-TIERS = [level.value for level in RiskLevel]
 TIER_WEEKS = 12
 
 

@@ -10,7 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from patients.api.serializers import ErrorOutput, StrictInput
-from predictions.models import BatchJob, ModelVersion, Prediction, RiskLevel
+from predictions.models import BatchJob, ModelVersion, Prediction
+from predictions.tiers import RiskLevel
 
 __all__ = ["ErrorOutput"]
 
