@@ -24,8 +24,6 @@ from kombu.exceptions import KombuError
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
-from monitoring.models import AucEvaluation
-from monitoring.services import auc_evaluation_create
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
 from predictions import registry, selectors, tiers
@@ -528,30 +526,3 @@ def _backfill_visits(timeline, table, version, *, start: dt.date, end: dt.date, 
     pairs -= {(p, int(day_of(moment)) - 1) for p, moment in done.values_list("patient_id", "as_of")}
     ordered = sorted(pairs)
     return np.array([p for p, _ in ordered], dtype=np.int64), np.array([d for _, d in ordered], dtype=np.int64)
-
-
-def auc_history_backfill(*, weeks: int, today: dt.date | None = None, window_days: int | None = None) -> list:
-    """One AUC evaluation per week up to ``today`` (default: the training date), dated that week.
-
-    Each is the monitoring job's own evaluation as of that week.
-
-    Run after ``predictions_backfill`` and outcome resolution so the console's
-    AUC-over-time chart starts with history instead of one point weeks from now.
-    Weeks whose window reaches before the validation window, or already
-    evaluated by an earlier backfill, are skipped.
-    """
-    version = registry.active_model().record
-    today = today or version.training_as_of
-    window_days = window_days or settings.MONITORING_AUC_WINDOW_DAYS
-    evaluations = []
-    for k in reversed(range(weeks)):
-        as_of = today - dt.timedelta(weeks=k)
-        if as_of - dt.timedelta(days=IIT_GRACE_DAYS + window_days - 1) < version.validation_window_start:
-            continue
-        moment = dt.datetime.combine(as_of, dt.time(12), tzinfo=dt.UTC)
-        if AucEvaluation.objects.filter(model_version=version, evaluated_at=moment).exists():
-            continue  # evaluated by an earlier backfill
-        evaluation = auc_evaluation_create(today=as_of, window_days=window_days)
-        AucEvaluation.objects.filter(pk=evaluation.pk).update(evaluated_at=moment)
-        evaluations.append(evaluation)
-    return evaluations
