@@ -23,18 +23,25 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from iit_service.errors import Conflict, Unavailable
 from predictions.features import FEATURES, FacilityStats
 from predictions.models import FacilityTierCutoffs, ModelVersion
 
 log = logging.getLogger("iit.model")
 
 
-class ModelUnavailable(Exception):
-    """No active model version, or its artifact is missing or corrupt."""
+class ModelUnavailable(Unavailable):
+    """No active model version, or its artifact is missing or corrupt (``str``: which, for logs and commands)."""
+
+    code = "model_unavailable"
+
+    @property
+    def message(self) -> str:
+        return f"Predictions are unavailable: {self}."
 
 
-class ActivationConflict(Exception):
-    pass
+class ActivationConflict(Conflict):
+    """The version could not be made the active one (another activation won), or there is none to roll back to."""
 
 
 @dataclass(frozen=True)

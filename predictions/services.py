@@ -23,6 +23,7 @@ from kombu.exceptions import KombuError
 
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
+from iit_service.errors import Conflict
 from monitoring.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
@@ -42,8 +43,10 @@ logger = logging.getLogger(__name__)
 BATCH_PENDING_STALE_AFTER = dt.timedelta(hours=6)
 
 
-class PatientNotActive(Exception):
+class PatientNotActive(Conflict):
     """The patient died, transferred out or stopped: an interruption risk means nothing for them."""
+
+    code = "patient_not_active"
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -101,7 +104,10 @@ def prediction_create(
     patient is no longer in care (died, transferred out, stopped).
     """
     if patient.status != Patient.Status.ACTIVE:
-        raise PatientNotActive(f"The patient's status is {patient.get_status_display().lower()}, not active.")
+        raise PatientNotActive(
+            f"The patient's status is {patient.get_status_display().lower()}, not active. "
+            "An interruption-in-treatment risk applies only to active patients."
+        )
     model = registry.active_model()
     now = now or timezone.now()
     started = time.perf_counter()
