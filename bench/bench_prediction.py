@@ -44,10 +44,10 @@ from iit_service.wsgi import application  # noqa: E402
 from patients.cohort import generate_cohort  # noqa: E402
 from patients.cohort_writer import cohort_write  # noqa: E402
 from patients.models import ClinicianFacility, Facility, Patient  # noqa: E402
-from predictions import registry, selectors, services  # noqa: E402
+from predictions import registry, selectors, services, tiers  # noqa: E402
 from predictions.explanations import contributions  # noqa: E402
 from predictions.features import FEATURES, FacilityStats, compute_features, scoring_moments  # noqa: E402
-from predictions.scoring import cutoff_matrix, probabilities, score  # noqa: E402
+from predictions.scoring import probabilities, score  # noqa: E402
 
 PREFIX = "BEN-"
 
@@ -172,7 +172,7 @@ def parts(patient: Patient) -> dict:
     rows = features()
     # A country's model knows thousands of facilities; serving prepares their statistics once per version.
     country = FacilityStats.of({"facilities": {str(f): {"iit_rate": 0.1, "mean_days_late": 5.0} for f in range(3000)}})
-    cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides())
+    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, registry.tier_overrides())
     frame = pd.DataFrame(rows.matrix, columns=FEATURES)
     classifier = xgb.XGBClassifier()
     classifier.load_model(registry.artifact_path(model.record.artifact_path))

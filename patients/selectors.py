@@ -10,10 +10,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import Q, QuerySet
-from django.http import Http404
 from rest_framework.authtoken.models import Token
 
 from iit_service.db import ModelColumns, execute_prepared
+from iit_service.errors import NotFound
 from patients.models import ClinicianFacility, Facility, Observation, Patient
 
 
@@ -46,7 +46,7 @@ _PATIENT, _FACILITY = ModelColumns(Patient, "p"), ModelColumns(Facility, "f")
 
 
 def patient_for(user, patient_id) -> Patient:
-    """The patient (with their facility) if the user may see them; another facility's is a plain 404, no leak.
+    """The patient (with their facility) if the user may see them; another facility's is NotFound, no leak.
 
     Every clinical request starts here, so the scoped join is written out once (iit_service.db) rather
     than rebuilt by the ORM each time: about 0.4 ms a request.
@@ -76,13 +76,13 @@ def patient_with(user, patient_id, joined: Joined | None = None) -> tuple[Patien
     """``patient_for``, and the values of ``joined``'s columns read with it: one round trip, not two."""
     pk = _patient_key(patient_id)
     if pk is None or not user.is_authenticated:
-        raise Http404
+        raise NotFound
     scoped = not user.is_superuser
     with connection.cursor() as cursor:
         execute_prepared(cursor, _patient_sql(scoped=scoped, joined=joined), [pk, user.pk] if scoped else [pk])
         row = cursor.fetchone()
     if row is None:
-        raise Http404
+        raise NotFound
     return _patient_of(row)
 
 
@@ -149,14 +149,14 @@ def _patient_sql(*, scoped: bool, joined: Joined | None) -> str:
 
 
 def facility_for(user, lookup: str) -> Facility:
-    """One of the user's facilities by id or by code; anything else is a 404."""
+    """One of the user's facilities by id or by code; anything else is NotFound."""
     if "\x00" in lookup:  # PostgreSQL refuses NUL in text: nothing can match it
-        raise Http404
+        raise NotFound
     by_id = lookup.isascii() and lookup.isdigit() and int(lookup) < 2**63
     match = Q(code=lookup) | Q(pk=int(lookup)) if by_id else Q(code=lookup)
     facility = facilities_visible_to(user).filter(match).first()
     if facility is None:
-        raise Http404
+        raise NotFound
     return facility
 
 

@@ -1,4 +1,8 @@
-"""Writes to the clinical record.  Every read or write of patient data is audited here."""
+"""Writes to the clinical record.  Every read or write of patient data is audited here.
+
+Services take the ``Caller`` (who asks, from where), never a request, and refuse with
+``iit_service.errors``; the API maps those to its answers.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,19 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.http import Http404
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed, NotFound, ValidationError
 
 from iit_service.after_response import after_response
+from iit_service.caller import Caller
 from iit_service.db import insert_together
+from iit_service.errors import CredentialsRefused, Invalid, NotFound
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
 from patients.selectors import facilities_visible_to, patient_for, patients_visible_to
 
 security_log = logging.getLogger("iit.security")
-
-
-def client_address(request) -> str | None:
-    """The caller's address: the first X-Forwarded-For hop when a proxy set it, else the socket peer."""
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    address = forwarded.split(",")[0].strip() if forwarded else request.META.get("REMOTE_ADDR")
-    return address or None
 
 
 def audit_record(**access) -> AuditEvent:
@@ -37,7 +34,7 @@ def audit_record(**access) -> AuditEvent:
 
 def audit_event(
     *,
-    request,
+    caller: Caller,
     action: str,
     resource: str,
     patient: Patient | None = None,
@@ -45,7 +42,7 @@ def audit_event(
     object_count: int = 1,
 ) -> AuditEvent:
     """The record of this access, not yet stored: ``audit_store`` stores it, with the rows it made if any."""
-    user = request.user if getattr(request, "user", None) and request.user.is_authenticated else None
+    user = caller.authenticated_user
     return AuditEvent(
         user=user,
         username=user.get_username() if user else "anonymous",
@@ -54,9 +51,9 @@ def audit_event(
         patient=patient,
         facility=facility or (patient.facility if patient else None),
         object_count=object_count,
-        client_address=client_address(request),
-        request_id=getattr(request, "request_id", "")[:64],
-        path=request.path[:300],
+        client_address=caller.client_address,
+        request_id=caller.request_id[:64],
+        path=caller.path[:300],
     )
 
 
@@ -86,26 +83,26 @@ def audit_store(*, event: AuditEvent, rows: tuple = ()) -> AuditEvent:
 # --- scope -----------------------------------------------------------------
 
 
-def patient_for_request(*, request, patient_id: int, resource: str = "patient") -> Patient:
-    """The patient if the caller may see them, else a 404; reaching for another facility's patient is audited."""
-    with patient_reach_audited(request=request, patient_id=patient_id, resource=resource):
-        return patient_for(request.user, patient_id)
+def patient_for_request(*, caller: Caller, patient_id: int, resource: str = "patient") -> Patient:
+    """The patient if the caller may see them, else NotFound; reaching for another facility's patient is audited."""
+    with patient_reach_audited(caller=caller, patient_id=patient_id, resource=resource):
+        return patient_for(caller.user, patient_id)
 
 
 @contextlib.contextmanager
-def patient_reach_audited(*, request, patient_id: int, resource: str) -> Iterator[None]:
-    """A 404 from inside, for a patient who exists, is audited as denied: the caller reached for another
+def patient_reach_audited(*, caller: Caller, patient_id: int, resource: str) -> Iterator[None]:
+    """NotFound from inside, for a patient who exists, is audited as denied: the caller reached for another
     facility's patient. A patient who does not exist leaves no row."""
     try:
         yield
-    except Http404:
+    except NotFound:
         other = Patient.objects.select_related("facility").filter(pk=patient_id).first()
         if other is not None:
-            audit_record(request=request, action=AuditEvent.Action.DENIED, resource=resource, patient=other)
+            audit_record(caller=caller, action=AuditEvent.Action.DENIED, resource=resource, patient=other)
         raise
 
 
-def audit_denied_reach(*, request, patient_ids: set[int], resource: str, object_count: int) -> None:
+def audit_denied_reach(*, caller: Caller, patient_ids: set[int], resource: str, object_count: int) -> None:
     """One denied row per foreign facility a batch reached into (not one per patient: a batch may hold 10,000).
 
     ``patient_ids`` are those the caller may not see; ids of no patient at all leave no row.
@@ -113,7 +110,7 @@ def audit_denied_reach(*, request, patient_ids: set[int], resource: str, object_
     foreign = Patient.objects.filter(pk__in=patient_ids).select_related("facility")
     for facility in {p.facility_id: p.facility for p in foreign}.values():
         audit_record(
-            request=request,
+            caller=caller,
             action=AuditEvent.Action.DENIED,
             resource=resource,
             facility=facility,
@@ -124,20 +121,22 @@ def audit_denied_reach(*, request, patient_ids: set[int], resource: str, object_
 # --- auth -------------------------------------------------------------------
 
 
-def auth_token_issue(*, request, username: str, password: str) -> Token:
-    """The user's API token for a correct username and password; every attempt is logged for security review."""
-    # The HttpRequest under DRF's wrapper: django-axes marks a lockout on the request its signal receives and
-    # its middleware reads the mark from the HttpRequest, so the attempt that reaches the limit is already a 429.
-    user = authenticate(request=getattr(request, "_request", request), username=username, password=password)
+def auth_token_issue(*, caller: Caller, username: str, user) -> Token:
+    """The API token of ``user``, whom authentication returned for ``username`` and a password (None: a wrong
+    username or password); every attempt is logged for security review.
+
+    The API view checks the password (``django.contrib.auth.authenticate``) with the request itself: the
+    login lockout (django-axes) counts failures per request and marks on it the one that reaches the limit.
+    """
     if user is None or not user.is_active:
         security_log.warning(
             "login failed",
-            extra={"event": "login_failed", "user": username, "client_address": client_address(request)},
+            extra={"event": "login_failed", "user": username, "client_address": caller.client_address},
         )
-        raise AuthenticationFailed("Unable to log in with the provided credentials.")
+        raise CredentialsRefused("Unable to log in with the provided credentials.")
     security_log.info(
         "login succeeded",
-        extra={"event": "login_succeeded", "user": user.get_username(), "client_address": client_address(request)},
+        extra={"event": "login_succeeded", "user": user.get_username(), "client_address": caller.client_address},
     )
     token, _ = Token.objects.get_or_create(user=user)
     return token
@@ -162,7 +161,7 @@ DUPLICATE_IDENTIFIER = "A patient with this identifier already exists at this fa
 
 def patient_create(
     *,
-    request,
+    caller: Caller,
     facility_code: str,
     identifier: str,
     sex: str,
@@ -173,11 +172,11 @@ def patient_create(
     status_date: dt.date | None = None,
 ) -> Patient:
     """Enrol a patient at one of the caller's facilities; another facility's code reads as unknown (no leak)."""
-    facility = facilities_visible_to(request.user).filter(code=facility_code).first()
+    facility = facilities_visible_to(caller.user).filter(code=facility_code).first()
     if facility is None:
-        raise ValidationError({"facility": ["No facility with this code."]})
+        raise Invalid({"facility": ["No facility with this code."]})
     if Patient.objects.filter(facility=facility, identifier=identifier).exists():
-        raise ValidationError({"identifier": [DUPLICATE_IDENTIFIER]})
+        raise Invalid({"identifier": [DUPLICATE_IDENTIFIER]})
     patient = Patient(
         facility=facility,
         identifier=identifier,
@@ -189,11 +188,11 @@ def patient_create(
         status_date=_status_date(status, status_date),
     )
     _save_unique(patient)
-    audit_record(request=request, action=AuditEvent.Action.CREATE, resource="patient", patient=patient)
+    audit_record(caller=caller, action=AuditEvent.Action.CREATE, resource="patient", patient=patient)
     return patient
 
 
-def patient_update(*, request, patient: Patient, changes: dict) -> Patient:
+def patient_update(*, caller: Caller, patient: Patient, changes: dict) -> Patient:
     """Apply already-validated field changes; leaving 'active' without a date records today."""
     for name, value in changes.items():
         setattr(patient, name, value)
@@ -204,9 +203,9 @@ def patient_update(*, request, patient: Patient, changes: dict) -> Patient:
         .exclude(pk=patient.pk)
         .exists()
     ):
-        raise ValidationError({"identifier": [DUPLICATE_IDENTIFIER]})
+        raise Invalid({"identifier": [DUPLICATE_IDENTIFIER]})
     _save_unique(patient)
-    audit_record(request=request, action=AuditEvent.Action.UPDATE, resource="patient", patient=patient)
+    audit_record(caller=caller, action=AuditEvent.Action.UPDATE, resource="patient", patient=patient)
     return patient
 
 
@@ -222,7 +221,7 @@ def _save_unique(patient: Patient) -> None:
         with transaction.atomic():
             patient.save()
     except IntegrityError:
-        raise ValidationError({"identifier": [DUPLICATE_IDENTIFIER]}) from None
+        raise Invalid({"identifier": [DUPLICATE_IDENTIFIER]}) from None
 
 
 # --- observations -----------------------------------------------------------
@@ -230,7 +229,7 @@ def _save_unique(patient: Patient) -> None:
 
 def observation_create(
     *,
-    request,
+    caller: Caller,
     patient: Patient,
     concept: str,
     observed_at: dt.datetime,
@@ -243,8 +242,8 @@ def observation_create(
         existing = Observation.objects.filter(facility_id=patient.facility_id, external_id=external_id).first()
         if existing is not None:
             if existing.patient_id != patient.pk:
-                raise ValidationError({"external_id": ["Already used for another patient's observation."]})
-            audit_record(request=request, action=AuditEvent.Action.READ, resource="observation", patient=patient)
+                raise Invalid({"external_id": ["Already used for another patient's observation."]})
+            audit_record(caller=caller, action=AuditEvent.Action.READ, resource="observation", patient=patient)
             return existing, False
     observation = Observation.objects.create(
         patient=patient,
@@ -254,13 +253,13 @@ def observation_create(
         external_id=external_id,
         **Observation.value_columns(concept, value),
     )
-    audit_record(request=request, action=AuditEvent.Action.CREATE, resource="observation", patient=patient)
+    audit_record(caller=caller, action=AuditEvent.Action.CREATE, resource="observation", patient=patient)
     return observation, True
 
 
 def _refuse_before_birth(patient: Patient, observed_at: dt.datetime, *, field: str) -> None:
     if observed_at.date() < patient.birth_date:
-        raise ValidationError({field: ["Cannot be before the patient's birth date."]})
+        raise Invalid({field: ["Cannot be before the patient's birth date."]})
 
 
 @dataclass(frozen=True)
@@ -270,7 +269,7 @@ class BulkResult:
     already_present: int
 
 
-def observations_bulk_ingest(*, request, rows: list[dict]) -> BulkResult:
+def observations_bulk_ingest(*, caller: Caller, rows: list[dict]) -> BulkResult:
     """Store a validated batch all-or-nothing, idempotently on (facility, external_id).
 
     1. Fetch every patient in the batch in one scoped query; any patient the caller
@@ -280,12 +279,12 @@ def observations_bulk_ingest(*, request, rows: list[dict]) -> BulkResult:
     3. In one transaction, skip rows whose external id is already stored and
        bulk-insert the rest with ignore_conflicts, so a concurrent retry cannot duplicate.
     """
-    patients = patients_visible_to(request.user).in_bulk({row["patient"] for row in rows})
+    patients = patients_visible_to(caller.user).in_bulk({row["patient"] for row in rows})
     missing = {str(i): {"patient": ["Not found."]} for i, row in enumerate(rows) if row["patient"] not in patients}
     if missing:
         unseen = {row["patient"] for row in rows} - set(patients)
-        audit_denied_reach(request=request, patient_ids=unseen, resource="observations.bulk", object_count=len(rows))
-        raise BulkPatientNotFound(missing)
+        audit_denied_reach(caller=caller, patient_ids=unseen, resource="observations.bulk", object_count=len(rows))
+        raise NotFound("Patient not found.", details=missing)  # names the rows whose patient the caller cannot see
     _check_bulk_rows(rows, patients)
     with transaction.atomic():
         present = _stored_external_ids(rows, patients)
@@ -293,16 +292,8 @@ def observations_bulk_ingest(*, request, rows: list[dict]) -> BulkResult:
         Observation.objects.bulk_create(
             [_observation(row, patients[row["patient"]]) for row in fresh], batch_size=2000, ignore_conflicts=True
         )
-        _audit_bulk(request, rows, patients, created=len(fresh))
+        _audit_bulk(caller, rows, patients, created=len(fresh))
     return BulkResult(received=len(rows), created=len(fresh), already_present=len(rows) - len(fresh))
-
-
-class BulkPatientNotFound(NotFound):
-    """404 naming the rows whose patient does not exist or is outside the caller's facilities."""
-
-    def __init__(self, details: dict):
-        super().__init__("Patient not found.")
-        self.details = details
 
 
 def _check_bulk_rows(rows: list[dict], patients: dict[int, Patient]) -> None:
@@ -317,7 +308,7 @@ def _check_bulk_rows(rows: list[dict], patients: dict[int, Patient]) -> None:
             errors.setdefault(str(i), {})["external_id"] = ["Repeated within this batch."]
         seen.add(key)
     if errors:
-        raise ValidationError(errors)
+        raise Invalid(errors)
 
 
 def _external_key(row: dict, patients: dict[int, Patient]) -> tuple[int, str] | None:
@@ -353,7 +344,7 @@ def _observation(row: dict, patient: Patient) -> Observation:
     )
 
 
-def _audit_bulk(request, rows: list[dict], patients: dict[int, Patient], *, created: int) -> None:
+def _audit_bulk(caller: Caller, rows: list[dict], patients: dict[int, Patient], *, created: int) -> None:
     """One audit row per facility in the batch (not per observation), counting the rows received."""
     per_facility: dict[int, int] = {}
     for row in rows:
@@ -362,7 +353,7 @@ def _audit_bulk(request, rows: list[dict], patients: dict[int, Patient], *, crea
     facilities = {p.facility_id: p.facility for p in patients.values()}
     for facility_id, count in per_facility.items():
         audit_record(
-            request=request,
+            caller=caller,
             action=AuditEvent.Action.CREATE,
             resource="observations.bulk",
             facility=facilities[facility_id],

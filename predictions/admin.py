@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from patients.admin import BigTableAdmin
 from predictions.models import BatchJob, FacilityTierCutoffs, ModelVersion, Prediction
 from predictions.registry import ActivationConflict, version_activate, version_rollback
+from predictions.tiers import CUT_TIERS
 
 
 @admin.register(ModelVersion)
@@ -48,7 +49,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(FacilityTierCutoffs)
 class FacilityTierCutoffsAdmin(admin.ModelAdmin):
-    list_display = ["facility", "medium", "high", "very_high", "updated_at"]
+    list_display = ["facility", *CUT_TIERS, "updated_at"]
     autocomplete_fields = ["facility"]
     list_select_related = ["facility"]
     search_fields = ["facility__code", "facility__name"]

@@ -6,13 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from patients.models import Facility, Patient
-
-
-class RiskLevel(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
-    VERY_HIGH = "very_high", "Very high"
+from predictions.tiers import CUT_TIERS, RiskLevel
 
 
 class ModelVersion(models.Model):
@@ -33,7 +27,7 @@ class ModelVersion(models.Model):
     validation_window_start = models.DateField(null=True, blank=True)
     validation_window_end = models.DateField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
-    # {"medium": p, "high": p, "very_high": p}: lowest score of each tier.
+    # {"medium": p, "high": p, "very_high": p}: lowest score of each tier (predictions.tiers).
     tier_cutoffs = models.JSONField(default=dict)
     # Frozen at training for drift: per-feature bins, category frequencies, score deciles.
     reference_profile = models.JSONField(default=dict, blank=True)
@@ -53,7 +47,7 @@ class ModelVersion(models.Model):
 
 
 class FacilityTierCutoffs(models.Model):
-    """Staff override of the tier cut-offs for one facility (its tracing capacity differs)."""
+    """Staff override of the tier cut-offs for one facility (its tracing capacity differs); a column per CUT_TIERS."""
 
     facility = models.OneToOneField(Facility, on_delete=models.CASCADE, related_name="tier_cutoffs")
     medium = models.FloatField()
@@ -78,7 +72,7 @@ class FacilityTierCutoffs(models.Model):
         return f"{self.facility_id}: {self.medium:.3f}/{self.high:.3f}/{self.very_high:.3f}"
 
     def as_dict(self) -> dict:
-        return {"medium": self.medium, "high": self.high, "very_high": self.very_high}
+        return {tier: getattr(self, tier) for tier in CUT_TIERS}
 
 
 class BatchJob(models.Model):

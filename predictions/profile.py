@@ -48,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from predictions.features import CATEGORIES, FEATURES, STORED_DECIMALS
-from predictions.metrics import TIERS
+from predictions.tiers import TIERS
 
 BINS = 10
 QUANTILES = 100

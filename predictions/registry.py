@@ -23,18 +23,25 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from iit_service.errors import Conflict, Unavailable
 from predictions.features import FEATURES, FacilityStats
 from predictions.models import FacilityTierCutoffs, ModelVersion
 
 log = logging.getLogger("iit.model")
 
 
-class ModelUnavailable(Exception):
-    """No active model version, or its artifact is missing or corrupt."""
+class ModelUnavailable(Unavailable):
+    """No active model version, or its artifact is missing or corrupt (``str``: which, for logs and commands)."""
+
+    code = "model_unavailable"
+
+    @property
+    def message(self) -> str:
+        return f"Predictions are unavailable: {self}."
 
 
-class ActivationConflict(Exception):
-    pass
+class ActivationConflict(Conflict):
+    """The version could not be made the active one (another activation won), or there is none to roll back to."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +124,10 @@ def version_activate(*, version: ModelVersion) -> ModelVersion:
 def version_rollback() -> ModelVersion:
     """Re-activate the version that was active before the current one."""
     current = ModelVersion.objects.filter(is_active=True).first()
-    previous = ModelVersion.objects.filter(activated_at__isnull=False)
+    earlier = ModelVersion.objects.filter(activated_at__isnull=False)
     if current is not None:
-        previous = previous.exclude(pk=current.pk)
-    previous = previous.order_by("-activated_at").first()
+        earlier = earlier.exclude(pk=current.pk)
+    previous = earlier.order_by("-activated_at").first()
     if previous is None:
         raise ActivationConflict("no earlier active version to roll back to")
     return version_activate(version=previous)
@@ -132,6 +139,9 @@ def version_rollback() -> ModelVersion:
 class _Serving:
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self._forget()
+
+    def _forget(self) -> None:
         self.model: LoadedModel | None = None
         self.version_id: int | None = None
         self.version: str | None = None
@@ -165,7 +175,7 @@ class _Serving:
 
     def reset(self) -> None:
         with self.lock:
-            self.__init__()
+            self._forget()
 
 
 _serving = _Serving()

@@ -152,7 +152,7 @@ def patient_record(patient: Patient) -> PatientRecord:
 
 
 def patient_and_record(user, patient_id) -> tuple[Patient, PatientRecord]:
-    """``patient_for`` (the same scope and 404), the record and the newest prediction: one statement on PostgreSQL.
+    """``patient_for`` (the same scope and NotFound), the record and the newest prediction: one statement on PostgreSQL.
 
     The single-prediction path: the scoped look-up and the record query were two round trips, each about
     0.4 ms of an otherwise idle machine's time. The record comes back as one array per column. The newest

@@ -23,18 +23,16 @@ from kombu.exceptions import KombuError
 
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
-from monitoring.evaluation.services import auc_evaluation_create
-from monitoring.models import AucEvaluation
+from iit_service.errors import Conflict
 from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
-from predictions import registry, selectors
+from predictions import registry, selectors, tiers
 from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
 from predictions.labels import resolve_outcomes
-from predictions.metrics import tiers_of
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import reference_profile
-from predictions.scoring import Scored, cutoff_matrix, score
+from predictions.scoring import Scored, score
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of, group_starts
 from predictions.training import TrainedModel, probabilities, reference_rows, train, training_set
 
@@ -45,8 +43,10 @@ logger = logging.getLogger(__name__)
 BATCH_PENDING_STALE_AFTER = dt.timedelta(hours=6)
 
 
-class PatientNotActive(Exception):
+class PatientNotActive(Conflict):
     """The patient died, transferred out or stopped: an interruption risk means nothing for them."""
+
+    code = "patient_not_active"
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -70,10 +70,10 @@ def _cache_key(
     # removed with a correction: their count and newest creation) and the day: any change makes old entries
     # unreachable.
     override = overrides.get(patient.facility_id)
-    tiers = "" if override is None else ",".join(repr(override[tier]) for tier in ("medium", "high", "very_high"))
+    cut = "" if override is None else ",".join(repr(override[tier]) for tier in tiers.CUT_TIERS)
     newest = int(timeline.created.max()) if len(timeline) else 0
     record = f"{patient.updated_at.timestamp():.6f}:{len(timeline)}:{newest}"
-    return f"pred:v{model.id}:t{tiers}:p{patient.pk}:{record}:{today.isoformat()}"
+    return f"pred:v{model.id}:t{cut}:p{patient.pk}:{record}:{today.isoformat()}"
 
 
 # A cached prediction is the stored row's fields, so a hit needs no query; a prediction row never changes
@@ -104,7 +104,10 @@ def prediction_create(
     patient is no longer in care (died, transferred out, stopped).
     """
     if patient.status != Patient.Status.ACTIVE:
-        raise PatientNotActive(f"The patient's status is {patient.get_status_display().lower()}, not active.")
+        raise PatientNotActive(
+            f"The patient's status is {patient.get_status_display().lower()}, not active. "
+            "An interruption-in-treatment risk applies only to active patients."
+        )
     model = registry.active_model()
     now = now or timezone.now()
     started = time.perf_counter()
@@ -217,7 +220,8 @@ def _score_patients(
     rows = compute_features(
         timeline=timeline, patients=table, patient_ids=table.id, as_of=moments, facility_stats=model.facility_stats
     )
-    cutoffs = cutoff_matrix(model, table.facility_id, registry.tier_overrides() if overrides is None else overrides)
+    overrides = registry.tier_overrides() if overrides is None else overrides
+    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, overrides)
     scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(seconds=int(m)) for m in moments.tolist()]
     stamps = _observation_stamps(timeline, table.id)
@@ -354,9 +358,9 @@ def _chunk_stored(scored: _ScoredPatients, *, job_id: str) -> bool:
 
 def _batch_job_finish(job_id: str) -> None:
     rows = Prediction.objects.filter(batch_job_id=job_id).values("risk_level").annotate(n=Count("id"))
-    tiers = {row["risk_level"]: row["n"] for row in rows.order_by()}
+    counts = {row["risk_level"]: row["n"] for row in rows.order_by()}
     BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
-        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": dict(tiers)}
+        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": counts}
     )
 
 
@@ -448,7 +452,7 @@ def model_version_register(
     reference = reference_rows(timeline=timeline, patients=patients, as_of=as_of, facility_stats=data.facility_stats)
     scores = probabilities(trained.booster, reference.matrix.astype(np.float32), trained.margin_offset)
     profile = reference_profile(
-        matrix=reference.matrix, scores=scores, risk_levels=tiers_of(scores, trained.tier_cutoffs)
+        matrix=reference.matrix, scores=scores, risk_levels=tiers.levels(scores, tiers.cutoff_row(trained.tier_cutoffs))
     )
     split = _date(data.split_day)
     return ModelVersion.objects.create(
@@ -504,7 +508,7 @@ def predictions_backfill(*, weeks: int) -> dict:
         timeline=timeline, patients=table, patient_ids=pid, as_of=(day + 1) * DAY, facility_stats=model.facility_stats
     )
     facility = table.facility_id[table.rows_of(pid)]
-    scored = score(model, rows, cutoff_matrix(model, facility, registry.tier_overrides()))
+    scored = score(model, rows, tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides()))
     as_of = [_EPOCH + dt.timedelta(days=int(d) + 1) for d in day.tolist()]
     stamps = [None] * len(pid)
     batch = _ScoredPatients(model, pid, facility, rows, scored, stamps, as_of)
@@ -528,30 +532,3 @@ def _backfill_visits(timeline, table, version, *, start: dt.date, end: dt.date, 
     pairs -= {(p, int(day_of(moment)) - 1) for p, moment in done.values_list("patient_id", "as_of")}
     ordered = sorted(pairs)
     return np.array([p for p, _ in ordered], dtype=np.int64), np.array([d for _, d in ordered], dtype=np.int64)
-
-
-def auc_history_backfill(*, weeks: int, today: dt.date | None = None, window_days: int | None = None) -> list:
-    """One AUC evaluation per week up to ``today`` (default: the training date), dated that week.
-
-    Each is the monitoring job's own evaluation as of that week.
-
-    Run after ``predictions_backfill`` and outcome resolution so the console's
-    AUC-over-time chart starts with history instead of one point weeks from now.
-    Weeks whose window reaches before the validation window, or already
-    evaluated by an earlier backfill, are skipped.
-    """
-    version = registry.active_model().record
-    today = today or version.training_as_of
-    window_days = window_days or settings.MONITORING_AUC_WINDOW_DAYS
-    evaluations = []
-    for k in reversed(range(weeks)):
-        as_of = today - dt.timedelta(weeks=k)
-        if as_of - dt.timedelta(days=IIT_GRACE_DAYS + window_days - 1) < version.validation_window_start:
-            continue
-        moment = dt.datetime.combine(as_of, dt.time(12), tzinfo=dt.UTC)
-        if AucEvaluation.objects.filter(model_version=version, evaluated_at=moment).exists():
-            continue  # evaluated by an earlier backfill
-        evaluation = auc_evaluation_create(today=as_of, window_days=window_days)
-        AucEvaluation.objects.filter(pk=evaluation.pk).update(evaluated_at=moment)
-        evaluations.append(evaluation)
-    return evaluations

@@ -40,9 +40,10 @@ import pandas as pd
 import xgboost as xgb
 from tqdm import tqdm
 
+from monitoring.evaluation import auc
+from predictions import tiers
 from predictions.features import FEATURES, FeatureRows, compute_features, scoring_moments
 from predictions.labels import IIT, RETAINED, label_appointments
-from predictions.metrics import classification_metrics, tier_cutoffs_from
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of
 
 VALIDATION_SHARE = 0.2
@@ -188,7 +189,7 @@ def train(data: TrainingSet, *, progress: bool = False) -> TrainedModel:
     booster = booster[: booster.best_iteration + 1]
     offset = -float(np.log(weight))
     scores = probabilities(booster, x[data.is_validation], offset)
-    metrics = classification_metrics(data.y[data.is_validation], scores)
+    metrics = validation_metrics(data.y[data.is_validation], scores)
     metrics.update(
         n_train=int(train_mask.sum()),
         n_early_stopping=int(stop_mask.sum()),
@@ -197,7 +198,26 @@ def train(data: TrainingSet, *, progress: bool = False) -> TrainedModel:
     metrics["n_validation"] = int(data.is_validation.sum())
     metrics["train_iit_rate"] = float(data.y[data.is_training].mean())
     params.update(margin_offset=offset, scale_pos_weight=weight)
-    return TrainedModel(booster, offset, data, scores, metrics, tier_cutoffs_from(scores), params)
+    return TrainedModel(booster, offset, data, scores, metrics, tiers.cutoffs_from(scores), params)
+
+
+def validation_metrics(y: np.ndarray, scores: np.ndarray) -> dict:
+    """The held-out figures stored on the version (``ModelVersion.metrics``), by monitoring's own definitions."""
+    return {
+        "roc_auc": _rounded(auc.roc_auc(y, scores), 4),
+        "pr_auc": _rounded(auc.average_precision(y, scores), 4),
+        "brier": _rounded(auc.brier(y, scores), 5),
+        "observed_expected": _rounded(auc.observed_expected(y, scores), 4),
+        "capture_top10": _rounded(auc.capture(y, scores, 0.10), 4),
+        "capture_top25": _rounded(auc.capture(y, scores, 0.25), 4),
+        "prevalence": round(float(y.mean()), 4),
+        "mean_score": round(float(scores.mean()), 4),
+    }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    # An undefined figure (NaN) is stored as null: JSON has no NaN, and PostgreSQL's jsonb refuses one.
+    return None if value is None or value != value else round(value, digits)
 
 
 def _stopping() -> xgb.callback.EarlyStopping:

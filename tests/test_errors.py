@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from django.test import override_settings
+
+from iit_service import errors
+from iit_service.api.errors import exception_handler
+from predictions.registry import ActivationConflict, ModelUnavailable
+from predictions.services import PatientNotActive
 
 PATIENTS = "/api/v1/patients/"
 
@@ -79,3 +85,53 @@ def test_anonymous_is_a_401(db):
     from rest_framework.test import APIClient
 
     assert_shape(APIClient().get(PATIENTS), 401, "not_authenticated")
+
+
+class _View:
+    """A view as DRF's exception handler sees it: what to put in WWW-Authenticate (None: no scheme)."""
+
+    def __init__(self, scheme):
+        self.scheme = scheme
+
+    def get_authenticate_header(self, request):
+        return self.scheme
+
+
+REFUSALS = [
+    (errors.NotFound(), 404, "not_found"),
+    (errors.NotFound("Patient not found.", details={"3": {"patient": ["Not found."]}}), 404, "not_found"),
+    (errors.Invalid({"identifier": ["Taken."]}), 400, "validation_error"),
+    (errors.Conflict(), 409, "conflict"),
+    (errors.Conflict("Not active.", code="patient_not_active"), 409, "patient_not_active"),
+    (errors.Unavailable(), 503, "service_unavailable"),
+    (errors.Unavailable("Queue down.", code="queue_unavailable", details={"job_id": "j"}), 503, "queue_unavailable"),
+    (ModelUnavailable("artifact of v1 does not match its SHA-256"), 503, "model_unavailable"),
+    (PatientNotActive("The patient's status is died, not active."), 409, "patient_not_active"),
+    (ActivationConflict("v2 could not be activated"), 409, "conflict"),
+]
+
+
+@pytest.mark.parametrize(("refusal", "status", "code"), REFUSALS)
+def test_each_kind_of_refusal_answers_its_status_and_code_in_the_one_shape(refusal, status, code):
+    response = exception_handler(refusal, {"view": _View("Token"), "request": None})
+    assert response.status_code == status
+    error = response.data["error"]
+    assert (error["status"], error["code"]) == (status, code)
+    if isinstance(refusal, errors.Invalid):
+        assert error["message"] == "Invalid input." and error["details"] == refusal.details
+    else:
+        assert error["message"] == refusal.message and error.get("details") == refusal.details
+
+
+def test_the_model_refusal_tells_the_api_caller_what_is_unavailable_and_logs_keep_the_reason():
+    refusal = ModelUnavailable("no active model version")
+    assert str(refusal) == "no active model version"
+    assert refusal.message == "Predictions are unavailable: no active model version."
+
+
+def test_refused_credentials_are_a_401_naming_the_scheme_or_a_403_without_one():
+    refused = exception_handler(errors.CredentialsRefused(), {"view": _View("Token"), "request": None})
+    assert (refused.status_code, refused["WWW-Authenticate"]) == (401, "Token")
+    assert refused.data["error"]["code"] == "authentication_failed"
+    without = exception_handler(errors.CredentialsRefused(), {"view": _View(None), "request": None})
+    assert without.status_code == 403 and "WWW-Authenticate" not in without

@@ -1,4 +1,4 @@
-"""One JSON error shape for every 4xx and 5xx the service answers.
+"""One JSON error shape for every 4xx and 5xx the service answers, and the one mapping of refusals to it.
 
     {"error": {"status": 400, "code": "validation_error",
                "message": "Invalid input.", "details": {...}}}
@@ -6,6 +6,8 @@
 ``details`` carries DRF's field-level messages on validation errors.  The same
 body is produced by DRF views (``exception_handler``) and by Django itself for
 errors raised outside DRF (``handler400`` … ``handler500`` in the URL conf).
+Services raise ``iit_service.errors`` (no HTTP there); ``api_exception`` below
+is the one place that says which status and code each kind of refusal answers.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from iit_service import errors
 
 _CODES = {
     400: "bad_request",
@@ -40,8 +44,48 @@ def error_body(status_code: int, message: str, *, code: str | None = None, detai
     return {"error": body}
 
 
+# The status of each kind of refusal a service raises (the first that matches; its code is the error's own).
+DOMAIN_STATUS = (
+    (errors.NotFound, status.HTTP_404_NOT_FOUND),
+    (errors.Invalid, status.HTTP_400_BAD_REQUEST),
+    (errors.CredentialsRefused, status.HTTP_401_UNAUTHORIZED),
+    (errors.Conflict, status.HTTP_409_CONFLICT),
+    (errors.Unavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+)
+
+
+class DomainRefusal(exceptions.APIException):
+    """A service's refusal as DRF's exception, with the field-level ``details`` it may carry."""
+
+    details: object = None
+
+
+def api_exception(exc: errors.DomainError, context: dict) -> exceptions.APIException:
+    """The DRF exception a service's refusal answers as; DRF then adds headers and rolls back as for its own."""
+    if isinstance(exc, errors.Invalid):
+        return exceptions.ValidationError(exc.details)
+    if isinstance(exc, errors.CredentialsRefused):
+        # As DRF does for its own: 401 says which scheme to use (WWW-Authenticate); a view with none answers 403.
+        refused = exceptions.AuthenticationFailed(exc.message, code=exc.code)
+        view, request = context.get("view"), context.get("request")
+        header = view.get_authenticate_header(request) if view is not None else None
+        if header:
+            refused.auth_header = header  # type: ignore[attr-defined]  # read by DRF's APIView, not in its stubs
+        else:
+            refused.status_code = status.HTTP_403_FORBIDDEN
+        return refused
+    answer = DomainRefusal(exc.message, code=exc.code)
+    answer.status_code = next(
+        (code for kind, code in DOMAIN_STATUS if isinstance(exc, kind)), status.HTTP_500_INTERNAL_SERVER_ERROR
+    )
+    answer.details = exc.details
+    return answer
+
+
 def exception_handler(exc, context):
-    if isinstance(exc, RequestDataTooBig):
+    if isinstance(exc, errors.DomainError):
+        exc = api_exception(exc, context)
+    elif isinstance(exc, RequestDataTooBig):
         exc = exceptions.APIException("Request body is too large.")
         exc.status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     elif isinstance(exc, Http404):
@@ -92,3 +136,21 @@ def api_not_found(request, *args, **kwargs):
 
 def handler500(request):
     return json_error(500, "Internal server error.")
+
+
+# --- the error shape in the API schema -----------------------------------------------------------
+
+
+class ErrorDetailOutput(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.JSONField(required=False)
+
+
+class ErrorOutput(serializers.Serializer):
+    error = ErrorDetailOutput()
+
+
+# The errors every clinical endpoint may answer, for its schema (extend_schema responses).
+ERRORS = {400: ErrorOutput, 401: ErrorOutput, 404: ErrorOutput}

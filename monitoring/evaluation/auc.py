@@ -1,12 +1,28 @@
-"""Discrimination and calibration of a binary risk score: pure numpy, no scikit-learn.
+"""Discrimination and calibration of a binary risk score: the one implementation, pure numpy.
 
-Every function takes ``y`` (1 = interruption, 0 = retained) and ``p`` (the
-score, 0–1) as 1-d arrays of equal length.  ROC-AUC is the Mann–Whitney
-statistic with tied scores given their mid-rank, which is exactly what
-``sklearn.metrics.roc_auc_score`` computes (trapezoids through ties); the
-95% interval is DeLong's, computed with Sun & Xu's (2014) fast algorithm:
-three sorts instead of an n1 x n0 comparison matrix, so a million scores take
-a fraction of a second.
+Training (``predictions.training``, the figures stored on each model version)
+and monitoring (``monitoring.evaluation.services.auc_evaluation_create``) both use these
+functions; scikit-learn is a test dependency only (tests/monitoring/test_auc.py
+compares every figure with it on messy data).
+
+Every function takes ``y`` (1 = interruption, 0 = retained; 0/1 integers,
+floats or booleans) and ``p`` (the score, 0-1) as 1-d arrays of equal length.
+ROC-AUC is the Mann-Whitney statistic with tied scores given their mid-rank,
+which is exactly what ``sklearn.metrics.roc_auc_score`` computes (trapezoids
+through ties); the 95% interval is DeLong's, computed with Sun & Xu's (2014)
+fast algorithm: three sorts instead of an n1 x n0 comparison matrix, so a
+million scores take a fraction of a second.
+
+Edge cases, the same in every function:
+
+* input scikit-learn refuses is refused (``ValueError``): no rows, lengths
+  that differ, a NaN or infinite score, a label other than 0 or 1, and for
+  the Brier score a probability outside 0-1;
+* a figure the data cannot define is NaN, never an exception nor a made-up
+  number: ROC-AUC with one class only (scikit-learn also answers NaN, with a
+  warning), average precision and capture with no event (scikit-learn answers
+  0.0 with a warning: "no interruption found" would misread "none to find"),
+  DeLong's bounds with fewer than two events or non-events.
 """
 
 from __future__ import annotations
@@ -16,6 +32,20 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 Z_95 = 1.959963984540054  # two-sided 95% standard normal quantile
+
+
+def checked(y, p) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` as booleans and ``p`` as floats; ``ValueError`` for input no figure can be computed from."""
+    labels, scores = np.asarray(y), np.asarray(p, dtype=float)
+    if labels.ndim != 1 or labels.shape != scores.shape:
+        raise ValueError(f"labels and scores must be 1-d and of equal length (got {labels.shape}, {scores.shape})")
+    if not labels.size:
+        raise ValueError("no labelled scores")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores must be finite numbers (found NaN or infinity)")
+    if not np.isin(labels, (0, 1)).all():
+        raise ValueError("labels must be 0 or 1")
+    return labels.astype(bool), scores
 
 
 def midranks(values: np.ndarray) -> np.ndarray:
@@ -34,18 +64,18 @@ def midranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Mann–Whitney U / (n1 n0); requires both classes."""
-    positive = np.asarray(y).astype(bool)
+def roc_auc(y, p) -> float:
+    """Mann-Whitney U / (n1 n0): ties count one half; NaN with one class only."""
+    positive, scores = checked(y, p)
     n1 = int(positive.sum())
     n0 = positive.size - n1
     if n1 == 0 or n0 == 0:
-        raise ValueError("ROC-AUC needs at least one event and one non-event")
-    ranks = midranks(np.asarray(p, dtype=float))
+        return float("nan")
+    ranks = midranks(scores)
     return float((ranks[positive].sum() - n1 * (n1 + 1) / 2.0) / (n1 * n0))
 
 
-def delong_interval(y: np.ndarray, p: np.ndarray, *, z: float = Z_95) -> tuple[float, float, float]:
+def delong_interval(y, p, *, z: float = Z_95) -> tuple[float, float, float]:
     """(auc, lower, upper): DeLong's variance by Sun & Xu's fast algorithm.
 
     1. Mid-ranks of every score in the pooled sample, and within events and
@@ -54,13 +84,15 @@ def delong_interval(y: np.ndarray, p: np.ndarray, *, z: float = Z_95) -> tuple[f
        outranks (V10); for each non-event, the share of events that outrank it (V01).
     3. var(AUC) = var(V10)/n1 + var(V01)/n0; the interval is the normal one,
        clipped to [0, 1].
+
+    The variances need two of each class: with fewer the bounds are NaN (and
+    the AUC too when a class is missing).
     """
-    positive = np.asarray(y).astype(bool)
-    scores = np.asarray(p, dtype=float)
+    positive, scores = checked(y, p)
     pos, neg = scores[positive], scores[~positive]
     n1, n0 = pos.size, neg.size
     if n1 < 2 or n0 < 2:
-        raise ValueError("DeLong's interval needs at least two events and two non-events")
+        return roc_auc(positive, scores), float("nan"), float("nan")
     pooled = midranks(np.concatenate([pos, neg]))
     v10 = (pooled[:n1] - midranks(pos)) / n0
     v01 = 1.0 - (pooled[n1:] - midranks(neg)) / n1
@@ -70,30 +102,48 @@ def delong_interval(y: np.ndarray, p: np.ndarray, *, z: float = Z_95) -> tuple[f
     return auc, max(0.0, auc - half), min(1.0, auc + half)
 
 
-def average_precision(y: np.ndarray, p: np.ndarray) -> float:
-    """PR-AUC as average precision: Σ (R_k − R_{k−1}) P_k over distinct thresholds, high to low."""
-    positive = np.asarray(y).astype(float)
-    scores = np.asarray(p, dtype=float)
+def average_precision(y, p) -> float:
+    """PR-AUC as average precision: sum of (R_k - R_k-1) P_k over distinct thresholds, high to low.
+
+    The step-wise area ``sklearn.metrics.average_precision_score`` reports; NaN with no event.
+    """
+    positive, scores = checked(y, p)
     order = np.argsort(-scores, kind="stable")
-    ordered_scores, ordered_y = scores[order], positive[order]
+    ordered_scores, ordered_y = scores[order], positive[order].astype(float)
     # The last index of each run of equal scores is one threshold.
     last_of_threshold = np.append(np.flatnonzero(np.diff(ordered_scores)), ordered_y.size - 1)
     true_pos = np.cumsum(ordered_y)[last_of_threshold]
     if true_pos[-1] == 0:
-        raise ValueError("average precision needs at least one event")
+        return float("nan")
     precision = true_pos / (last_of_threshold + 1)
     recall = true_pos / true_pos[-1]
     return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
-def brier(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.mean((np.asarray(p, dtype=float) - np.asarray(y, dtype=float)) ** 2))
+def brier(y, p) -> float:
+    """Mean squared difference between the predicted risk and the outcome."""
+    positive, scores = checked(y, p)
+    if scores.min() < 0 or scores.max() > 1:
+        raise ValueError("the Brier score needs probabilities between 0 and 1")
+    return float(np.mean((scores - positive) ** 2))
 
 
-def observed_expected(y: np.ndarray, p: np.ndarray) -> float | None:
-    """Observed events over the sum of predicted risks: 1 is calibrated in the large."""
-    expected = float(np.sum(p))
-    return float(np.sum(y)) / expected if expected > 0 else None
+def observed_expected(y, p) -> float | None:
+    """Observed events over the sum of predicted risks: 1 is calibrated in the large; None when nothing is expected."""
+    positive, scores = checked(y, p)
+    expected = float(scores.sum())
+    return float(positive.sum()) / expected if expected > 0 else None
+
+
+def capture(y, p, top_share: float) -> float:
+    """Share of all events found among the ``top_share`` highest scores (at least one row); NaN with no event."""
+    positive, scores = checked(y, p)
+    events = int(positive.sum())
+    if not events:
+        return float("nan")
+    n_top = max(int(np.ceil(scores.size * top_share)), 1)
+    top = np.argsort(-scores, kind="stable")[:n_top]
+    return float(positive[top].sum() / events)
 
 
 def calibration_bins(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> list[dict]:

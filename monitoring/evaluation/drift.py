@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from predictions.profile import bin_counts
+from predictions.tiers import HIGH_TIERS
 
 EPSILON = 1e-4
 PSI_WARN = 0.1
@@ -50,7 +51,6 @@ PSI_DRIFT = 0.25
 DISTANCE_DRIFT = 0.15
 TOP_FEATURES = 5
 SHARE_DRIFTED = 0.25
-HIGH_TIERS = ("high", "very_high")
 QUANTILE_SAMPLE = 200_000
 
 

@@ -58,6 +58,40 @@ def auc_evaluation_create(*, today: dt.date | None = None, window_days: int | No
     )
 
 
+def auc_history_backfill(
+    *, weeks: int, today: dt.date | None = None, window_days: int | None = None
+) -> list[AucEvaluation]:
+    """One AUC evaluation of the active version per week up to ``today`` (default: its training date), dated that week.
+
+    Each is the monitoring job's own evaluation (``auc_evaluation_create``) as of that week.
+
+    Run after ``predictions.services.predictions_backfill`` and outcome resolution (the
+    ``backfill_predictions`` command does all three) so the console's AUC-over-time chart starts
+    with history instead of one point weeks from now.  Weeks whose window reaches before the
+    validation window, or already evaluated by an earlier backfill, are skipped; with no active
+    version there is nothing to evaluate.
+    """
+    version = selectors.model_version_active()
+    if version is None or version.validation_window_start is None:
+        return []
+    today = today or version.training_as_of
+    window_days = window_days or settings.MONITORING_AUC_WINDOW_DAYS
+    evaluations: list[AucEvaluation] = []
+    for k in reversed(range(weeks)):
+        as_of = today - dt.timedelta(weeks=k)
+        if as_of - dt.timedelta(days=OUTCOME_HORIZON_DAYS + window_days - 1) < version.validation_window_start:
+            continue
+        moment = dt.datetime.combine(as_of, dt.time(12), tzinfo=dt.UTC)
+        if AucEvaluation.objects.filter(model_version=version, evaluated_at=moment).exists():
+            continue  # evaluated by an earlier backfill
+        evaluation = auc_evaluation_create(today=as_of, window_days=window_days)
+        if evaluation is None:  # the active version changed under the backfill
+            break
+        AucEvaluation.objects.filter(pk=evaluation.pk).update(evaluated_at=moment)
+        evaluations.append(evaluation)
+    return evaluations
+
+
 def auc_summary(evaluation: AucEvaluation) -> str:
     if evaluation.status != AucEvaluation.Status.OK:
         return f"insufficient labels: {evaluation.n_events} events in {evaluation.n_labelled} labelled"

@@ -24,6 +24,8 @@ from pathlib import Path
 from django.conf import settings
 from prometheus_client import Counter, Histogram, disable_created_metrics
 
+from predictions.tiers import TIERS
+
 performance_log = logging.getLogger("iit.performance")
 
 # *_created series double the series count and multiprocess mode drops them anyway.
@@ -35,7 +37,6 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 # Buckets resolve both a 5 ms single prediction and a 5 s alert threshold.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 30.0)
-RISK_LEVELS = ("low", "medium", "high", "very_high")
 PREDICTION_MODES = ("single", "batch")
 
 API_ERRORS = Counter(
@@ -96,7 +97,7 @@ CELERY_TASKS = Counter(
 # answer "zero" rather than "no data" before the first prediction.
 for _mode in PREDICTION_MODES:
     PREDICTION_DURATION.labels(mode=_mode)
-    for _level in RISK_LEVELS:
+    for _level in TIERS:
         PREDICTIONS.labels(risk_level=_level, mode=_mode)
 for _result in ("hit", "miss"):
     PREDICTION_CACHE_REQUESTS.labels(result=_result)

@@ -16,11 +16,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from iit_service.after_response import after_response
+from iit_service.api.caller import client_address
 from iit_service.api.errors import error_body
 from monitoring.observability.instrumentation import query_timing
 from monitoring.observability.logging import request_id_var
 from monitoring.observability.metrics import API_ERRORS
-from patients.services import client_address
 
 access_log = logging.getLogger("iit.access")
 error_log = logging.getLogger("iit.error")

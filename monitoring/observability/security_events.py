@@ -10,7 +10,7 @@ import logging
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 
-from patients.services import client_address
+from iit_service.api.caller import client_address
 
 security_log = logging.getLogger("iit.security")
 

@@ -15,6 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from iit_service.api.validation import StrictInput
 from patients.concepts import CONCEPT_CHOICES, CONCEPTS
 from patients.models import Facility, Observation, Patient
 
@@ -24,17 +25,6 @@ FUTURE_TOLERANCE = dt.timedelta(minutes=5)
 MAX_ID = 2**63 - 1
 # No living patient was born earlier; an earlier date is a typing error (0190 for 1990), not a person.
 EARLIEST_DATE = dt.date(1900, 1, 1)
-
-
-class StrictInput(serializers.Serializer):
-    """Refuses fields it does not declare, so a misspelt field is an error rather than silently dropped."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
@@ -181,14 +171,16 @@ class PatientListQuery(serializers.Serializer):
 
 class ObservationOutput(serializers.ModelSerializer):
     patient = serializers.IntegerField(source="patient_id")
-    value = serializers.SerializerMethodField(help_text="Typed by the concept: number, string, date or boolean.")
+    value = serializers.SerializerMethodField(
+        method_name="value_of", help_text="Typed by the concept: number, string, date or boolean."
+    )
 
     class Meta:
         model = Observation
         fields = ["id", "patient", "concept", "observed_at", "value", "external_id", "created_at"]
 
     @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]})
-    def get_value(self, observation: Observation):
+    def value_of(self, observation: Observation):
         value = observation.value
         return value.isoformat() if isinstance(value, dt.date) else value
 
@@ -237,14 +229,3 @@ class BulkResultOutput(serializers.Serializer):
     received = serializers.IntegerField()
     created = serializers.IntegerField()
     already_present = serializers.IntegerField(help_text="Rows whose external_id was already stored.")
-
-
-class ErrorDetailOutput(serializers.Serializer):
-    status = serializers.IntegerField()
-    code = serializers.CharField()
-    message = serializers.CharField()
-    details = serializers.JSONField(required=False)
-
-
-class ErrorOutput(serializers.Serializer):
-    error = ErrorDetailOutput()

@@ -9,10 +9,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from patients.api.serializers import ErrorOutput, StrictInput
-from predictions.models import BatchJob, ModelVersion, Prediction, RiskLevel
-
-__all__ = ["ErrorOutput"]
+from iit_service.api.validation import StrictInput
+from predictions.models import BatchJob, ModelVersion, Prediction
+from predictions.tiers import RiskLevel
 
 
 class FactorOutput(serializers.Serializer):

@@ -11,12 +11,15 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
+from iit_service.api.errors import ERRORS, ErrorOutput
 from iit_service.api.negotiation import JSONErrorsMixin
-from patients.api.views import ClinicalViewSet, validated
+from iit_service.api.validation import validated
+from iit_service.api.views import ClinicalViewSet
+from iit_service.errors import Unavailable
 from patients.models import AuditEvent
 from patients.selectors import facility_for, facility_ids_for, patients_visible_to
 from patients.services import (
@@ -30,42 +33,12 @@ from predictions import registry, selectors, services
 from predictions.api import serializers as s
 from predictions.models import BatchJob, ModelVersion, Prediction
 
-ERRORS = {400: s.ErrorOutput, 401: s.ErrorOutput, 404: s.ErrorOutput}
-
-
-class ModelUnavailableError(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "No risk model is loaded; predictions are unavailable."
-    default_code = "model_unavailable"
-
-
-class QueueUnavailableError(APIException):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "The task queue is unavailable; the batch job was not started. Try again later."
-    default_code = "queue_unavailable"
-
-
-class PatientNotActiveError(APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The patient is not in active care; an interruption risk does not apply."
-    default_code = "patient_not_active"
-
-
-class ScoringViewSet(ClinicalViewSet):
-    def handle_exception(self, exc):
-        if isinstance(exc, registry.ModelUnavailable):
-            exc = ModelUnavailableError(f"Predictions are unavailable: {exc}.")
-        elif isinstance(exc, services.PatientNotActive):
-            exc = PatientNotActiveError(f"{exc} An interruption-in-treatment risk applies only to active patients.")
-        return super().handle_exception(exc)
-
-
 # Bound once: a serializer deep-copies its declared fields each time it is made, 0.13 ms of a single
 # prediction; rendering only reads them, so one instance serves every request.
 _PREDICTION_OUTPUT = s.PredictionOutput()
 
 
-class PatientPredictionViewSet(ScoringViewSet):
+class PatientPredictionViewSet(ClinicalViewSet):
     """Score a patient now, or list their past predictions (newest first)."""
 
     queryset = Prediction.objects.none()
@@ -80,26 +53,28 @@ class PatientPredictionViewSet(ScoringViewSet):
 
     @extend_schema(
         request=None,
-        responses={201: s.PredictionOutput, 200: s.PredictionOutput, 409: s.ErrorOutput, 503: s.ErrorOutput, **ERRORS},
+        responses={201: s.PredictionOutput, 200: s.PredictionOutput, 409: ErrorOutput, 503: ErrorOutput, **ERRORS},
     )
     def create(self, request, pk: int):
         # Read with the token when the caller used one and may see the patient; otherwise (another
         # authentication, or a patient out of reach: the 404) read now.
         read = self.read_with_token_result
         if read is None:
-            with patient_reach_audited(request=request, patient_id=pk, resource="prediction"):
+            with patient_reach_audited(caller=self.caller, patient_id=pk, resource="prediction"):
                 read = selectors.patient_and_record(request.user, pk)
         patient, record = read
-        audit = audit_event(request=request, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient)
+        audit = audit_event(
+            caller=self.caller, action=AuditEvent.Action.PREDICT, resource="prediction", patient=patient
+        )
         prediction, cached = services.prediction_create(patient=patient, audit=audit, record=record)
         return Response(_PREDICTION_OUTPUT.to_representation(prediction), status=status.HTTP_200_OK if cached else 201)
 
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")
     def list(self, request, pk: int):
-        patient = patient_for_request(request=request, patient_id=pk, resource="prediction")
+        patient = patient_for_request(caller=self.caller, patient_id=pk, resource="prediction")
         page = self.paginate_queryset(selectors.prediction_history(patient=patient))
         action = AuditEvent.Action.LIST
-        audit_record(request=request, action=action, resource="prediction", patient=patient, object_count=len(page))
+        audit_record(caller=self.caller, action=action, resource="prediction", patient=patient, object_count=len(page))
         return self.paginated(page, s.PredictionOutput)
 
 
@@ -155,7 +130,7 @@ class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
         responses={
             (200, "application/json"): s.LineListOutput(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
-            406: s.ErrorOutput,
+            406: ErrorOutput,
             **ERRORS,
         },
     )
@@ -176,7 +151,7 @@ class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
         rows = rows.order_by("-score", "patient_id")
         if request.accepted_renderer.format == "csv":
             audit_record(
-                request=request,
+                caller=self.caller,
                 action=AuditEvent.Action.EXPORT,
                 resource="prediction",
                 facility=facility,
@@ -187,7 +162,7 @@ class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
             return response
         page = self.paginate_queryset(rows)
         audit_record(
-            request=request,
+            caller=self.caller,
             action=AuditEvent.Action.LIST,
             resource="prediction",
             facility=facility,
@@ -196,12 +171,12 @@ class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
         return self.paginated(page, s.LineListOutput)
 
 
-class BatchViewSet(ScoringViewSet):
+class BatchViewSet(ClinicalViewSet):
     """Score a facility's active patients, or a list of patients, in the background."""
 
     queryset = BatchJob.objects.none()
 
-    @extend_schema(request=s.BatchInput, responses={202: s.BatchCreatedOutput, 503: s.ErrorOutput, **ERRORS})
+    @extend_schema(request=s.BatchInput, responses={202: s.BatchCreatedOutput, 503: ErrorOutput, **ERRORS})
     def create(self, request):
         data = validated(s.BatchInput, request.data)
         facility, ids = None, None
@@ -212,17 +187,19 @@ class BatchViewSet(ScoringViewSet):
             visible = set(patients_visible_to(request.user).filter(pk__in=ids).values_list("pk", flat=True))
             if len(visible) != len(ids):
                 unseen = set(ids) - visible
-                audit_denied_reach(request=request, patient_ids=unseen, resource="batch_job", object_count=len(ids))
+                audit_denied_reach(caller=self.caller, patient_ids=unseen, resource="batch_job", object_count=len(ids))
                 raise ValidationError({"patient_ids": ["Unknown patient ids."]})
         # After the scope check, so that a reach for other facilities' patients is audited even with no model.
         registry.active_model()  # refuse at once (503) rather than queue a job that cannot run
         job = services.batch_job_create(created_by=request.user, facility=facility, patient_ids=ids)
         if job.status == BatchJob.Status.FAILED:
-            exc = QueueUnavailableError()
-            exc.details = {"job_id": str(job.pk), "status": job.status}
-            raise exc
+            raise Unavailable(
+                "The task queue is unavailable; the batch job was not started. Try again later.",
+                code="queue_unavailable",
+                details={"job_id": str(job.pk), "status": job.status},
+            )
         audit_record(
-            request=request,
+            caller=self.caller,
             action=AuditEvent.Action.PREDICT,
             resource="batch_job",
             facility=facility,

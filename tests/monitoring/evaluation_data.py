@@ -8,6 +8,7 @@ import numpy as np
 from django.utils import timezone
 
 from patients.models import Facility, Patient
+from predictions import tiers
 from predictions.models import ModelVersion, Prediction
 from predictions.profile import categorical_entry, numeric_entry
 
@@ -30,8 +31,11 @@ def feature_columns(rng: np.random.Generator, n: int, *, shift: dict[str, float]
     return columns
 
 
+CUTOFFS = {"medium": 0.2, "high": 0.35, "very_high": 0.5}
+
+
 def tiers_of(scores: np.ndarray) -> list[str]:
-    return np.select([scores >= 0.5, scores >= 0.35, scores >= 0.2], ["very_high", "high", "medium"], "low").tolist()
+    return tiers.levels(scores, tiers.cutoff_row(CUTOFFS)).tolist()
 
 
 def profile_of(columns: dict, scores: np.ndarray) -> dict:
@@ -39,12 +43,12 @@ def profile_of(columns: dict, scores: np.ndarray) -> dict:
     features = {name: numeric_entry(columns[name]) for name in NUMERIC}
     stages = np.array([np.nan if v is None else v for v in columns["who_stage"]], dtype=float)
     features["who_stage"] = categorical_entry(stages, STAGE_LABELS)
-    tiers = np.array(tiers_of(scores))
+    levels = np.array(tiers_of(scores))
     return {
         "n": len(scores),
         "features": features,
         "score": numeric_entry(scores),
-        "tiers": {tier: float(np.mean(tiers == tier)) for tier in ("low", "medium", "high", "very_high")},
+        "tiers": {tier: float(np.mean(levels == tier)) for tier in tiers.TIERS},
     }
 
 
@@ -59,7 +63,7 @@ def model_version(rng: np.random.Generator, *, version: str = "v-test", n_refere
         training_as_of=dt.date(2026, 1, 1),
         training_window_start=dt.date(2024, 1, 1),
         training_window_end=dt.date(2025, 12, 31),
-        tier_cutoffs={"medium": 0.2, "high": 0.35, "very_high": 0.5},
+        tier_cutoffs=CUTOFFS,
         reference_profile=profile_of(columns, scores),
         feature_importance=IMPORTANCE,
         is_active=True,

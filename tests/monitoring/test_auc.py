@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import warnings
 
 import numpy as np
 import pytest
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from monitoring.evaluation import auc
@@ -46,6 +49,106 @@ def test_average_precision_and_brier_equal_sklearn():
 
 def test_roc_auc_is_one_half_when_every_score_ties():
     assert auc.roc_auc(np.array([0, 1, 0, 1]), np.full(4, 0.3)) == 0.5
+
+
+# Messy data: ties, one class only, a handful of rows, labels as booleans or floats.
+MESSY = {
+    "ties within and across classes": ([0, 1, 0, 1, 1, 0, 0], [0.2, 0.2, 0.5, 0.5, 0.9, 0.9, 0.1]),
+    "every score tied": ([0, 1, 0, 1, 0], [0.3] * 5),
+    "one row of each class": ([0, 1], [0.7, 0.4]),
+    "three rows": ([1, 0, 1], [0.6, 0.6, 0.1]),
+    "perfectly reversed": ([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9]),
+    "scores at exactly 0 and 1": ([0, 1, 1, 0], [0.0, 1.0, 1.0, 0.0]),
+    "boolean labels": ([False, True, True, False, True], [0.1, 0.8, 0.3, 0.3, 0.5]),
+    "float labels": ([0.0, 1.0, 0.0, 1.0], [0.25, 0.75, 0.5, 0.5]),
+    "events only": ([1, 1, 1], [0.2, 0.5, 0.5]),
+    "no events": ([0, 0, 0, 0], [0.1, 0.4, 0.4, 0.9]),
+    "a single event": ([1], [0.4]),
+    "a single non-event": ([0], [0.4]),
+}
+
+
+def same(ours: float, theirs: float) -> bool:
+    return (math.isnan(ours) and math.isnan(theirs)) or ours == pytest.approx(theirs, abs=1e-12)
+
+
+def sklearn_quietly(metric, y, p) -> float:
+    """scikit-learn's figure, without its warning that a figure is undefined."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.filterwarnings("ignore", "No positive class found")
+        return float(metric(y, p))
+
+
+@pytest.mark.parametrize("case", MESSY)
+def test_every_figure_equals_sklearn_on_messy_data(case):
+    y, p = (np.array(values) for values in MESSY[case])
+
+    theirs = sklearn_quietly(roc_auc_score, y, p)
+    assert same(auc.roc_auc(y, p), theirs)  # both NaN with one class only
+    assert same(auc.delong_interval(y, p)[0], theirs)
+    assert same(auc.brier(y, p), brier_score_loss(y, p))
+
+    theirs = sklearn_quietly(average_precision_score, y, p)
+    if y.sum() == 0:  # no event: scikit-learn warns and answers 0.0; undefined is NaN here
+        assert (theirs, math.isnan(auc.average_precision(y, p))) == (0.0, True)
+    else:
+        assert same(auc.average_precision(y, p), theirs)
+
+
+@pytest.mark.parametrize("case", MESSY)
+def test_delong_bounds_need_two_of_each_class(case):
+    y, p = (np.array(values) for values in MESSY[case])
+    value, lower, upper = auc.delong_interval(y, p)
+    if min(int(y.sum()), int((y == 0).sum())) < 2:
+        assert math.isnan(lower) and math.isnan(upper)
+    else:
+        assert 0.0 <= lower <= value <= upper <= 1.0
+
+
+REFUSED = {
+    "a NaN score": ([0, 1, 1], [0.2, float("nan"), 0.4]),
+    "an infinite score": ([0, 1], [0.2, float("inf")]),
+    "no rows": ([], []),
+    "lengths that differ": ([0, 1, 1], [0.2, 0.4]),
+    "a label other than 0 or 1": ([0, 2, 1], [0.2, 0.4, 0.6]),
+    "a NaN label": ([0, float("nan"), 1], [0.2, 0.4, 0.6]),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+@pytest.mark.parametrize("figure", ["roc_auc", "delong_interval", "average_precision", "brier", "observed_expected"])
+def test_input_no_figure_can_be_computed_from_is_refused(figure, case):
+    y, p = (np.array(values) for values in REFUSED[case])
+    with pytest.raises(ValueError):
+        getattr(auc, figure)(y, p)
+
+
+@pytest.mark.parametrize("case", ["a NaN score", "an infinite score", "no rows", "lengths that differ"])
+def test_sklearn_refuses_the_same_input(case):
+    y, p = (np.array(values) for values in REFUSED[case])
+    for metric in (roc_auc_score, average_precision_score, brier_score_loss):
+        with pytest.raises((ValueError, IndexError)):  # average precision of no rows fails on an index
+            metric(y, p)
+
+
+def test_the_brier_score_refuses_scores_that_are_not_probabilities_as_sklearn_does():
+    y, p = np.array([0, 1]), np.array([0.2, 1.5])
+    with pytest.raises(ValueError):
+        brier_score_loss(y, p)
+    with pytest.raises(ValueError):
+        auc.brier(y, p)
+    assert auc.roc_auc(y, p) == roc_auc_score(y, p) == 1.0  # a ranking needs no probabilities
+
+
+def test_quality_figures_match_their_definitions():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    assert auc.roc_auc(y, s) == 8 / 9
+    assert auc.capture(y, s, 0.34) == 2 / 3  # the top 3 scores hold 2 of the 3 events
+    assert math.isnan(auc.capture(np.zeros(6), s, 0.34))
+    assert auc.observed_expected(y, s) == pytest.approx(3 / s.sum())
+    assert auc.observed_expected(y, np.zeros(6)) is None
 
 
 def test_delong_interval_on_a_small_known_example():

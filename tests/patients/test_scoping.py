@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
-from django.http import Http404
 
+from iit_service.errors import NotFound
 from patients.models import AuditEvent, Observation, Patient
 from patients.selectors import patient_for
 
@@ -107,7 +107,7 @@ def test_the_scoped_look_up_reads_the_patient_and_facility_as_the_orm_does(clini
 def test_the_scoped_look_up_refuses_other_facilities_anonymous_callers_and_odd_ids(clinician, patient, other_patient):
     for user, pk in [(clinician, other_patient.pk), (AnonymousUser(), patient.pk), (clinician, "1e3"),
                      (clinician, 0), (clinician, -patient.pk), (clinician, 2**63)]:  # fmt: skip
-        with pytest.raises(Http404):
+        with pytest.raises(NotFound):
             patient_for(user, pk)
 
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from monitoring.evaluation.selectors import prediction_window
+from monitoring.evaluation.services import auc_history_backfill
 from monitoring.models import AucEvaluation
 from predictions.features import compute_features
 from predictions.models import Prediction
 from predictions.selectors import latest_predictions, record_of
-from predictions.services import auc_history_backfill, prediction_outcomes_resolve, predictions_backfill
+from predictions.services import prediction_outcomes_resolve, predictions_backfill
 from predictions.timeline import seconds_of
 
 pytestmark = pytest.mark.slow
@@ -71,3 +74,20 @@ def test_auc_history_is_one_evaluation_per_past_week(trained, backfilled, settin
     assert auc_history_backfill(weeks=8, window_days=56) == []  # a second run evaluates no week twice
     rated = [e.roc_auc for e in stored if e.status == AucEvaluation.Status.OK]
     assert rated and all(0.5 < auc < 1 for auc in rated), [(e.status, e.n_events) for e in stored]
+
+
+def test_the_command_backfills_resolves_and_evaluates_each_week(trained, settings):
+    settings.MONITORING_AUC_MIN_EVENTS = 2
+    out = io.StringIO()
+    call_command("backfill_predictions", "--weeks", "8", "--auc-window-days", "56", stdout=out)
+    lines = out.getvalue().splitlines()
+    backfilled = Prediction.objects.filter(source=Prediction.Source.BACKFILL).count()
+    assert lines[0].startswith(f"Backfilled {backfilled} predictions; outcomes: {{'resolved': ")
+    assert len(lines) - 1 == AucEvaluation.objects.count() >= 2
+    assert all(line.startswith("  appointments ") and " events in " in line for line in lines[1:])
+
+
+@pytest.mark.django_db
+def test_the_command_without_an_active_model_is_an_error():
+    with pytest.raises(CommandError):
+        call_command("backfill_predictions", "--weeks", "2")

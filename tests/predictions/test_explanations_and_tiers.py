@@ -3,11 +3,10 @@ from __future__ import annotations
 import numpy as np
 import xgboost as xgb
 
-from predictions import registry
+from predictions import registry, tiers
 from predictions.explanations import contributions, describe_factor, top_factors
 from predictions.features import FEATURES
-from predictions.metrics import average_precision, capture, roc_auc, tier_cutoffs_from, tiers_of
-from predictions.scoring import cutoff_matrix, probabilities, risk_levels, score
+from predictions.scoring import probabilities, score
 from predictions.selectors import record_of
 from predictions.training import training_set
 from tests.predictions.conftest import today
@@ -51,33 +50,29 @@ def test_contributions_are_shown_as_python_rounds_them_to_four_decimals():
 
 def test_tiers_are_workload_quotas_of_the_validation_scores():
     scores = np.linspace(0, 1, 1001)
-    cut = tier_cutoffs_from(scores)
-    levels = tiers_of(scores, cut)
-    shares = {t: float((levels == t).mean()) for t in ("low", "medium", "high", "very_high")}
+    cut = tiers.cutoffs_from(scores)
+    levels = tiers.levels(scores, tiers.cutoff_row(cut))
+    shares = {t: float((levels == t).mean()) for t in tiers.TIERS}
     assert abs(shares["very_high"] - 0.10) < 0.005 and abs(shares["high"] - 0.15) < 0.005
     assert abs(shares["medium"] - 0.25) < 0.005 and abs(shares["low"] - 0.50) < 0.005
 
 
 def test_each_row_uses_its_own_facilitys_cutoffs():
     cutoffs = np.array([[0.1, 0.2, 0.3], [0.5, 0.6, 0.7]])
-    assert risk_levels(np.array([0.35, 0.35]), cutoffs).tolist() == ["very_high", "low"]
+    assert tiers.levels(np.array([0.35, 0.35]), cutoffs).tolist() == ["very_high", "low"]
 
 
-def test_quality_figures_match_their_definitions():
-    y = np.array([0, 0, 1, 1, 0, 1])
-    s = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
-    assert roc_auc(y, s) == 8 / 9
-    assert capture(y, s, 0.34) == 2 / 3
+def test_a_facility_override_replaces_the_versions_cutoffs_for_its_rows_only():
+    version = {"medium": 0.2, "high": 0.4, "very_high": 0.6}
+    matrix = tiers.cutoff_matrix(version, np.array([1, 2, 1]), {2: {"medium": 0.5, "high": 0.7, "very_high": 0.9}})
+    assert matrix.tolist() == [[0.2, 0.4, 0.6], [0.5, 0.7, 0.9], [0.2, 0.4, 0.6]]
+    assert tiers.levels(np.array([0.55, 0.55, 0.6]), matrix).tolist() == ["high", "medium", "very_high"]
 
 
-def test_pr_auc_and_roc_auc_agree_with_scikit_learn():
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    rng = np.random.default_rng(3)
-    y = rng.random(2000) < 0.1
-    s = np.round(rng.random(2000) + y * 0.3, 2)  # rounded: ties included
-    assert abs(roc_auc(y.astype(float), s) - roc_auc_score(y, s)) < 1e-12
-    assert abs(average_precision(y.astype(float), s) - average_precision_score(y, s)) < 1e-12
+def test_the_tiers_are_defined_once_lowest_first():
+    assert tiers.TIERS == ("low", "medium", "high", "very_high") == tuple(tiers.RiskLevel.values)
+    assert tiers.CUT_TIERS == tuple(tiers.QUOTAS)[::-1] == ("medium", "high", "very_high")
+    assert [tiers.RiskLevel(t).label for t in tiers.TIERS] == ["Low", "Medium", "High", "Very high"]
 
 
 def test_contributions_are_xgboosts_exact_treeshap_and_add_up_to_the_margin(trained):
@@ -96,5 +91,5 @@ def test_served_scores_are_the_models_probabilities(trained):
     timeline, table = record_of()
     rows = training_set(timeline=timeline, patients=table, as_of=today()).rows
     model = registry.active_model()
-    served = score(model, rows, cutoff_matrix(model, np.zeros(len(rows.matrix), dtype=np.int64), {}))
+    served = score(model, rows, tiers.cutoff_matrix(model.tier_cutoffs, np.zeros(len(rows.matrix), dtype=np.int64), {}))
     np.testing.assert_allclose(served.scores, probabilities(model, rows.matrix), rtol=0, atol=1e-6)

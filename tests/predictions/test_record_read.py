@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from django.db import connection
 from django.forms.models import model_to_dict
-from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.authentication import TokenAuthentication as DRFTokenAuthentication
 from rest_framework.authtoken.models import Token
 
 from iit_service.db import prepared_sql
+from iit_service.errors import NotFound
 from patients.models import ClinicianFacility, Patient
 from patients.selectors import patient_for
 from predictions import selectors
@@ -60,7 +60,7 @@ def test_a_patient_without_observations_has_an_empty_record(cohort, cohort_clini
 @pytest.mark.parametrize("lookup", ["other_facility", "missing", "garbage"])
 def test_it_refuses_what_patient_for_refuses(lookup, cohort_clinician, other_patient):
     patient_id = {"other_facility": other_patient.pk, "missing": 2**62, "garbage": "1; DROP TABLE x"}[lookup]
-    with pytest.raises(Http404):
+    with pytest.raises(NotFound):
         selectors.patient_and_record(cohort_clinician, patient_id)
 
 

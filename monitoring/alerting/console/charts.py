@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from predictions.tiers import TIERS
+
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 26, 34
 PALETTE = ("#2b6cb0", "#c05621", "#2f855a", "#9b2c2c", "#6b46c1", "#718096")
-TIER_COLORS = {"low": "#68d391", "medium": "#f6e05e", "high": "#f6ad55", "very_high": "#e53e3e"}
+TIER_COLORS = dict(zip(TIERS, ("#68d391", "#f6e05e", "#f6ad55", "#e53e3e"), strict=True))  # low ... very high
 
 
 @dataclass

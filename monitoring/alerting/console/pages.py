@@ -15,9 +15,8 @@ from django.utils import timezone
 from monitoring.alerting.console import charts, selectors
 from monitoring.alerting.console.charts import PALETTE, TIER_COLORS, Series, timestamp
 from monitoring.models import Alert, AlertRule, HealthReport
-from predictions.models import RiskLevel
+from predictions.tiers import TIERS
 
-TIERS = [level.value for level in RiskLevel]
 TIER_WEEKS = 12
 
 
@@ -190,7 +189,7 @@ def _tier_shares_chart(prediction_drift: dict) -> str:
         ("reference", [reference.get(t, 0.0) for t in TIERS], "#a0aec0"),
         ("current", [current.get(t, 0.0) for t in TIERS], PALETTE[0]),
     ]
-    return charts.bar_chart(TIERS, groups, title="Share of predictions per tier", y_format=".2f")
+    return charts.bar_chart(list(TIERS), groups, title="Share of predictions per tier", y_format=".2f")
 
 
 # --- Alerts ---------------------------------------------------------------------------

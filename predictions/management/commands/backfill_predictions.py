@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from monitoring.evaluation.services import auc_history_backfill
 from predictions.registry import ModelUnavailable
-from predictions.services import auc_history_backfill, prediction_outcomes_resolve, predictions_backfill
+from predictions.services import prediction_outcomes_resolve, predictions_backfill
 
 
 class Command(BaseCommand):

@@ -3,6 +3,7 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 
 from predictions.services import model_train
+from predictions.tiers import CUT_TIERS, RiskLevel
 
 
 class Command(BaseCommand):
@@ -32,6 +33,5 @@ class Command(BaseCommand):
             f"top 25% {m['capture_top25']:.0%}  (prevalence {m['prevalence']:.1%})"
         )
         cut = version.tier_cutoffs
-        self.stdout.write(
-            f"  tier cut-offs: medium {cut['medium']:.3f}  high {cut['high']:.3f}  very high {cut['very_high']:.3f}"
-        )
+        levels = "  ".join(f"{RiskLevel(tier).label.lower()} {cut[tier]:.3f}" for tier in CUT_TIERS)
+        self.stdout.write(f"  tier cut-offs: {levels}")
