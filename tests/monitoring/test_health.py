@@ -185,7 +185,7 @@ def test_database_health_answers_503_when_the_database_is_unreachable(client):
     assert response.json()["database_status"] == "unhealthy"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_stat_activity is PostgreSQL's")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: pg_stat_activity by application_name")
 def test_database_health_on_postgresql_counts_the_service_connections_by_application_name(client):
     import psycopg2
 
