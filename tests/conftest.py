@@ -10,12 +10,14 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from iit_service.api.throttling import UserWindowThrottle
 from iit_service.celery import app as celery_app
 from patients.models import ClinicianFacility, Facility, Patient
+from tests.trained import TrainedOnce
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +33,13 @@ def _clean_cache():
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness costs ~0.3 s per user created; tests only need hashing to work.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(scope="session")
+def trained_once(django_db_setup, django_db_blocker, tmp_path_factory) -> TrainedOnce:
+    """The default cohort's model, trained once for the whole session; ``register()`` puts it in a test."""
+    with django_db_blocker.unblock(), override_settings(MODEL_DIR=tmp_path_factory.mktemp("trained-once")):
+        return TrainedOnce.train()
 
 
 @pytest.fixture

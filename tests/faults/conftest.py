@@ -132,7 +132,7 @@ def postgres_target() -> tuple[str, int] | None:
 def service(tmp_path_factory) -> Iterator[dict]:
     """gunicorn (two workers) on a prepared database, its cache on our Redis, PostgreSQL through our proxy."""
     if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed")
+        pytest.skip("needs redis-server: the tests stop and start their own Redis")
     workdir = tmp_path_factory.mktemp("faults")
     redis = RedisServer(workdir)
     redis.start()

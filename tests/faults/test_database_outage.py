@@ -6,14 +6,16 @@ from __future__ import annotations
 import pytest
 
 from bench.common import http, wait_until
+from tests.faults.conftest import postgres_target
 from tests.faults.helpers import health, patient_ids, predict
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(postgres_target() is None, reason="needs PostgreSQL: a server to lose (SQLite is a file)"),
+]
 
 
 def test_a_lost_database_is_a_clear_503_and_the_service_recovers_without_restart(service):
-    if service["proxy"] is None:
-        pytest.skip("PostgreSQL only (DATABASE_URL is not postgres): SQLite cannot become unreachable")
     ids = patient_ids(service)
     assert predict(service, ids[0])[0] in (200, 201)
     web_pid = service["stack"].processes["web"].pid

@@ -22,8 +22,9 @@ from schemathesis.specs.openapi.checks import (
 
 from iit_service.wsgi import application
 from patients.models import ClinicianFacility, Facility, Patient
-from tests.predictions.conftest import _fresh_registry, write_cohort  # noqa: F401 - autouse: own MODEL_DIR
+from tests.predictions.conftest import _fresh_registry  # noqa: F401 - autouse: own MODEL_DIR
 from tests.security.tiny_model import tiny_version
+from tests.trained import write_cohort
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 

@@ -44,17 +44,16 @@ def client(db) -> Client:
 
 
 @pytest.fixture
-def model_loaded(db, settings, tmp_path):
-    """A real model trained on a small generated cohort and activated."""
+def model_loaded(db, settings, tmp_path, trained_once):
+    """A real model trained on a small generated cohort (once per session) and activated."""
     from predictions import registry
-    from predictions.services import model_train
-    from tests.predictions.conftest import write_cohort
+    from tests.trained import write_cohort
 
     settings.MODEL_DIR = tmp_path / "models"
     settings.MODEL_VERSION_CHECK_SECONDS = 0
     registry.forget_loaded_model()
     write_cohort()
-    model_train(activate=True)
+    trained_once.register()
     yield
     registry.forget_loaded_model()
 
@@ -186,7 +185,7 @@ def test_database_health_answers_503_when_the_database_is_unreachable(client):
     assert response.json()["database_status"] == "unhealthy"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="pg_stat_activity is PostgreSQL's")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: pg_stat_activity by application_name")
 def test_database_health_on_postgresql_counts_the_service_connections_by_application_name(client):
     import psycopg2
 

@@ -226,7 +226,7 @@ def test_retention_purges_old_audit_events_samples_and_frequent_job_runs(setting
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs the real Redis (REDIS_URL)")
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL): its keyspace hit and miss stats")
 def test_without_counter_files_the_cache_hit_ratio_comes_from_redis_keyspace_stats(settings):
     settings.MONITORING_COUNTER_DIRS = []
     first = job_run(name="system")

@@ -95,7 +95,7 @@ def evaluate_concurrently(now: dt.datetime, evaluators: int = 2) -> None:
     assert errors == []
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: two writers at once")
 @pytest.mark.django_db(transaction=True)
 def test_open_and_resolve_are_each_notified_exactly_once_across_two_concurrent_evaluators(
     cpu_rule, eager_tasks, smtp, slack, pagerduty, webhook

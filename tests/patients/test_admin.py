@@ -105,7 +105,7 @@ def test_an_observation_is_corrected_by_deleting_it_never_edited_in_place(staff_
     assert not Observation.objects.exists()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the planner estimate is PostgreSQL's")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: the planner's row estimate")
 def test_the_unfiltered_count_comes_from_the_planner_on_postgresql(patient, other_patient):
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE patients_patient")
@@ -113,7 +113,7 @@ def test_the_unfiltered_count_comes_from_the_planner_on_postgresql(patient, othe
     assert _planner_estimate(Patient.objects.filter(sex="F")) >= 1
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the planner estimate is PostgreSQL's")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL: the planner's row estimate")
 def test_a_large_estimate_replaces_the_count(patient, monkeypatch):
     import patients.admin
 

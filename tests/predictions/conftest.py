@@ -7,12 +7,10 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from patients.cohort import generate_cohort
-from patients.cohort_writer import cohort_write
 from patients.models import ClinicianFacility, Facility
 from predictions import registry
 from predictions.models import ModelVersion
-from predictions.services import model_train
+from tests.trained import write_cohort
 
 
 @pytest.fixture(autouse=True)
@@ -25,11 +23,6 @@ def _fresh_registry(settings, tmp_path):
     registry.forget_loaded_model()
 
 
-def write_cohort(*, patients: int = 150, facilities: int = 2, seed: int = 11) -> dict:
-    cohort = generate_cohort(facilities=facilities, patients=patients, seed=seed, as_of=timezone.localdate(), years=4)
-    return cohort_write(cohort=cohort, progress=False)
-
-
 @pytest.fixture
 def cohort(db) -> list[Facility]:
     write_cohort()
@@ -37,8 +30,9 @@ def cohort(db) -> list[Facility]:
 
 
 @pytest.fixture
-def trained(cohort):
-    return model_train(activate=True)
+def trained(cohort, trained_once) -> ModelVersion:
+    """The active version ``model_train`` made of this cohort (trained once per session, registered here)."""
+    return trained_once.register()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from predictions import services
 from predictions.features import FEATURES
 from predictions.models import BatchJob, Prediction
 from predictions.timeline import CONCEPT_CODES
-from tests.predictions.conftest import write_cohort
+from tests.trained import write_cohort
 
 BATCH = "/api/v1/predictions/batch/"
 
@@ -27,11 +27,11 @@ def _wait_for(job_id: str, timeout: float = 90) -> BatchJob:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_batch_job_scores_a_facility_in_chunks_through_a_real_worker(settings, api, clinician, worker):
+def test_a_batch_job_scores_a_facility_in_chunks_through_a_real_worker(settings, api, clinician, worker, trained_once):
     write_cohort()
     facility = Facility.objects.filter(code__startswith="SYN-").order_by("code").first()
     ClinicianFacility.objects.create(user=clinician, facility=facility)
-    services.model_train(activate=True)
+    trained_once.register()
     settings.PREDICTION_BATCH_CHUNK_SIZE = 20
     response = api.post(BATCH, {"facility": facility.code}, format="json")
     assert response.status_code == 202, response.content

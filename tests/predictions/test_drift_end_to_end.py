@@ -17,7 +17,8 @@ from monitoring.evaluation.services import drift_evaluation_create
 from patients.models import Observation, Patient
 from predictions.models import BatchJob
 from predictions.services import batch_job_run_inline, model_train
-from tests.predictions.conftest import today, write_cohort
+from tests.predictions.conftest import today
+from tests.trained import write_cohort
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ from predictions.models import ModelVersion
 from predictions.scoring import probabilities
 from predictions.selectors import record_of
 from predictions.training import training_set
-from tests.predictions.conftest import copy_version, today, write_cohort
+from tests.predictions.conftest import copy_version, today
+from tests.trained import write_cohort
 
 
 def test_a_trained_version_records_its_metrics_window_cutoffs_and_profile(trained):
