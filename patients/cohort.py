@@ -8,7 +8,9 @@ late they were before.
 
 Lateness at each scheduled appointment comes from an ordinal logit with four
 categories: on time, 1-14 days late, 15-28 days late, and over 28 days
-(an interruption in treatment, IIT).  Its log-odds rise with past lateness
+(an interruption in treatment, IIT), counted from the due date to the next
+scheduled visit exactly as the model's IIT label counts it: an unscheduled
+visit before the due date books nothing, so it is never the return.  Its log-odds rise with past lateness
 (strongest), the first 6 months on ART, age 15-24, male sex, an unsuppressed
 or missing viral load, poor adherence, a short supply of drugs, and two hidden
 effects a model can only approximate: the facility and the person.
@@ -284,7 +286,8 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
     state["prev_cat"][idx] = np.where(known, observed, state["prev_cat"][idx])
 
     stop = np.minimum(next_day, np.where(event_happens, event_day, NEVER))
-    # An unscheduled visit is a clinical contact, so it only happens in an interval the patient stays in care.
+    # An unscheduled visit falls before the due date and books and dispenses nothing, so by the label's return rule
+    # (predictions.timeline.return_day) it never counts as the return; here only patients who come back make them.
     unscheduled = _unscheduled(rng, idx, visit, limit=np.minimum(stop, end + 1), in_care=category < 3)
     return appt, {"event": event, "event_day": event_day, "next_day": next_day, "unscheduled": unscheduled}
 

@@ -1,10 +1,13 @@
 """THE label: did a scheduled appointment end in an interruption in treatment (IIT)?
 
 PEPFAR's definition: for an appointment due on day D, the patient interrupted
-if there was no clinical contact (visit, next-appointment booking or ARV
-dispense) after the scheduling visit and on or before D + 28.  An appointment
-whose D + 28 is after the data's as-of date is unresolved; a patient who died
-or transferred out on or before D + 28 is excluded (they did not interrupt).
+if they had not returned by D + 28.  They return at the first clinical contact
+(visit, booking or ARV dispense) on or after D, or earlier at a contact that
+books a new appointment or dispenses drugs (which then carries care on); a
+contact before D that does neither does not count (``timeline.return_day``).
+An appointment whose D + 28 is after the data's as-of date is unresolved; a
+patient who died or transferred out on or before D + 28 is excluded (they did
+not interrupt).
 
 The same rule labels training data (``label_appointments``) and resolves the
 outcome of live predictions (``resolve_outcomes``), so the model is monitored
@@ -26,7 +29,7 @@ from predictions.timeline import (
     Timeline,
     appointments_of,
     day_of,
-    first_contact_from,
+    return_day,
 )
 
 IIT, RETAINED, UNRESOLVED, EXCLUDED = "iit", "retained", "unresolved", "excluded"
@@ -88,8 +91,9 @@ def resolve_outcomes(
 ) -> pd.Series:
     """The outcome of each prediction (frame: patient_id, as_of (aware datetime), appointment_date).
 
-    A prediction stands for its patient's next appointment: any clinical contact
-    from the prediction's moment until appointment + 28 days means retained.
+    A prediction stands for its patient's next appointment, booked on the day of its
+    moment: it resolves by the same return rule as a training row, with contacts
+    counted from the next day.
     Returns a Series aligned to ``predictions.index`` with values
     iit / retained / pending / excluded (no appointment, died or transferred out).
     """
@@ -101,10 +105,11 @@ def resolve_outcomes(
     moment = pd.to_datetime(predictions["as_of"], utc=True)
     seconds = ((moment - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(dtype=np.int64)
     due = _days(predictions["appointment_date"])
+    booking_day = (seconds - 1) // DAY  # the last day the prediction saw, as in features.compute_features
     rows = patients.rows_of(pid)
     code = outcome_codes(
         due=due,
-        returned=first_contact_from(timeline, pid, seconds),
+        returned=return_day(timeline, pid, from_day=booking_day + 1, due=due),
         status=patients.status[rows],
         status_day=patients.status_day[rows],
         as_of_day=as_of_day,

@@ -43,6 +43,8 @@ TEXT_CODES: dict[str, int] = {"scheduled": 0, "unscheduled": 1, "good": 0, "fair
 UNSCHEDULED = 1
 # A clinical contact: any of these recorded on a day means the patient was seen that day.
 ENCOUNTER_CONCEPTS = (VISIT, NEXT_APPOINTMENT, DISPENSE)
+# A contact that carries the patient's care forward: a new appointment booked or drugs dispensed.
+BOOKING_CONCEPTS = (NEXT_APPOINTMENT, DISPENSE)
 
 STATUS_CODES = {"active": 0, "transferred_out": 1, "died": 2, "stopped": 3}
 EXCLUDING_STATUSES = (STATUS_CODES["transferred_out"], STATUS_CODES["died"])
@@ -176,7 +178,7 @@ class Appointments:
     """One row per (patient, day) on which a next appointment or an ARV dispense was recorded.
 
     ``due`` is the later of the next-appointment date and dispense day + days supplied;
-    ``returned`` the day of the first clinical contact on a later day (NaN if none yet).
+    ``returned`` the day the appointment was returned from (``return_day``; NaN if not yet).
     """
 
     pid: np.ndarray
@@ -210,22 +212,38 @@ def appointments_of(timeline: Timeline) -> Appointments:
     supplied = np.maximum.reduceat(np.where(is_dispense, value, -np.inf), starts)
     scheduled_t = np.maximum.reduceat(t, starts)
     appts_pid, appts_day = pid[starts], day[starts]
-    returned = first_contact_from(timeline, appts_pid, (appts_day + 1) * DAY)
+    due = np.where(np.isfinite(due), due, np.nan)
     return Appointments(
         pid=appts_pid,
         scheduled_t=scheduled_t,
         scheduled=appts_day.astype(np.float64),
-        due=np.where(np.isfinite(due), due, np.nan),
+        due=due,
         supplied=np.where(np.isfinite(supplied), supplied, np.nan),
-        returned=returned,
+        returned=return_day(timeline, appts_pid, from_day=appts_day + 1, due=due),
     )
 
 
-def first_contact_from(timeline: Timeline, pid: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Day of each patient's first clinical contact at or after ``seconds`` (NaN if none)."""
-    cpid, ct, _ = timeline.of(*ENCOUNTER_CONCEPTS)
+def return_day(timeline: Timeline, pid: np.ndarray, *, from_day: np.ndarray, due: np.ndarray) -> np.ndarray:
+    """Day each patient returned from an appointment due on ``due`` and booked before ``from_day`` (NaN if not yet).
+
+    THE return rule: the earlier of the first contact from ``from_day`` on that books a new
+    appointment or dispenses drugs, and the first clinical contact of any kind on or after the
+    due date.  A contact before the due date that does neither (a drop-in, a result collected)
+    leaves the appointment open: two patients booked for day 90 who never come back interrupt
+    alike whether or not one dropped in on day 30.
+    """
+    booked = _first_from(timeline, BOOKING_CONCEPTS, pid, from_day)
+    seen = _first_from(timeline, ENCOUNTER_CONCEPTS, pid, np.fmax(from_day, due))
+    return np.fmin(booked, seen)
+
+
+def _first_from(timeline: Timeline, codes: tuple[int, ...], pid: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Day of each patient's first observation of ``codes`` on or after ``day`` (NaN if none)."""
+    cpid, ct, _ = timeline.of(*codes)
+    if not len(ct):
+        return np.full(len(pid), np.nan)
     keys = pair_key(cpid, ct)
-    idx = np.searchsorted(keys, pair_key(pid, seconds), side="left")
+    idx = np.searchsorted(keys, pair_key(pid, np.asarray(day, dtype=np.int64) * DAY), side="left")
     ok = idx < len(keys)
     ok[ok] = cpid[idx[ok]] == pid[ok]
     return np.where(ok, ct[np.where(ok, idx, 0)] // DAY, np.nan).astype(np.float64)

@@ -11,7 +11,7 @@ from tests.predictions.timelines import day, obs, patients, timeline, visit
 
 
 def _history(pid: int = 1):
-    """Back 20 days late; then seen early (an unscheduled visit); then 35 days late (an interruption)."""
+    """Back 20 days late; then 5 days late (a drop-in before the due date is not the return); then 35 days late."""
     return (
         visit(pid, 0, next_in=30, supplied=30)
         + [obs(pid, 0, "who_stage", number=2)]
@@ -38,9 +38,9 @@ def _features(rows, *, at: dt.date, pid: int = 1, stats=None, **patient) -> dict
 def test_lateness_history_counts_each_past_appointment():
     f = _features(_history(), at=day(211))
     assert f["days_late_last"] == 35
-    assert f["late_mean_3"] == pytest.approx(55 / 3)
-    assert (f["late_gt0_3"], f["late_gt14_3"], f["late_gt28_3"]) == (2, 2, 1)
-    assert (f["days_late_last"], f["late_mean_5"], f["late_gt0_10"]) == (35, f["late_mean_3"], 2)
+    assert f["late_mean_3"] == pytest.approx(60 / 3)
+    assert (f["late_gt0_3"], f["late_gt14_3"], f["late_gt28_3"]) == (3, 2, 1)
+    assert (f["days_late_last"], f["late_mean_5"], f["late_gt0_10"]) == (35, f["late_mean_3"], 3)
     assert (f["prior_interruptions"], f["n_prior_appointments"], f["days_since_return"]) == (1, 3, 0)
 
 
