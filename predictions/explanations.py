@@ -1,22 +1,42 @@
 """Why a patient scored high: exact TreeSHAP contributions phrased for a clinician.
 
-``describe_factor(name, value, contribution)`` turns one feature's value into the
-words a tracing nurse would use ("21 days late at last visit", "viral load
-unsuppressed 3 months ago"); ``top_factors`` picks each row's largest
-contributions (either direction) from XGBoost's ``pred_contribs``.
+``describe_factor(name, value, row=..., seen=...)`` turns one feature's value into
+the words a tracing nurse would use ("21 days late for the last appointment",
+"viral load unsuppressed (result of 3 Feb 2026)"): dates as dates, so a reason
+stays true on any later day it is read; counts over the patient's real number
+of appointments; no internal names.  ``top_factors`` picks each row's largest
+contributions (either direction), one line per fact, leaving out what a nurse
+cannot act on.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import datetime as dt
+from functools import partial
 
 import numpy as np
 import xgboost as xgb
 
-from predictions.features import FEATURES
+from predictions.features import FEATURES, WINDOWS
 
 TOP_N = 5
+_EPOCH = dt.date(1970, 1, 1)
 _ADHERENCE = {0: "good", 1: "fair", 2: "poor"}
+_THRESHOLDS = {"late_gt0": "late", "late_gt14": "over 14 days late", "late_gt28": "over 28 days late"}
+
+# Context the model weighs but a nurse cannot change: never listed as a reason.
+NOT_LISTED = frozenset({"facility_iit_rate", "facility_mean_days_late", "age_years", "sex_male"})
+# Features that state one fact between them: a row lists only the largest of each set.
+_SAME_FACT = [
+    [
+        "days_late_last",
+        "prior_interruptions",
+        *(f"{stat}_{w}" for w in WINDOWS for stat in ("late_mean", *_THRESHOLDS)),
+    ],
+    ["vl_category", "vl_age_days"],
+    ["months_on_art", "first_6_months"],
+]
+_FACT = {name: i for i, names in enumerate(_SAME_FACT) for name in names}
 
 
 def _n(value: float) -> int:
@@ -27,97 +47,126 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def _ago(days: float) -> str:
-    if days < 45:
-        return f"{_plural(_n(days), 'day')} ago"
-    return f"{_plural(_n(days / 30.4375), 'month')} ago"
+def _date(day: float) -> str:
+    when = _EPOCH + dt.timedelta(days=_n(day))
+    return f"{when.day} {when:%b %Y}"
 
 
-def _late(value: float) -> str:
-    return "on time at last visit" if value <= 0 else f"{_plural(_n(value), 'day')} late at last visit"
+def _last(count: int) -> str:
+    return "the last appointment" if count == 1 else f"the last {count} appointments"
 
 
-def _window(stat: str, w: int):
-    def phrase(value: float) -> str:
-        if stat == "late_mean":
-            return f"on average {_plural(_n(value), 'day')} late over the last {w} visits"
-        threshold = {"late_gt0": "late", "late_gt14": "over 14 days late", "late_gt28": "over 28 days late"}[stat]
-        return f"{threshold} at {_n(value)} of the last {w} visits"
+def _window(name: str, value: float, row: dict, seen: float) -> str:
+    stat, w = name.rsplit("_", 1)
+    earlier = row.get("n_prior_appointments")
+    count = int(w) if earlier is None or earlier != earlier else min(int(w), _n(earlier))
+    if stat == "late_mean":
+        return f"on average {_plural(_n(value), 'day')} late for {_last(count)}"
+    if count == 1:
+        return ("" if value >= 1 else "not ") + f"{_THRESHOLDS[stat]} for the last appointment"
+    return f"{_THRESHOLDS[stat]} for {_n(value)} of {_last(count)}"
 
-    return phrase
+
+def _days_ago(row: dict, name: str, seen: float) -> float | None:
+    days = row.get(name)
+    return None if days is None or days != days else seen - days
 
 
-def _next_appointment(value: float) -> str:
+def _viral_load(value: float, row: dict, seen: float) -> str:
+    tested = _days_ago(row, "vl_age_days", seen)
+    if value == 2:
+        return "no viral load result in the 12 months before the last visit" + (
+            f" (last result {_date(tested)})" if tested is not None else ""
+        )
+    result = "viral load unsuppressed" if value == 1 else "viral load suppressed"
+    return result + (f" (result of {_date(tested)})" if tested is not None else "")
+
+
+def _first_months(value: float, row: dict, seen: float) -> str:
+    months = row.get("months_on_art")
+    started = "" if months is None or months != months else f" (started {_date(seen - months * 30.4375)})"
+    return ("in the first 6 months of ART" if value == 1 else "on ART for more than 6 months") + started
+
+
+def _next_appointment(value: float, seen: float) -> str:
     # Predictions are made as of the booking visit, so this is the interval the clinician booked.
     if value <= 0:
         return "no appointment booked after the last visit"
-    return f"next appointment booked {_plural(_n(value), 'day')} ahead"
+    return f"next appointment due {_date(seen + value)}, {_plural(_n(value), 'day')} after the last visit"
 
 
-def _viral_load(value: float, context: dict) -> str:
-    age = context.get("vl_age_days")
-    when = f" {_ago(age)}" if age is not None and age == age else ""
-    if value == 2:
-        return "no viral load result in the last 12 months"
-    return ("viral load unsuppressed" if value == 1 else "viral load suppressed") + when
-
-
+# name -> phrase(value, row, seen day): the words for a recorded value.
 _PHRASES = {
-    "days_late_last": _late,
-    "prior_interruptions": lambda v: (
-        "no previous interruption in treatment" if v == 0 else f"{_plural(_n(v), 'previous interruption')} in treatment"
+    "days_late_last": lambda v, row, seen: (
+        "on time for the last appointment" if v <= 0 else f"{_plural(_n(v), 'day')} late for the last appointment"
     ),
-    "days_since_return": lambda v: f"returned from an interruption {_ago(v)}",
-    "n_prior_appointments": lambda v: f"{_plural(_n(v), 'previous appointment')} on record",
-    "months_on_art": lambda v: f"{_plural(_n(v), 'month')} on ART",
-    "first_6_months": lambda v: "first 6 months on ART" if v == 1 else "on ART for more than 6 months",
-    "age_years": lambda v: f"aged {int(v)}",
-    "sex_male": lambda v: "male" if v == 1 else "female",
-    "days_supplied_last": lambda v: f"{_plural(_n(v), 'day')} of ARVs at last dispense",
-    "mmd_share": lambda v: f"{_n(v * 100)}% of dispenses multi-month (90+ days)",
-    "days_to_next_appointment": _next_appointment,
-    "vl_age_days": lambda v: f"last viral load {_ago(v)}",
-    "who_stage": lambda v: f"WHO stage {_n(v)}",
-    "adherence": lambda v: f"{_ADHERENCE.get(_n(v), 'unknown')} adherence at last assessment",
-    "unscheduled_visits_12m": lambda v: f"{_plural(_n(v), 'unscheduled visit')} in the last 12 months",
-    "pregnant_or_breastfeeding": lambda v: "pregnant or breastfeeding" if v == 1 else "not pregnant or breastfeeding",
-    "facility_iit_rate": lambda v: f"facility interruption rate {v * 100:.1f}%",
-    "facility_mean_days_late": lambda v: f"patients at this facility on average {v:.1f} days late",
+    "prior_interruptions": lambda v, row, seen: (
+        "no earlier interruption in treatment" if v == 0 else f"{_plural(_n(v), 'earlier interruption')} in treatment"
+    ),
+    "days_since_return": lambda v, row, seen: f"returned from an interruption on {_date(seen - v)}",
+    "n_prior_appointments": lambda v, row, seen: f"{_plural(_n(v), 'earlier appointment')} on record",
+    "months_on_art": lambda v, row, seen: f"on ART since {_date(seen - v * 30.4375)}",
+    "first_6_months": _first_months,
+    "age_years": lambda v, row, seen: f"aged {int(v)}",
+    "sex_male": lambda v, row, seen: "male" if v == 1 else "female",
+    "days_supplied_last": lambda v, row, seen: f"{_plural(_n(v), 'day')} of ARVs at the last dispense",
+    "mmd_share": lambda v, row, seen: f"{_n(v * 100)}% of dispenses multi-month (90 days or more)",
+    "days_to_next_appointment": lambda v, row, seen: _next_appointment(v, seen),
+    "vl_category": _viral_load,
+    "vl_age_days": lambda v, row, seen: f"last viral load {_date(seen - v)}",
+    "who_stage": lambda v, row, seen: f"WHO stage {_n(v)}",
+    "adherence": lambda v, row, seen: f"{_ADHERENCE.get(_n(v), 'unknown')} adherence at the last assessment",
+    "unscheduled_visits_12m": lambda v, row, seen: (
+        f"{_plural(_n(v), 'unscheduled visit')} in the 12 months to {_date(seen)}"
+    ),
+    "pregnant_or_breastfeeding": lambda v, row, seen: (
+        "pregnant or breastfeeding" if v == 1 else "not pregnant or breastfeeding"
+    ),
+    "facility_iit_rate": lambda v, row, seen: f"facility interruption rate {v * 100:.1f}%",
+    "facility_mean_days_late": lambda v, row, seen: f"patients at this facility on average {v:.1f} days late",
 }
-for _w in (3, 5, 10):
-    for _stat in ("late_mean", "late_gt0", "late_gt14", "late_gt28"):
-        _PHRASES[f"{_stat}_{_w}"] = _window(_stat, _w)
+for _w in WINDOWS:
+    for _stat in ("late_mean", *_THRESHOLDS):
+        _PHRASES[f"{_stat}_{_w}"] = partial(_window, f"{_stat}_{_w}")
 
+_NO_EARLIER_APPOINTMENT = "no earlier appointment on record"
+_NO_DISPENSE = "no ARV dispense on record"
+_NO_VIRAL_LOAD = "no viral load on record"
+_NO_ART_START = "ART start date not recorded"
+# name -> the words for a value the record does not have.
 _MISSING = {
-    "days_late_last": "no earlier appointment on record",
+    **{name: _NO_EARLIER_APPOINTMENT for name in _SAME_FACT[0]},
+    "n_prior_appointments": _NO_EARLIER_APPOINTMENT,
     "days_since_return": "no earlier interruption",
-    "days_supplied_last": "no ARV dispense on record",
-    "mmd_share": "no ARV dispense on record",
+    "months_on_art": _NO_ART_START,
+    "first_6_months": _NO_ART_START,
+    "age_years": "date of birth not recorded",
+    "sex_male": "sex not recorded",
+    "days_supplied_last": _NO_DISPENSE,
+    "mmd_share": _NO_DISPENSE,
     "days_to_next_appointment": "no next appointment booked",
-    "vl_age_days": "no viral load on record",
+    "vl_category": _NO_VIRAL_LOAD,
+    "vl_age_days": _NO_VIRAL_LOAD,
     "who_stage": "WHO stage not recorded",
     "adherence": "adherence not assessed",
+    "unscheduled_visits_12m": "no unscheduled visit on record",
+    "pregnant_or_breastfeeding": "pregnancy and breastfeeding not recorded",
+    "facility_iit_rate": "facility interruption rate not known",
+    "facility_mean_days_late": "facility lateness not known",
 }
 
 
-def describe_factor(name: str, value: float | None, contribution: float, context: dict | None = None) -> str:
-    """Clinician-facing words for one feature value; ``context`` (the row's features) adds detail."""
+def describe_factor(name: str, value: float | None, *, row: dict | None = None, seen: dt.date | float) -> str:
+    """Clinician-facing words for one feature value.
+
+    ``row`` (the patient's features) adds detail: the real number of earlier appointments, the date of
+    a result; ``seen`` is the last day the score saw (a date, or days since 1970-01-01), from which
+    "days ago" features become dates.
+    """
     if value is None or value != value:
-        return _MISSING.get(name, f"{name.replace('_', ' ')} not recorded")
-    if name == "vl_category":
-        return _viral_load_phrase(value, (context or {}).get("vl_age_days"))
-    return _phrase(name, value)
-
-
-# A batch phrases ~500,000 factors, most of them repeats ("on time at last visit", "WHO stage 1").
-@lru_cache(maxsize=100_000)
-def _phrase(name: str, value: float) -> str:
-    return _PHRASES[name](value)
-
-
-@lru_cache(maxsize=10_000)
-def _viral_load_phrase(value: float, age: float | None) -> str:
-    return _viral_load(value, {"vl_age_days": age})
+        return _MISSING[name]
+    seen_day = float((seen - _EPOCH).days) if isinstance(seen, dt.date) else seen
+    return _PHRASES[name](value, row or {}, seen_day)
 
 
 def treeshap(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
@@ -138,27 +187,47 @@ def contributions(booster: xgb.Booster, matrix: np.ndarray) -> np.ndarray:
     return treeshap(booster, matrix)[:, :-1]
 
 
-def top_factors(contribs: np.ndarray, features: list[dict], *, n: int = TOP_N) -> list[list[dict]]:
-    """Each row's ``n`` largest contributions by size, with direction and the patient's own value."""
-    order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, :n]
+def top_factors(
+    contribs: np.ndarray, features: list[dict], *, seen_days: np.ndarray, n: int = TOP_N
+) -> list[list[dict]]:
+    """Each row's ``n`` largest contributions by size, with direction and the patient's own value.
+
+    Context in ``NOT_LISTED`` is passed over, and of features that state one fact (the lateness
+    history, the viral load, time on ART) only the largest is listed.
+    """
+    # Enough columns to list n even when every unlisted and every repeated fact ranks above them.
+    passed_over = len(NOT_LISTED) + sum(len(names) - 1 for names in _SAME_FACT)
+    order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, : n + passed_over]
     weights = np.take_along_axis(contribs, order, axis=1).astype(np.float64)
     # One vectorized rounding: builtins.round took 1.7 us a factor, 0.8 s over a 100k-patient batch.
-    rows = zip(features, order.tolist(), weights.tolist(), np.round(weights, 4).tolist(), strict=True)
-    result = []
-    for values, columns, row_weights, row_rounded in rows:
-        factors = []
-        for j, weight, shown in zip(columns, row_weights, row_rounded, strict=True):
-            if weight == 0.0:
-                break
-            name = FEATURES[j]
-            factors.append(
-                {
-                    "feature": name,
-                    "value": values[name],
-                    "contribution": shown,
-                    "direction": "increases" if weight > 0 else "decreases",
-                    "description": describe_factor(name, values[name], weight, values),
-                }
-            )
-        result.append(factors)
-    return result
+    rows = zip(
+        features, order.tolist(), weights.tolist(), np.round(weights, 4).tolist(), seen_days.tolist(), strict=True
+    )
+    return [
+        _listed(values, columns, row_weights, row_rounded, seen, n)
+        for values, columns, row_weights, row_rounded, seen in rows
+    ]
+
+
+def _listed(values: dict, columns: list, weights: list, rounded: list, seen: float, n: int) -> list[dict]:
+    factors: list[dict] = []
+    facts: set[int] = set()
+    for j, weight, shown in zip(columns, weights, rounded, strict=True):
+        if weight == 0.0 or len(factors) == n:
+            break
+        name = FEATURES[j]
+        fact = _FACT.get(name)
+        if name in NOT_LISTED or fact in facts:
+            continue
+        if fact is not None:
+            facts.add(fact)
+        factors.append(
+            {
+                "feature": name,
+                "value": values[name],
+                "contribution": shown,
+                "direction": "increases" if weight > 0 else "decreases",
+                "description": describe_factor(name, values[name], row=values, seen=seen),
+            }
+        )
+    return factors

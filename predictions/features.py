@@ -87,6 +87,7 @@ class FeatureRows:
 
     matrix: np.ndarray  # float64 (n, len(FEATURES))
     appointment_day: np.ndarray  # day of the upcoming appointment, NaN if none on record
+    seen_day: np.ndarray  # the last day whose data each row saw: the day its "days ago" features count from
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.matrix, columns=FEATURES)
@@ -135,9 +136,9 @@ def compute_features(
     stats = facility_stats if isinstance(facility_stats, FacilityStats) else FacilityStats.of(facility_stats or {})
     columns.update(stats.columns(patients.facility_id[patients.rows_of(pid)]))
     if not len(pid):
-        return FeatureRows(matrix=np.zeros((0, len(FEATURES))), appointment_day=due)
+        return FeatureRows(matrix=np.zeros((0, len(FEATURES))), appointment_day=due, seen_day=today)
     matrix = np.array([columns[name] for name in FEATURES], dtype=np.float64).T  # row-major, as XGBoost reads it
-    return FeatureRows(matrix=np.ascontiguousarray(matrix), appointment_day=due)
+    return FeatureRows(matrix=np.ascontiguousarray(matrix), appointment_day=due, seen_day=today)
 
 
 def scoring_moments(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> np.ndarray:

@@ -37,5 +37,5 @@ def score(model: LoadedModel, rows: FeatureRows, cutoffs: np.ndarray) -> Scored:
     shap = treeshap(model.booster, rows.matrix)
     scores = _calibrated(shap.astype(np.float64).sum(axis=1), model)
     features = rows.row_dicts()
-    factors = top_factors(shap[:, :-1], features)
+    factors = top_factors(shap[:, :-1], features, seen_days=rows.seen_day)
     return Scored(scores=scores, risk_levels=tiers.levels(scores, cutoffs), features=features, factors=factors)

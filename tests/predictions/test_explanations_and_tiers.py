@@ -1,30 +1,108 @@
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 import numpy as np
 import xgboost as xgb
 
 from predictions import registry, tiers
-from predictions.explanations import contributions, describe_factor, top_factors
-from predictions.features import FEATURES
+from predictions.explanations import NOT_LISTED, contributions, describe_factor, top_factors
+from predictions.features import FEATURES, compute_features
 from predictions.scoring import probabilities, score
 from predictions.selectors import record_of
+from predictions.timeline import seconds_of
 from predictions.training import training_set
 from tests.predictions.conftest import today
+from tests.predictions.timelines import day, patients, timeline, visit
+
+SEEN = dt.date(2026, 3, 1)
+
+
+def _describe(name: str, value, **row) -> str:
+    return describe_factor(name, value, row=row, seen=SEEN)
 
 
 def test_factors_read_as_a_clinician_would_say_them():
-    assert describe_factor("days_late_last", 21.0, 0.9) == "21 days late at last visit"
-    assert describe_factor("vl_category", 1, 0.4, {"vl_age_days": 91.0}) == "viral load unsuppressed 3 months ago"
-    assert describe_factor("first_6_months", 1, 0.2) == "first 6 months on ART"
-    assert describe_factor("late_gt28_5", 2.0, 0.3) == "over 28 days late at 2 of the last 5 visits"
-    assert describe_factor("adherence", 2, 0.3) == "poor adherence at last assessment"
-    assert describe_factor("days_to_next_appointment", 90.0, 0.3) == "next appointment booked 90 days ahead"
-    assert describe_factor("vl_age_days", None, 0.1) == "no viral load on record"
+    assert _describe("days_late_last", 21.0) == "21 days late for the last appointment"
+    assert (
+        _describe("late_gt28_5", 2.0, n_prior_appointments=8.0) == "over 28 days late for 2 of the last 5 appointments"
+    )
+    assert _describe("first_6_months", 1) == "in the first 6 months of ART"
+    assert _describe("adherence", 2) == "poor adherence at the last assessment"
+    assert _describe("vl_age_days", None) == "no viral load on record"
 
 
-def test_every_feature_has_words():
+def test_dates_are_written_as_dates_so_a_reason_read_months_later_is_still_true():
+    assert _describe("vl_category", 1, vl_age_days=28.0) == "viral load unsuppressed (result of 1 Feb 2026)"
+    assert _describe("vl_age_days", 28.0) == "last viral load 1 Feb 2026"
+    assert _describe("days_since_return", 59.0) == "returned from an interruption on 1 Jan 2026"
+    assert (
+        _describe("days_to_next_appointment", 31.0) == "next appointment due 1 Apr 2026, 31 days after the last visit"
+    )
+    assert "ago" not in " ".join(_describe(name, 30.0, vl_age_days=30.0, months_on_art=3.0) for name in FEATURES)
+
+
+def test_no_reason_text_carries_an_internal_name():
     for name in FEATURES:
-        assert describe_factor(name, 1.0, 0.1, {"vl_age_days": 10.0})
+        for value in (None, 0.0, 1.0, 2.0, 45.0):
+            text = _describe(name, value, n_prior_appointments=4.0, vl_age_days=30.0, months_on_art=3.0)
+            assert text and not re.search(r"_|\bgt\d|\bnan\b|\bNone\b|\bvl\b|\bmmd\b|\biit\b", text), (name, text)
+
+
+def test_a_patient_with_three_earlier_appointments_never_reads_over_the_last_five_or_ten():
+    rows = visit(1, 0, next_in=30) + visit(1, 40, next_in=30) + visit(1, 70, next_in=30) + visit(1, 130, next_in=30)
+    computed = compute_features(
+        timeline=timeline(rows),
+        patients=patients({"patient_id": 1}),
+        patient_ids=np.array([1]),
+        as_of=np.array([seconds_of(day(131))]),
+    )
+    (row,) = computed.row_dicts()
+    assert row["n_prior_appointments"] == 3
+    windows = [name for name in FEATURES if name.rsplit("_", 1)[-1] in ("3", "5", "10")]
+    texts = [describe_factor(name, row[name], row=row, seen=float(computed.seen_day[0])) for name in windows]
+    assert all("last 3 appointments" in text for text in texts), texts
+    assert _describe("late_gt0_10", 1.0, n_prior_appointments=1.0) == "late for the last appointment"
+
+
+LATENESS = [name for name in FEATURES if name.startswith("late_") or name in ("days_late_last", "prior_interruptions")]
+
+
+def _all_contributing(n_rows: int = 1) -> tuple[np.ndarray, list[dict]]:
+    """Every feature contributes, the unlistable context and the lateness windows most of all."""
+    contribs = np.tile(np.linspace(0.1, 0.2, len(FEATURES)), (n_rows, 1))
+    for name in NOT_LISTED:
+        contribs[:, FEATURES.index(name)] = 5.0
+    for k, name in enumerate(LATENESS):
+        contribs[:, FEATURES.index(name)] = 2.0 + k / 100
+    features = [dict.fromkeys(FEATURES, 2.0) | {"n_prior_appointments": 12.0}] * n_rows
+    return contribs, features
+
+
+def test_facility_age_and_sex_stay_in_the_model_but_are_never_listed_as_reasons():
+    contribs, features = _all_contributing()
+    (factors,) = top_factors(contribs, features, seen_days=np.array([20_000.0]))
+    assert len(factors) == 5
+    assert not {f["feature"] for f in factors} & NOT_LISTED
+    assert not any(word in f["description"] for f in factors for word in ("facility", "aged", "male", "female"))
+
+
+def test_at_most_one_lateness_reason_and_it_is_the_largest():
+    contribs, features = _all_contributing()
+    (factors,) = top_factors(contribs, features, seen_days=np.array([20_000.0]))
+    lateness = [f["feature"] for f in factors if "late" in f["description"] or "interruption" in f["description"]]
+    largest = max(LATENESS, key=lambda name: contribs[0, FEATURES.index(name)])
+    assert lateness == [largest]
+
+
+def test_one_viral_load_reason_and_one_time_on_art_reason():
+    contribs = np.zeros((1, len(FEATURES)))
+    for weight, name in enumerate(["vl_category", "vl_age_days", "months_on_art", "first_6_months"], start=1):
+        contribs[0, FEATURES.index(name)] = weight
+    features = [dict.fromkeys(FEATURES, 1.0)]
+    (factors,) = top_factors(contribs, features, seen_days=np.array([20_000.0]))
+    assert [f["feature"] for f in factors] == ["first_6_months", "vl_age_days"]
 
 
 def test_top_factors_rank_by_size_with_direction_and_the_patients_value():
@@ -32,7 +110,7 @@ def test_top_factors_rank_by_size_with_direction_and_the_patients_value():
     contribs[0, FEATURES.index("days_late_last")] = 0.8
     contribs[0, FEATURES.index("mmd_share")] = -1.1
     features = [{name: None for name in FEATURES} | {"days_late_last": 21.0, "mmd_share": 0.5}]
-    (factors,) = top_factors(contribs, features)
+    (factors,) = top_factors(contribs, features, seen_days=np.array([20_000.0]))
     assert [(f["feature"], f["direction"], f["value"]) for f in factors] == [
         ("mmd_share", "decreases", 0.5),
         ("days_late_last", "increases", 21.0),
@@ -42,10 +120,10 @@ def test_top_factors_rank_by_size_with_direction_and_the_patients_value():
 def test_contributions_are_shown_as_python_rounds_them_to_four_decimals():
     contribs = np.random.default_rng(3).normal(0, 0.4, (500, len(FEATURES))).astype(np.float32)  # as pred_contribs
     features = [dict.fromkeys(FEATURES, 1.0)] * len(contribs)
-    shown = [f["contribution"] for row in top_factors(contribs, features) for f in row]
-    order = np.argsort(-np.abs(contribs), axis=1, kind="stable")[:, :5]
-    expected = [round(float(contribs[i, j]), 4) for i, row in enumerate(order) for j in row]
-    assert shown == expected
+    listed = top_factors(contribs, features, seen_days=np.full(len(contribs), 20_000.0))
+    shown = [f["contribution"] for row in listed for f in row]
+    expected = [round(float(contribs[i, FEATURES.index(f["feature"])]), 4) for i, row in enumerate(listed) for f in row]
+    assert shown == expected and len(shown) == 5 * len(contribs)
 
 
 def test_tiers_are_workload_quotas_of_the_validation_scores():

@@ -28,7 +28,7 @@ def _predict(patient: Patient, version: ModelVersion, score: float, *, level="lo
             "value": 21,
             "contribution": 0.8,
             "direction": "increases",
-            "description": "21 days late at last visit",
+            "description": "21 days late for the last appointment",
         }
     ]
     return Prediction.objects.create(
@@ -102,7 +102,7 @@ def test_the_line_list_downloads_as_csv_for_tracing_teams(api, facility, version
     assert response["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [r["identifier"] for r in rows] == [b.identifier, a.identifier]
-    assert rows[0]["reasons"] == "21 days late at last visit" and rows[0]["risk_level"] == "very_high"
+    assert rows[0]["reasons"] == "21 days late for the last appointment" and rows[0]["risk_level"] == "very_high"
     assert AuditEvent.objects.filter(action="export", object_count=2).exists()
 
 
