@@ -3,7 +3,10 @@
 Two tables of the guide feed this list: "Alert Configuration" (critical and
 warning rows, with their actions verbatim) and "Key Metrics to Monitor" (its
 thresholds that the first table lacks: memory > 85%, CPU > 80%, DB query
-P95 > 2s, cache hit ratio < 70%, AUC < 0.75).  Each rule's runbook anchor is
+P95 > 2s, cache hit ratio < 70%, AUC < 0.75).  The guide's error rate counts
+server errors (5xx); client errors (4xx) have a warning of their own, at a rate
+no run of human mistakes reaches but a client retrying a bad request does
+(CLIENT_ERROR_RATE_PER_HOUR, held 15 minutes).  Each rule's runbook anchor is
 the slug of its name in docs/RUNBOOK.md.
 """
 
@@ -39,6 +42,10 @@ class RuleSeed:
         return f"{RUNBOOK_PATH}#{slugify(self.name)}"
 
 
+# 4xx answers per hour that signal a broken client: a script retrying one bad request every
+# 12 s.  Prometheus' ClientErrorRateWarning (monitoring/alert_rules.yml) uses the same figure.
+CLIENT_ERROR_RATE_PER_HOUR = 300
+
 # Metric names are MetricSample names written by the system job, plus three
 # read from elsewhere: service_up, model_auc and model_drift_detected.
 # (name, metric, comparison, threshold, duration_seconds, summary, action)
@@ -69,6 +76,15 @@ _CRITICAL_ROWS = (
 )
 _WARNING_ROWS = (
     ("Error rate warning", "error_rate_per_hour", GT, 50, 300, "Error rate > 50/hour", "Monitor traffic"),
+    (
+        "Client error rate warning",
+        "client_error_rate_per_hour",
+        GT,
+        CLIENT_ERROR_RATE_PER_HOUR,
+        900,
+        f"Client errors (4xx) > {CLIENT_ERROR_RATE_PER_HOUR}/hour",
+        "Find and fix the broken client",
+    ),
     (
         "Prediction latency warning",
         "prediction_p95_seconds",

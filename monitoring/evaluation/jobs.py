@@ -11,17 +11,18 @@ summary and a dict of JSON figures stored on the run.
 Metric samples written by the ``system`` job (MetricSample.name), which the
 alert evaluator reads:
 
-=========================  ===============================================================
-``cpu_percent``            host CPU use, percent of all cores (psutil)
-``memory_used_bytes``      host memory in use (total − available)
-``memory_total_bytes``     host memory in all
-``memory_percent``         memory in use, percent of total
-``cache_hit_ratio``        prediction cache hits / look-ups over the rate window (0–1);
-                           only written when there were look-ups
-``error_rate_per_hour``    iit_api_errors_total increase over the window, per hour
-``prediction_p95_seconds`` P95 of iit_prediction_duration_seconds{mode="single"} over the window
-``db_query_p95_seconds``   P95 of iit_db_query_duration_seconds over the window
-=========================  ===============================================================
+==============================  ==========================================================================
+``cpu_percent``                 host CPU use, percent of all cores (psutil)
+``memory_used_bytes``           host memory in use (total − available)
+``memory_total_bytes``          host memory in all
+``memory_percent``              memory in use, percent of total
+``cache_hit_ratio``             prediction cache hits / look-ups over the rate window (0–1);
+                                only written when there were look-ups
+``error_rate_per_hour``         server errors (5xx, iit_api_errors_total) over the window, per hour
+``client_error_rate_per_hour``  client errors (4xx, iit_api_client_errors_total) over the window, per hour
+``prediction_p95_seconds``      P95 of iit_prediction_duration_seconds{mode="single"} over the window
+``db_query_p95_seconds``        P95 of iit_db_query_duration_seconds over the window
+==============================  ==========================================================================
 
 The window is ``MONITORING_RATE_WINDOW_SECONDS`` (5 minutes): counters are
 compared with the figures of the system run that long ago (``counters`` in

@@ -50,7 +50,10 @@ def _service_charts(*, start: dt.datetime, end: dt.datetime) -> list:
     window: dict[str, Any] = {"start": start, "end": end}
     return [
         charts.line_chart(
-            [_series("error_rate_per_hour", "API errors per hour (hourly max)", PALETTE[3], **window)],
+            [
+                _series("error_rate_per_hour", "server errors (5xx) per hour, hourly max", PALETTE[3], **window),
+                _series("client_error_rate_per_hour", "client errors (4xx) per hour, hourly max", PALETTE[1], **window),
+            ],
             title="Error rate, last 24 hours",
             threshold=50,
             y_format=".0f",
