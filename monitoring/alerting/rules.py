@@ -7,7 +7,9 @@ P95 > 2s, cache hit ratio < 70%, AUC < 0.75).  The guide's error rate counts
 server errors (5xx); client errors (4xx) have a warning of their own, at a rate
 no run of human mistakes reaches but a client retrying a bad request does
 (CLIENT_ERROR_RATE_PER_HOUR, held 15 minutes).  Each rule's runbook anchor is
-the slug of its name in docs/RUNBOOK.md.
+the slug of its name in docs/RUNBOOK.md.  "Scheduled job late" is the
+dead-man's switch of the scheduled jobs (not in the guide): one alert per job
+whose last success is older than its deadline (monitoring/evaluation/jobs.py).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ class RuleSeed:
 # 12 s.  Prometheus' ClientErrorRateWarning (monitoring/alert_rules.yml) uses the same figure.
 CLIENT_ERROR_RATE_PER_HOUR = 300
 
-# Metric names are MetricSample names written by the system job, plus three
-# read from elsewhere: service_up, model_auc and model_drift_detected.
+# Metric names are MetricSample names written by the system job, plus four
+# read from elsewhere: service_up, model_auc, model_drift_detected, and
+# job_overdue_seconds (per scheduled job: one alert per job past its deadline).
 # (name, metric, comparison, threshold, duration_seconds, summary, action)
 _CRITICAL_ROWS = (
     ("Service down", "service_up", LT, 1, 60, "Service down", "Restart service"),
@@ -109,6 +112,15 @@ _WARNING_ROWS = (
     ("CPU usage high", "cpu_percent", GT, 80, 300, "CPU usage > 80%", "Profile application"),
     ("Cache hit ratio warning", "cache_hit_ratio", LT, 0.7, 600, "Cache hit ratio < 70%", "Check Redis config"),
     ("Model AUC low", "model_auc", LT, 0.75, 0, "Model AUC < 0.75", "Review model performance and retrain if needed"),
+    (
+        "Scheduled job late",
+        "job_overdue_seconds",
+        GT,
+        0,
+        0,
+        "No success within the job's deadline (seconds past it)",
+        "Check beat and the worker, then the job's last run",
+    ),
 )
 RULE_SEEDS: tuple[RuleSeed, ...] = tuple(
     RuleSeed(name, metric, comparison, threshold, duration, severity, summary, action)

@@ -368,7 +368,7 @@ def test_every_alert_rule_loads_and_evaluates_in_prometheus(stack, traffic):
     status, body = http_get(f"{stack['prometheus']}/api/v1/rules")
     groups = json.loads(body)["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == 18
+    assert len(rules) == 19
     assert all(rule["health"] in ("ok", "unknown") for rule in rules), [r for r in rules if r["health"] == "err"]
 
     def all_evaluated() -> bool:
@@ -376,3 +376,19 @@ def test_every_alert_rule_loads_and_evaluates_in_prometheus(stack, traffic):
         return all(rule["health"] == "ok" for group in groups for rule in group["rules"])
 
     wait_until(all_evaluated, timeout=30, what="rules evaluated")
+
+
+def test_each_scheduled_job_keeps_its_name_as_the_job_label_beside_its_deadline(stack, traffic):
+    from monitoring.evaluation.jobs import JOBS
+
+    run = subprocess.run(
+        [sys.executable, "manage.py", "run_monitoring_job", "retention"],
+        cwd=ROOT, env=stack["env"], capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    last = 'iit_job_last_success_timestamp_seconds{job="retention",component="web"}'
+    wait_until(lambda: query(stack, last)["result"], timeout=30, what="the retention job's last success")
+    assert scalar_of(stack, 'iit_job_deadline_seconds{job="auc"}') == JOBS["auc"].deadline_seconds
+    groups = yaml.safe_load((ROOT / "monitoring" / "alert_rules.yml").read_text())["groups"]
+    [late] = [rule["expr"] for group in groups for rule in group["rules"] if rule["alert"] == "ScheduledJobLate"]
+    assert query(stack, late)["result"] == []  # evaluates, and the job that just ran is on time

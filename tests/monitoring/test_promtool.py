@@ -91,7 +91,7 @@ def test_the_guide_thresholds_are_all_alerted_on():
         ("warning", "0.7"),
         ("warning", "0.75"),
         ("critical", "1"),  # drift detected
-        ("warning", "600"),  # the system and alerts jobs stopped
+        ("warning", "(iit_job_deadline_seconds)"),  # a scheduled job past its own deadline
         ("warning", "300"),  # client errors at a broken client's rate
     }
     assert thresholds == expected
