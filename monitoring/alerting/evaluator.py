@@ -8,7 +8,9 @@ For each rule and its current value:
 3. It no longer holds: a PENDING alert is closed as "cleared" without any
    notification; a fired one is RESOLVED and notified "resolve".
 4. Its rule was disabled by staff: its open alert closes as in 3.
-No value (no fresh sample) changes nothing.
+No value (no fresh sample) changes nothing.  A per-subject rule (one value per
+scheduled job) runs these steps for each subject; a subject that is gone (its
+schedule switched off) closes its alert as in 3.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from django.utils import timezone
 
 from monitoring.alerting.notifications.dispatch import notify_alert
 from monitoring.alerting.state import open_alert, record_event, transition
-from monitoring.alerting.values import current_value
+from monitoring.alerting.values import current_value, subject_values
 from monitoring.models import Alert, AlertRule
 
 S = Alert.State
@@ -32,6 +34,10 @@ def evaluate_rules(*, now: dt.datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     outcomes: Counter[str] = Counter()
     for rule in AlertRule.objects.filter(enabled=True).order_by("id"):
+        per_subject = subject_values(rule.metric, now=now)
+        if per_subject is not None:
+            outcomes.update(_evaluate_subjects(rule=rule, values=per_subject, now=now))
+            continue
         value = current_value(rule.metric, now=now)
         if value is None:
             outcomes["no_data"] += 1
@@ -40,6 +46,12 @@ def evaluate_rules(*, now: dt.datetime | None = None) -> dict[str, int]:
     for alert in Alert.objects.filter(rule__enabled=False, state__in=Alert.OPEN_STATES):
         outcomes[_close(alert=alert, now=now, note="rule disabled")] += 1
     return dict(outcomes)
+
+
+def _evaluate_subjects(*, rule: AlertRule, values: dict[str, float], now: dt.datetime) -> list[str]:
+    outcomes = [evaluate_rule(rule=rule, value=value, now=now, subject=subject) for subject, value in values.items()]
+    gone = Alert.objects.filter(rule=rule, state__in=Alert.OPEN_STATES).exclude(subject__in=list(values))
+    return outcomes + [_close(alert=alert, now=now, note="no longer expected") for alert in gone]
 
 
 def evaluate_rule(*, rule: AlertRule, value: float, now: dt.datetime, subject: str = "") -> str:

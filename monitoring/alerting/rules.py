@@ -3,8 +3,13 @@
 Two tables of the guide feed this list: "Alert Configuration" (critical and
 warning rows, with their actions verbatim) and "Key Metrics to Monitor" (its
 thresholds that the first table lacks: memory > 85%, CPU > 80%, DB query
-P95 > 2s, cache hit ratio < 70%, AUC < 0.75).  Each rule's runbook anchor is
-the slug of its name in docs/RUNBOOK.md.
+P95 > 2s, cache hit ratio < 70%, AUC < 0.75).  The guide's error rate counts
+server errors (5xx); client errors (4xx) have a warning of their own, at a rate
+no run of human mistakes reaches but a client retrying a bad request does
+(CLIENT_ERROR_RATE_PER_HOUR, held 15 minutes).  Each rule's runbook anchor is
+the slug of its name in docs/RUNBOOK.md.  "Scheduled job late" is the
+dead-man's switch of the scheduled jobs (not in the guide): one alert per job
+whose last success is older than its deadline (monitoring/evaluation/jobs.py).
 """
 
 from __future__ import annotations
@@ -39,8 +44,13 @@ class RuleSeed:
         return f"{RUNBOOK_PATH}#{slugify(self.name)}"
 
 
-# Metric names are MetricSample names written by the system job, plus three
-# read from elsewhere: service_up, model_auc and model_drift_detected.
+# 4xx answers per hour that signal a broken client: a script retrying one bad request every
+# 12 s.  Prometheus' ClientErrorRateWarning (monitoring/alert_rules.yml) uses the same figure.
+CLIENT_ERROR_RATE_PER_HOUR = 300
+
+# Metric names are MetricSample names written by the system job, plus four
+# read from elsewhere: service_up, model_auc, model_drift_detected, and
+# job_overdue_seconds (per scheduled job: one alert per job past its deadline).
 # (name, metric, comparison, threshold, duration_seconds, summary, action)
 _CRITICAL_ROWS = (
     ("Service down", "service_up", LT, 1, 60, "Service down", "Restart service"),
@@ -70,6 +80,15 @@ _CRITICAL_ROWS = (
 _WARNING_ROWS = (
     ("Error rate warning", "error_rate_per_hour", GT, 50, 300, "Error rate > 50/hour", "Monitor traffic"),
     (
+        "Client error rate warning",
+        "client_error_rate_per_hour",
+        GT,
+        CLIENT_ERROR_RATE_PER_HOUR,
+        900,
+        f"Client errors (4xx) > {CLIENT_ERROR_RATE_PER_HOUR}/hour",
+        "Find and fix the broken client",
+    ),
+    (
         "Prediction latency warning",
         "prediction_p95_seconds",
         GT,
@@ -93,6 +112,15 @@ _WARNING_ROWS = (
     ("CPU usage high", "cpu_percent", GT, 80, 300, "CPU usage > 80%", "Profile application"),
     ("Cache hit ratio warning", "cache_hit_ratio", LT, 0.7, 600, "Cache hit ratio < 70%", "Check Redis config"),
     ("Model AUC low", "model_auc", LT, 0.75, 0, "Model AUC < 0.75", "Review model performance and retrain if needed"),
+    (
+        "Scheduled job late",
+        "job_overdue_seconds",
+        GT,
+        0,
+        0,
+        "No success within the job's deadline (seconds past it)",
+        "Check beat and the worker, then the job's last run",
+    ),
 )
 RULE_SEEDS: tuple[RuleSeed, ...] = tuple(
     RuleSeed(name, metric, comparison, threshold, duration, severity, summary, action)

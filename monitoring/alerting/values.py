@@ -1,7 +1,9 @@
 """The current value of each metric an alert rule can name.
 
 ``None`` means "no evidence": the rule is neither held nor cleared, so a
-metric that stops being sampled never resolves an alert by accident.
+metric that stops being sampled never resolves an alert by accident.  A
+per-subject metric (``subject_values``) has one value per subject, e.g. per
+scheduled job, and its rule opens one alert per subject.
 """
 
 from __future__ import annotations
@@ -75,6 +77,26 @@ def dependencies_healthy() -> bool:
 
 
 _SPECIAL = {"service_up": service_up, "model_auc": model_auc, "model_drift_detected": model_drift_detected}
+
+
+def job_overdue_seconds(*, now: dt.datetime) -> dict[str, float]:
+    """Per scheduled job expected to run and that has succeeded: seconds past its deadline (negative while on time)."""
+    from monitoring.evaluation.selectors import job_schedules
+
+    return {
+        schedule.job: (now - schedule.late_after).total_seconds()
+        for schedule in job_schedules(now=now)
+        if schedule.enabled and schedule.late_after is not None
+    }
+
+
+_PER_SUBJECT = {"job_overdue_seconds": job_overdue_seconds}
+
+
+def subject_values(metric: str, *, now: dt.datetime) -> dict[str, float] | None:
+    """{subject: value} of a per-subject metric; None when ``metric`` is not one."""
+    reader = _PER_SUBJECT.get(metric)
+    return None if reader is None else reader(now=now)
 
 
 def current_value(metric: str, *, now: dt.datetime) -> float | None:

@@ -1,4 +1,9 @@
-"""The monitoring jobs, declared once: name -> (function, default schedule, description).
+"""The monitoring jobs, declared once: name -> (function, default schedule, description, grace).
+
+Each job's deadline (the dead-man's switch) is its schedule's period plus its
+grace: a job whose last success is older than that is late.  Prometheus
+(``ScheduledJobLate`` on ``iit_job_deadline_seconds``), the service's own rule
+"Scheduled job late" and the console's Jobs page all read it from here.
 
 ``manage.py setup_schedules`` writes these to django-celery-beat's tables at
 deploy (staff then switch each on or off in the admin); beat sends
@@ -11,17 +16,18 @@ summary and a dict of JSON figures stored on the run.
 Metric samples written by the ``system`` job (MetricSample.name), which the
 alert evaluator reads:
 
-=========================  ===============================================================
-``cpu_percent``            host CPU use, percent of all cores (psutil)
-``memory_used_bytes``      host memory in use (total − available)
-``memory_total_bytes``     host memory in all
-``memory_percent``         memory in use, percent of total
-``cache_hit_ratio``        prediction cache hits / look-ups over the rate window (0–1);
-                           only written when there were look-ups
-``error_rate_per_hour``    iit_api_errors_total increase over the window, per hour
-``prediction_p95_seconds`` P95 of iit_prediction_duration_seconds{mode="single"} over the window
-``db_query_p95_seconds``   P95 of iit_db_query_duration_seconds over the window
-=========================  ===============================================================
+==============================  ==========================================================================
+``cpu_percent``                 host CPU use, percent of all cores (psutil)
+``memory_used_bytes``           host memory in use (total − available)
+``memory_total_bytes``          host memory in all
+``memory_percent``              memory in use, percent of total
+``cache_hit_ratio``             prediction cache hits / look-ups over the rate window (0–1);
+                                only written when there were look-ups
+``error_rate_per_hour``         server errors (5xx, iit_api_errors_total) over the window, per hour
+``client_error_rate_per_hour``  client errors (4xx, iit_api_client_errors_total) over the window, per hour
+``prediction_p95_seconds``      P95 of iit_prediction_duration_seconds{mode="single"} over the window
+``db_query_p95_seconds``        P95 of iit_db_query_duration_seconds over the window
+==============================  ==========================================================================
 
 The window is ``MONITORING_RATE_WINDOW_SECONDS`` (5 minutes): counters are
 compared with the figures of the system run that long ago (``counters`` in
@@ -58,16 +64,37 @@ from predictions.services import prediction_outcomes_resolve, prediction_rescan_
 log = logging.getLogger("iit.monitoring")
 
 
+HOUR = 3600
+DAY = 24 * HOUR
+
+
 @dataclass(frozen=True)
 class Every:
     seconds: int
 
+    @property
+    def period_seconds(self) -> int:
+        return self.seconds
+
 
 @dataclass(frozen=True)
 class Cron:
+    """A crontab whose fields are each one value or ``*``: it runs hourly, daily or weekly."""
+
     minute: str = "0"
     hour: str = "*"
     day_of_week: str = "*"
+
+    def __post_init__(self) -> None:
+        if not all(field.isdigit() for field in (self.minute, self.hour, self.day_of_week) if field != "*"):
+            raise ValueError(f"{self}: each field is one value or '*', so the period between runs is known")
+
+    @property
+    def period_seconds(self) -> int:
+        """The time between two runs: a week when the day is fixed, a day when the hour is, else an hour."""
+        if self.day_of_week != "*":
+            return 7 * DAY
+        return DAY if self.hour != "*" else HOUR
 
 
 @dataclass
@@ -85,6 +112,14 @@ class JobSpec:
     keep_runs_days: int = 365
     # A run still "running" after this long lost its process; the next run marks it failed.
     timeout_seconds: int = 6 * 3600
+    # How long after its period a job may still succeed before it is late (the dead-man's switch):
+    # room for beat's tick, a queue behind another job, and the run itself.
+    grace_seconds: int = 2 * HOUR
+
+    @property
+    def deadline_seconds(self) -> int:
+        """The most time between two successes before the job is late: its period and its grace."""
+        return self.schedule.period_seconds + self.grace_seconds
 
 
 def outcomes() -> JobResult:
@@ -139,19 +174,33 @@ def _jsonable(value) -> dict:
     return {"result": value if isinstance(value, int | float | str | list | None) else str(value)}
 
 
+# The system and alerts jobs are late after 10 minutes: without them the gauges go blank and no
+# in-app alert is evaluated.  Hourly rescan gets half an hour; daily and weekly jobs two hours.
 JOBS: dict[str, JobSpec] = {
     "outcomes": JobSpec(outcomes, Cron(minute="0", hour="2"), "Resolve outcomes of predictions 28 days past"),
     "auc": JobSpec(auc_job, Cron(minute="0", hour="4", day_of_week="1"), "ROC-AUC of the active model, weekly"),
     "drift": JobSpec(drift, Cron(minute="30", hour="3"), "Input and prediction drift against the reference"),
     "system": JobSpec(
-        system, Every(30), "CPU, memory, cache hit ratio, error rate, P95s", keep_runs_days=7, timeout_seconds=600
+        system,
+        Every(30),
+        "CPU, memory, cache hit ratio, error rate, P95s",
+        keep_runs_days=7,
+        timeout_seconds=600,
+        grace_seconds=570,
     ),
     "alerts": JobSpec(
-        alerts, Every(60), "Evaluate alert rules, open/resolve alerts, notify", keep_runs_days=7, timeout_seconds=600
+        alerts,
+        Every(60),
+        "Evaluate alert rules, open/resolve alerts, notify",
+        keep_runs_days=7,
+        timeout_seconds=600,
+        grace_seconds=540,
     ),
     "health_report": JobSpec(health_report, Cron(minute="0", hour="6"), "Build and email the daily health report"),
     "retention": JobSpec(retention, Cron(minute="30", hour="1"), "Purge audit events, samples and runs past retention"),
-    "rescan": JobSpec(rescan, Cron(minute="15"), "Re-score patients whose observations changed", keep_runs_days=30),
+    "rescan": JobSpec(
+        rescan, Cron(minute="15"), "Re-score patients whose observations changed", keep_runs_days=30, grace_seconds=1800
+    ),
 }
 
 

@@ -126,12 +126,56 @@ def drift_evaluation_previous(*, version: ModelVersion) -> DriftEvaluation | Non
 def job_last_successes() -> dict[str, dt.datetime]:
     """Finish time of each job's last successful run (one grouped query)."""
     rows = (
-        JobRun.objects.filter(status=JobRun.Status.SUCCEEDED)
+        JobRun.objects.filter(status=JobRun.Status.SUCCEEDED, finished_at__isnull=False)
         .values("job")
         .annotate(last=Max("finished_at"))
         .values_list("job", "last")
     )
     return dict(rows)
+
+
+@dataclass(frozen=True)
+class JobSchedule:
+    """One declared job against its deadline (the dead-man's switch); times are None before its first success.
+
+    ``next_due`` is when its next success is expected (last success + period); ``late_after`` adds its grace.
+    ``state``: "ok", "late" (no success since ``late_after``), "never run" (no success yet) or "disabled"
+    (staff switched its schedule off in the admin: nothing is expected of it).
+    """
+
+    job: str
+    period_seconds: int
+    deadline_seconds: int
+    enabled: bool
+    last_success: dt.datetime | None
+    next_due: dt.datetime | None
+    late_after: dt.datetime | None
+    state: str
+
+
+def job_schedules(*, now: dt.datetime) -> list[JobSchedule]:
+    """Every declared job's deadline and state, in declaration order: two queries."""
+    from django_celery_beat.models import PeriodicTask
+
+    from monitoring.evaluation.jobs import JOBS, PERIODIC_TASK_PREFIX
+
+    switched_off = PeriodicTask.objects.filter(name__startswith=PERIODIC_TASK_PREFIX, enabled=False)
+    disabled = {name.removeprefix(PERIODIC_TASK_PREFIX) for name in switched_off.values_list("name", flat=True)}
+    last_successes = job_last_successes()
+    schedules = []
+    for name, spec in JOBS.items():
+        last = last_successes.get(name)
+        period, deadline = spec.schedule.period_seconds, spec.deadline_seconds
+        late_after = last + dt.timedelta(seconds=deadline) if last else None
+        if name in disabled:
+            state = "disabled"
+        elif late_after is None:
+            state = "never run"
+        else:
+            state = "late" if now > late_after else "ok"
+        next_due = last + dt.timedelta(seconds=period) if last else None
+        schedules.append(JobSchedule(name, period, deadline, name not in disabled, last, next_due, late_after, state))
+    return schedules
 
 
 def job_run_baseline(*, job: str, before: dt.datetime) -> JobRun | None:

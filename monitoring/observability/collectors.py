@@ -14,12 +14,13 @@ import logging
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitoring.models import Alert, AucEvaluation, DriftEvaluation, JobRun, MetricSample
+from monitoring.evaluation.selectors import job_schedules
+from monitoring.models import Alert, AucEvaluation, DriftEvaluation, MetricSample
 from monitoring.observability import health
 from predictions.models import ModelVersion
 
@@ -106,21 +107,24 @@ def model_metrics() -> Iterable[Metric]:
     return [info, auc, lower, upper, drift]
 
 
-def job_metrics() -> Iterable[Metric]:
-    family = GaugeMetricFamily(
+def job_metrics(now: dt.datetime | None = None) -> Iterable[Metric]:
+    """Each job's last success and its deadline; a job switched off in the admin has no deadline."""
+    last_success = GaugeMetricFamily(
         "iit_job_last_success_timestamp_seconds",
         "When each scheduled job last finished successfully (Unix time).",
         labels=["job"],
     )
-    rows = (
-        JobRun.objects.filter(status=JobRun.Status.SUCCEEDED, finished_at__isnull=False)
-        .values("job")
-        .annotate(last=Max("finished_at"))
-        .values_list("job", "last")
+    deadline = GaugeMetricFamily(
+        "iit_job_deadline_seconds",
+        "The most seconds between two successes of each scheduled job before it is late (period + grace).",
+        labels=["job"],
     )
-    for job, last in rows:
-        family.add_metric([job], last.timestamp())
-    return [family]
+    for schedule in job_schedules(now=now or timezone.now()):
+        if schedule.last_success is not None:
+            last_success.add_metric([schedule.job], schedule.last_success.timestamp())
+        if schedule.enabled:
+            deadline.add_metric([schedule.job], schedule.deadline_seconds)
+    return [last_success, deadline]
 
 
 def alert_metrics() -> Iterable[Metric]:

@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.multiprocess import MultiProcessCollector
 
 ERRORS = "iit_api_errors_total"
+CLIENT_ERRORS = "iit_api_client_errors_total"
 CACHE_REQUESTS = "iit_prediction_cache_requests_total"
 PREDICTION_BUCKET = "iit_prediction_duration_seconds_bucket"
 DB_QUERY_BUCKET = "iit_db_query_duration_seconds_bucket"
@@ -37,9 +38,10 @@ def sources(directories: list[str]) -> list:
 
 
 def snapshot(collectors: list) -> dict:
-    """Cumulative totals: API errors, cache hits and misses, and the two latency histograms' buckets."""
+    """Cumulative totals: server and client errors, cache hits and misses, the two latency histograms' buckets."""
     totals: dict[str, Any] = {
         "errors": 0.0,
+        "client_errors": 0.0,
         "cache_hit": 0.0,
         "cache_miss": 0.0,
         "prediction_buckets": {},
@@ -49,6 +51,8 @@ def snapshot(collectors: list) -> dict:
     for sample in samples:
         if sample.name == ERRORS:
             totals["errors"] += sample.value
+        elif sample.name == CLIENT_ERRORS:
+            totals["client_errors"] += sample.value
         elif sample.name == CACHE_REQUESTS and sample.labels.get("result") in ("hit", "miss"):
             totals[f"cache_{sample.labels['result']}"] += sample.value
         elif sample.name == PREDICTION_BUCKET and sample.labels.get("mode") == "single":

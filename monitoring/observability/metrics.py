@@ -39,10 +39,17 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 30.0)
 PREDICTION_MODES = ("single", "batch")
 
+# Server errors (5xx) and client errors (4xx) are separate series: the guide's error-rate alerts
+# on iit_api_errors_total mean "the service is failing", which a client's mistakes are not.
 API_ERRORS = Counter(
     "iit_api_errors_total",
-    "API responses with a 4xx or 5xx status, by endpoint template, method, status class and error class.",
-    ["endpoint", "method", "status_class", "error"],
+    "API responses with a 5xx status (server errors), by endpoint template, method, status and error class.",
+    ["endpoint", "method", "status", "error"],
+)
+API_CLIENT_ERRORS = Counter(
+    "iit_api_client_errors_total",
+    "API responses with a 4xx status (client errors), by endpoint template, method, status and error code.",
+    ["endpoint", "method", "status", "error"],
 )
 
 

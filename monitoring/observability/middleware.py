@@ -1,4 +1,4 @@
-"""Request id, access log, error counter, slow-request and denial logs, query timing.
+"""Request id, access log, server and client error counters, slow-request and denial logs, query timing.
 
 Order in MIDDLEWARE: ``RequestIdMiddleware`` first (every later log line of
 the request carries its id), ``ObservabilityMiddleware`` right after it.
@@ -20,7 +20,7 @@ from iit_service.api.caller import client_address
 from iit_service.api.errors import error_body
 from monitoring.observability.instrumentation import query_timing
 from monitoring.observability.logging import request_id_var
-from monitoring.observability.metrics import API_ERRORS
+from monitoring.observability.metrics import API_CLIENT_ERRORS, API_ERRORS
 
 access_log = logging.getLogger("iit.access")
 error_log = logging.getLogger("iit.error")
@@ -104,9 +104,8 @@ def request_observed(request: HttpRequest, response: HttpResponse, seconds: floa
     }
     access_log.info("request", extra={"event": "request", **fields})
     if status >= 400:
-        API_ERRORS.labels(
-            endpoint=endpoint, method=method, status_class=f"{status // 100}xx", error=error_class(request, response)
-        ).inc()
+        counter = API_ERRORS if status >= 500 else API_CLIENT_ERRORS
+        counter.labels(endpoint=endpoint, method=method, status=str(status), error=error_class(request, response)).inc()
     if seconds > settings.SLOW_REQUEST_SECONDS:
         performance_log.warning("slow request", extra={"event": "slow_request", **fields})
     if status in (401, 403):

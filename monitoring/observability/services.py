@@ -54,8 +54,8 @@ def _window_samples(current: dict, baseline: dict | None, elapsed: float) -> dic
     baseline = baseline or {}
     samples: dict[str, float] = {}
     if elapsed > 0:
-        errors = counters.increase(current["errors"], baseline.get("errors"))
-        samples["error_rate_per_hour"] = errors * 3600.0 / elapsed
+        for sample, key in (("error_rate_per_hour", "errors"), ("client_error_rate_per_hour", "client_errors")):
+            samples[sample] = counters.increase(current[key], baseline.get(key)) * 3600.0 / elapsed
     cache, previous_cache = current["cache"], baseline.get("cache") or {}
     same_source = previous_cache.get("source") == cache["source"]
     hits = counters.increase(cache["hit"], previous_cache.get("hit") if same_source else None)

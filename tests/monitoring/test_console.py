@@ -20,7 +20,7 @@ PAGES = {
     "model": ["Model versions", "v2", "AUC over time", "Calibration", "Predictions by tier per week", "Per segment"],
     "drift": ["Drift detected", "days_late_last_visit", "reference vs current", "missing-rate changes"],
     "alerts": ["Model drift detected", "Delivery log", "Acknowledge"],
-    "jobs": ["Run now", "drift", "boom", "Schedules"],
+    "jobs": ["Deadlines", "Run now", "drift", "boom", "Schedules"],
     "reports": ["Health reports", "degraded"],
 }
 CHARTED = {"overview", "model", "drift"}

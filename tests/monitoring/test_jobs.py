@@ -16,7 +16,12 @@ from django.utils import timezone
 from monitoring.evaluation.jobs import JOBS, Every, JobResult, JobSpec, UnknownJob, job_run, retention_purge
 from monitoring.models import AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
 from monitoring.observability import counters
-from monitoring.observability.metrics import API_ERRORS, PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION
+from monitoring.observability.metrics import (
+    API_CLIENT_ERRORS,
+    API_ERRORS,
+    PREDICTION_CACHE_REQUESTS,
+    PREDICTION_DURATION,
+)
 from monitoring.tasks import run_job
 from patients.models import AuditEvent
 from tests.monitoring import evaluation_data
@@ -135,7 +140,8 @@ def test_the_rescan_job_runs_the_prediction_apps_rescan():
 def test_the_system_job_turns_counter_increases_into_rates_and_p95s(own_counters):
     first = job_run(name="system")
     JobRun.objects.filter(pk=first.pk).update(started_at=first.started_at - dt.timedelta(minutes=5))
-    API_ERRORS.labels(endpoint="/api/v1/x/", method="GET", status_class="4xx", error="not_found").inc(12)
+    API_ERRORS.labels(endpoint="/api/v1/x/", method="GET", status="503", error="database_unavailable").inc(12)
+    API_CLIENT_ERRORS.labels(endpoint="/api/v1/x/", method="GET", status="404", error="not_found").inc(30)
     PREDICTION_CACHE_REQUESTS.labels(result="hit").inc(3)
     PREDICTION_CACHE_REQUESTS.labels(result="miss").inc(1)
     for _ in range(100):
@@ -147,6 +153,7 @@ def test_the_system_job_turns_counter_increases_into_rates_and_p95s(own_counters
     assert elapsed == pytest.approx((second.started_at - first.started_at).total_seconds() + 300, abs=1)
     samples = {s.name: s.value for s in MetricSample.objects.filter(recorded_at__gte=second.started_at)}
     assert samples["error_rate_per_hour"] == pytest.approx(12 * 3600 / elapsed)
+    assert samples["client_error_rate_per_hour"] == pytest.approx(30 * 3600 / elapsed)
     assert samples["cache_hit_ratio"] == pytest.approx(0.75)
     assert 0.0025 < samples["prediction_p95_seconds"] <= 0.005
     assert 0 <= samples["cpu_percent"] <= 100
@@ -160,10 +167,12 @@ def test_the_system_job_sums_the_counters_of_other_processes_from_their_multipro
     writer = textwrap.dedent(
         """
         from prometheus_client import Counter, Histogram
-        errors = Counter("iit_api_errors_total", "", ["endpoint", "method", "status_class", "error"])
+        errors = Counter("iit_api_errors_total", "", ["endpoint", "method", "status", "error"])
+        client_errors = Counter("iit_api_client_errors_total", "", ["endpoint", "method", "status", "error"])
         cache = Counter("iit_prediction_cache_requests_total", "", ["result"])
         latency = Histogram("iit_db_query_duration_seconds", "", ["vendor", "statement"], buckets=(0.1, 1.0, 3.0))
-        errors.labels("/a/", "GET", "5xx", "server_error").inc(7)
+        errors.labels("/a/", "GET", "500", "server_error").inc(7)
+        client_errors.labels("/a/", "GET", "404", "not_found").inc(3)
         cache.labels("hit").inc(9)
         cache.labels("miss").inc(1)
         for _ in range(10):
@@ -181,6 +190,7 @@ def test_the_system_job_sums_the_counters_of_other_processes_from_their_multipro
 
     totals = run.figures["counters"]
     assert totals["errors"] == 14
+    assert totals["client_errors"] == 6
     assert totals["cache"] == {"source": "counters", "hit": 18, "miss": 2}
     samples = run.figures["samples"]
     assert samples["cache_hit_ratio"] == pytest.approx(0.9)

@@ -33,6 +33,7 @@ urlpatterns = [
 
 GUIDE_METRICS = {
     "iit_api_errors": "counter",
+    "iit_api_client_errors": "counter",
     "iit_prediction_duration_seconds": "histogram",
     "iit_db_query_duration_seconds": "histogram",
     "iit_system_cpu_usage_percent": "gauge",
@@ -155,13 +156,15 @@ def test_errors_are_counted_by_route_template_and_error_class_never_by_id(db):
     after = scrape(client)
     route = "things/<int:pk>/"
 
-    def delta(**labels):
-        return value(after, "iit_api_errors_total", **labels) - (value(before, "iit_api_errors_total", **labels) or 0)
+    def delta(name, **labels):
+        return value(after, name, **labels) - (value(before, name, **labels) or 0)
 
-    assert delta(endpoint=route, method="GET", status_class="4xx", error="conflict") == 1
-    assert delta(endpoint=route, method="GET", status_class="5xx", error="ZeroDivisionError") == 1
-    assert delta(endpoint="<unmatched>", method="GET", status_class="4xx", error="not_found") == 1
-    endpoints = {s.labels["endpoint"] for s in after["iit_api_errors"].samples}
+    assert delta("iit_api_client_errors_total", endpoint=route, method="GET", status="409", error="conflict") == 1
+    assert delta("iit_api_errors_total", endpoint=route, method="GET", status="500", error="ZeroDivisionError") == 1
+    unmatched = {"endpoint": "<unmatched>", "method": "GET", "status": "404", "error": "not_found"}
+    assert delta("iit_api_client_errors_total", **unmatched) == 1
+    samples = [*after["iit_api_errors"].samples, *after["iit_api_client_errors"].samples]
+    endpoints = {s.labels["endpoint"] for s in samples}
     assert not any("123" in endpoint or "500" in endpoint for endpoint in endpoints)
 
 

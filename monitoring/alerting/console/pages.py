@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from monitoring.alerting.console import charts, selectors
 from monitoring.alerting.console.charts import PALETTE, TIER_COLORS, Series, timestamp
+from monitoring.evaluation.selectors import job_schedules
 from monitoring.models import Alert, AlertRule, HealthReport
 from predictions.tiers import TIERS
 
@@ -50,7 +51,10 @@ def _service_charts(*, start: dt.datetime, end: dt.datetime) -> list:
     window: dict[str, Any] = {"start": start, "end": end}
     return [
         charts.line_chart(
-            [_series("error_rate_per_hour", "API errors per hour (hourly max)", PALETTE[3], **window)],
+            [
+                _series("error_rate_per_hour", "server errors (5xx) per hour, hourly max", PALETTE[3], **window),
+                _series("client_error_rate_per_hour", "client errors (4xx) per hour, hourly max", PALETTE[1], **window),
+            ],
             title="Error rate, last 24 hours",
             threshold=50,
             y_format=".0f",
@@ -230,6 +234,10 @@ def _selected_alert(alert_id: int | None) -> Alert | None:
 def jobs_context(*, job: str = "", now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
     return {
+        "deadlines": [
+            {"schedule": job, "every": _span(job.period_seconds), "deadline": _span(job.deadline_seconds)}
+            for job in job_schedules(now=now)
+        ],
         "runs": list(selectors.job_runs_recent(job=job, limit=100)),
         "job": job,
         "job_names": selectors.job_names(),
@@ -237,6 +245,17 @@ def jobs_context(*, job: str = "", now: dt.datetime | None = None) -> dict:
         "periodic_tasks": selectors.periodic_tasks(),
         "beat_last_tick": selectors.beat_last_tick(),
     }
+
+
+def _span(seconds: int) -> str:
+    """30 s, 10 min, 1 h 30 min, 1 d 2 h, 7 d: the two largest units."""
+    units = [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)]
+    parts = []
+    for unit, size in units:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts[:2]) or "0 s"
 
 
 def reports_context() -> dict:

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 SERVICE_METRICS = (
     "error_rate_per_hour",
+    "client_error_rate_per_hour",
     "prediction_p95_seconds",
     "db_query_p95_seconds",
     "cpu_percent",
