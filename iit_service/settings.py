@@ -284,9 +284,10 @@ HEALTH_PROBE_TIMEOUT = env_float("HEALTH_PROBE_TIMEOUT", 1.5, minimum=0.1)
 SLOW_REQUEST_SECONDS = env_float("SLOW_REQUEST_SECONDS", 1.0, minimum=0)
 SLOW_QUERY_SECONDS = env_float("SLOW_QUERY_SECONDS", 0.5, minimum=0)
 SLOW_PREDICTION_SECONDS = env_float("SLOW_PREDICTION_SECONDS", 1.0, minimum=0)
-# Celery worker processes serve their metrics here for Prometheus (0 = off) (monitoring.observability.worker_metrics).
+# Celery worker processes serve their metrics here for Prometheus (0 = off) (monitoring.observability.worker_metrics),
+# behind the same credential as /metrics. Local only unless set: docker compose listens on 0.0.0.0 for Prometheus.
 CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 9808, minimum=0)
-CELERY_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "0.0.0.0")  # noqa: S104 - scraped from the Prometheus container
+CELERY_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "127.0.0.1")
 LOG_DIR = Path(env_str("LOG_DIR", str(VAR_DIR / "log")))
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 APP_LOG_RETENTION_DAYS = env_int("APP_LOG_RETENTION_DAYS", 30, minimum=1)
