@@ -174,6 +174,8 @@ AXES_COOLOFF_TIME = env_float("AXES_COOLOFF_HOURS", 1.0, minimum=0.01)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "iit_service.lockout.lockout_response"
+# The lockout counts failures per address as the audit log and the throttles see it (TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "iit_service.api.caller.client_address"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -188,6 +190,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 8 * 1024 * 
 BULK_MAX_OBSERVATIONS = env_int("BULK_MAX_OBSERVATIONS", 10_000, minimum=1)
 
 # --- REST API -------------------------------------------------------------
+# How many reverse proxies in front of the service append to X-Forwarded-For. 0: the header is ignored
+# and the caller is the socket peer; N: the caller is the N-th address from the right. Any client can
+# write the header, so a number larger than the real chain of proxies lets callers choose their address.
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0, minimum=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "iit_service.api.authentication.TokenAuthentication",
@@ -213,6 +219,8 @@ REST_FRAMEWORK = {
     # No OPTIONS introspection: the viewsets have no serializer_class (input and output serializers
     # differ), so DRF's metadata crashed with a 500. OPTIONS is answered 405; the schema is /api/schema/.
     "DEFAULT_METADATA_CLASS": None,
+    # The throttles' client address; iit_service.api.caller.client_address picks the same one.
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "IIT ML Service API",
@@ -276,9 +284,10 @@ HEALTH_PROBE_TIMEOUT = env_float("HEALTH_PROBE_TIMEOUT", 1.5, minimum=0.1)
 SLOW_REQUEST_SECONDS = env_float("SLOW_REQUEST_SECONDS", 1.0, minimum=0)
 SLOW_QUERY_SECONDS = env_float("SLOW_QUERY_SECONDS", 0.5, minimum=0)
 SLOW_PREDICTION_SECONDS = env_float("SLOW_PREDICTION_SECONDS", 1.0, minimum=0)
-# Celery worker processes serve their metrics here for Prometheus (0 = off) (monitoring.observability.worker_metrics).
+# Celery worker processes serve their metrics here for Prometheus (0 = off) (monitoring.observability.worker_metrics),
+# behind the same credential as /metrics. Local only unless set: docker compose listens on 0.0.0.0 for Prometheus.
 CELERY_METRICS_PORT = env_int("CELERY_METRICS_PORT", 9808, minimum=0)
-CELERY_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "0.0.0.0")  # noqa: S104 - scraped from the Prometheus container
+CELERY_METRICS_ADDR = env_str("CELERY_METRICS_ADDR", "127.0.0.1")
 LOG_DIR = Path(env_str("LOG_DIR", str(VAR_DIR / "log")))
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 APP_LOG_RETENTION_DAYS = env_int("APP_LOG_RETENTION_DAYS", 30, minimum=1)

@@ -1,9 +1,11 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from iit_service.api.errors import api_not_found
 from iit_service.api.schema import SchemaView
+from iit_service.views import LandingView
 
 api_v1 = [
     path("", include("patients.api.urls")),
@@ -11,10 +13,12 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", LandingView.as_view(), name="landing"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SchemaView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # A person in a browser: without a session, the admin login (LOGIN_URL) and back, not a bare 401.
+    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     re_path(r"^api/", api_not_found),
     path("", include("monitoring.urls")),
 ]

@@ -124,3 +124,21 @@ CONCEPTS: dict[str, Concept] = {
 }
 
 CONCEPT_CHOICES = [(c.code, c.label) for c in CONCEPTS.values()]
+
+# A next appointment is booked at a visit for a later day; past a year (366 days, a leap year's) it is
+# a typing error (9999-12-31, a wrong year), and a wrong date would drive days_to_next_appointment.
+NEXT_APPOINTMENT_MAX_AHEAD = dt.timedelta(days=366)
+
+
+def clean_observation(code: str, value, *, observed_on: dt.date):
+    """The value in its stored type, checked against its concept and the day it was recorded.
+
+    Raises ValueError with a clinician-readable reason.
+    """
+    cleaned = CONCEPTS[code].clean(value)
+    if code == NEXT_APPOINTMENT:
+        if cleaned <= observed_on:
+            raise ValueError(f"{code} must be after the visit ({observed_on.isoformat()})")
+        if cleaned > observed_on + NEXT_APPOINTMENT_MAX_AHEAD:
+            raise ValueError(f"{code} must be at most a year after the visit ({observed_on.isoformat()})")
+    return cleaned

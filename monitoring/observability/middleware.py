@@ -13,7 +13,9 @@ import time
 import uuid
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
 
 from iit_service.after_response import after_response
 from iit_service.api.caller import client_address
@@ -30,6 +32,8 @@ security_log = logging.getLogger("iit.security")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "<unmatched>"
+# Exceptions Django turns into a 4xx answer (django.core.handlers.exception.response_for_exception).
+CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation, MultiPartParserError)
 
 
 class ObservedRequest(HttpRequest):
@@ -77,6 +81,12 @@ class ObservabilityMiddleware:
         return response
 
     def process_exception(self, request: ObservedRequest, exception: Exception) -> None:
+        if isinstance(exception, CLIENT_ERRORS):
+            # Django answers these with a 4xx (a missing object, a permission the user lacks): the request
+            # was refused, nothing failed. A warning as Django's own, no traceback, and no crash label.
+            refused = {"event": "request_refused", "exception": type(exception).__name__, "path": request.path}
+            error_log.warning("request refused", extra={**refused, "method": request.method})
+            return
         request._iit_exception = type(exception).__name__
         error_log.error(
             "unhandled exception",

@@ -66,12 +66,7 @@ def health_db(request: HttpRequest) -> JsonResponse:
 @probe
 def metrics(request: HttpRequest) -> HttpResponse:
     if settings.METRICS_REQUIRE_AUTH and not metrics_authorized(request.headers.get("Authorization", "")):
-        security_log.warning(
-            "metrics scrape refused", extra={"event": "access_denied", "status": 401, "path": request.path}
-        )
-        response = json_error(401, "Authentication credentials were not provided or are invalid.")
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+        return metrics_refusal(request.path)
     return HttpResponse(generate_latest(scrape_registry()), content_type=CONTENT_TYPE_LATEST)
 
 
@@ -84,6 +79,14 @@ def scrape_registry() -> CollectorRegistry:
         registry.register(REGISTRY)
     registry.register(DatabaseCollector())
     return registry
+
+
+def metrics_refusal(path: str) -> HttpResponse:
+    """The 401 for a scrape without the credential, logged: the web's /metrics and the worker's."""
+    security_log.warning("metrics scrape refused", extra={"event": "access_denied", "status": 401, "path": path})
+    response = json_error(401, "Authentication credentials were not provided or are invalid.")
+    response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response
 
 
 def metrics_authorized(header: str) -> bool:

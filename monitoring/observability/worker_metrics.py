@@ -4,8 +4,10 @@ Each worker process (prefork children included) writes its counters and
 histograms to PROMETHEUS_MULTIPROC_DIR (the worker's own directory, not the
 web's); the worker's main process serves their sum over HTTP on
 CELERY_METRICS_PORT, which prometheus.yml scrapes under the same job as the
-web (``component="worker"``).  Without a multiprocess directory (``-P solo``
-in development) it serves the process's own registry.
+web (``component="worker"``).  It listens on CELERY_METRICS_ADDR (127.0.0.1
+unless set) and asks for the web's /metrics credential when METRICS_REQUIRE_AUTH.
+Without a multiprocess directory (``-P solo`` in development) it serves the
+process's own registry.
 
 Imported by ``iit_service/celery.py`` (so by every process); the signals fire only in a worker.
 """
@@ -14,7 +16,10 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+import threading
 from pathlib import Path
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from celery import Task
 from celery.signals import celeryd_init, task_postrun, worker_process_shutdown, worker_ready
@@ -55,21 +60,56 @@ def wipe_multiprocess_dir(**kwargs) -> None:
 
 
 @worker_ready.connect
-def serve_metrics(**kwargs) -> None:
+def serve_metrics(**kwargs) -> WSGIServer | None:
     from django.conf import settings
-    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+    from prometheus_client import REGISTRY, CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     if not settings.CELERY_METRICS_PORT:
-        return
+        return None
     registry = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
     try:
-        start_http_server(settings.CELERY_METRICS_PORT, addr=settings.CELERY_METRICS_ADDR, registry=registry)
+        port, addr = settings.CELERY_METRICS_PORT, settings.CELERY_METRICS_ADDR
+        return start_metrics_server(port=port, addr=addr, registry=registry)
     except OSError as exc:  # port taken (a second worker on this host): run without metrics, loudly
         error_log.error("worker metrics port unavailable", extra={"event": "metrics_port", "error": str(exc)})
+        return None
+
+
+def start_metrics_server(*, port: int, addr: str, registry) -> WSGIServer:
+    """Serve ``registry`` on a daemon thread, behind the web's /metrics credential when METRICS_REQUIRE_AUTH."""
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)[0][0]
+
+    server = make_server(addr, port, _guarded(make_wsgi_app(registry)), Server, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    return server
+
+
+def _guarded(app):
+    from django.conf import settings
+
+    from monitoring.observability.views import metrics_authorized, metrics_refusal
+
+    def guarded(environ, start_response):
+        if settings.METRICS_REQUIRE_AUTH and not metrics_authorized(environ.get("HTTP_AUTHORIZATION", "")):
+            refusal = metrics_refusal(environ.get("PATH_INFO", ""))
+            start_response(f"{refusal.status_code} {refusal.reason_phrase}", list(refusal.items()))
+            return [refusal.content]
+        return app(environ, start_response)
+
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args) -> None:  # every scrape would be a line on stderr
+        pass
 
 
 @worker_process_shutdown.connect

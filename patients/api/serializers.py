@@ -16,7 +16,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from iit_service.api.validation import StrictInput
-from patients.concepts import CONCEPT_CHOICES, CONCEPTS
+from patients.concepts import CONCEPT_CHOICES, clean_observation
 from patients.models import Facility, Observation, Patient
 
 # A clock skew allowance: an EMR's "now" may run slightly ahead of ours.
@@ -199,8 +199,9 @@ class ObservationInput(StrictInput):
         return value
 
     def validate(self, attrs):
+        observed_on = attrs["observed_at"].date()
         try:
-            attrs["value"] = CONCEPTS[attrs["concept"]].clean(attrs["value"])
+            attrs["value"] = clean_observation(attrs["concept"], attrs["value"], observed_on=observed_on)
         except ValueError as exc:
             raise serializers.ValidationError({"value": [str(exc)]}) from None
         return attrs

@@ -18,6 +18,7 @@ from iit_service.api.parsers import LimitedJSONParser
 from iit_service.api.validation import validated
 from iit_service.api.views import ClinicalViewSet
 from patients.api import serializers as s
+from patients.concepts import CONCEPTS
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.selectors import (
     facilities_visible_to,
@@ -114,7 +115,7 @@ class PatientViewSet(ClinicalViewSet):
 
 
 OBSERVATION_FILTERS = [
-    OpenApiParameter("concept", OpenApiTypes.STR, enum=sorted(s.CONCEPTS)),
+    OpenApiParameter("concept", OpenApiTypes.STR, enum=sorted(CONCEPTS)),
     OpenApiParameter("from", OpenApiTypes.DATETIME, description="Observed at or after (ISO date or date-time)."),
     OpenApiParameter("to", OpenApiTypes.DATETIME, description="Observed at or before (a date means its end)."),
 ]

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.test import Client, override_settings
+from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from monitoring.observability.logging import SafeTimedRotatingFileHandler
+from monitoring.observability.middleware import ObservabilityMiddleware
 from monitoring.observability.services import audit_rows_purge
 from patients.models import AuditEvent
 from tests.served import served
@@ -198,3 +199,32 @@ def test_a_slow_prediction_goes_to_the_performance_log_wherever_it_is_observed(s
     assert line["event"] == "slow_prediction"
     assert line["mode"] == "single"
     assert line["duration_ms"] == 2500.0
+
+
+def _logged(caplog, *, at_least: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno >= at_least and r.name.startswith(("iit.", "django."))]
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "exception"),
+    [
+        ("/admin/patients/auditevent/add/", 403, "PermissionDenied"),
+        ("/admin/monitoring/console/reports/987654/", 404, "Http404"),
+    ],
+)
+def test_an_admin_403_or_404_is_a_warning_without_traceback(db, caplog, path, status, exception):
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root", password="correct-horse-battery-staple"))
+    with caplog.at_level(logging.INFO):
+        assert client.get(path).status_code == status
+    assert not _logged(caplog, at_least=logging.ERROR)
+    [refused] = [r for r in caplog.records if getattr(r, "event", None) == "request_refused"]
+    assert (refused.levelno, refused.exception, refused.exc_info) == (logging.WARNING, exception, None)
+
+
+def test_a_crash_is_still_an_error_with_its_traceback(db, caplog):
+    request = RequestFactory().get("/admin/")
+    with caplog.at_level(logging.INFO):
+        ObservabilityMiddleware(lambda request: None).process_exception(request, RuntimeError("boom"))
+    [crash] = _logged(caplog, at_least=logging.ERROR)
+    assert crash.event == "unhandled_exception" and crash.exc_info[0] is RuntimeError

@@ -200,15 +200,15 @@ def stack(tmp_path_factory, database_url) -> Iterator[dict]:
         )  # fmt: skip
         web = f"http://127.0.0.1:{web_port}"
         wait_until(lambda: http_get(f"{web}/health/live")[0] == 200, timeout=120, what="gunicorn")
-        wait_until(
-            lambda: http_get(f"http://127.0.0.1:{worker_port}/metrics")[0] == 200, timeout=120, what="worker metrics"
-        )
+        worker_metrics = f"http://127.0.0.1:{worker_port}/metrics"
+        wait_until(lambda: http_get(worker_metrics, token=METRICS_TOKEN)[0] == 200, timeout=120, what="worker metrics")
         wait_until(
             lambda: http_get(f"http://127.0.0.1:{prometheus_port}/-/ready")[0] == 200, timeout=60, what="prometheus"
         )
         yield {
             "web": web,
             "prometheus": f"http://127.0.0.1:{prometheus_port}",
+            "worker_metrics": worker_metrics,
             "web_multiproc": web_multiproc,
             "clinician_token": token,
             "env": env,
@@ -308,6 +308,11 @@ def test_prometheus_scrapes_the_web_and_the_worker(stack, traffic):
     wait_until(lambda: query(stack, 'up{job="iit-ml-service"} == 1')["result"].__len__() == 2, timeout=30, what="up")
     components = {r["metric"]["component"] for r in query(stack, 'up{job="iit-ml-service"}')["result"]}
     assert components == {"web", "worker"}
+
+
+def test_the_worker_metrics_port_needs_the_token_as_the_web_does(stack):
+    assert http_get(stack["worker_metrics"])[0] == 401
+    assert http_get(f"{stack['web']}/metrics")[0] == 401
 
 
 def test_the_error_counter_sums_the_requests_of_both_gunicorn_workers(stack, traffic):

@@ -14,6 +14,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 pytestmark = pytest.mark.django_db
 
 _CONVERTER = re.compile(r"<(?:(?P<conv>[^>:]+):)?(?P<name>[^>]+)>")
+DOCS = "/api/docs/"
 _SAMPLES = {"int": "1", "uuid": "00000000-0000-0000-0000-000000000001", "slug": "x", "str": "1", "path": "1"}
 
 
@@ -33,7 +34,8 @@ def _concrete(route: str) -> str | None:
 
 def protected_paths() -> list[str]:
     paths = {_concrete(route) for route in _walk(get_resolver().url_patterns)}
-    return sorted(p for p in paths if p and p.startswith("/api/") and p != "/api/v1/auth/token/")
+    # The token endpoint is for anonymous callers; the docs are a browser page that sends them to the login.
+    return sorted(p for p in paths if p and p.startswith("/api/") and p not in {"/api/v1/auth/token/", DOCS})
 
 
 def test_the_walk_finds_the_clinical_contract():
@@ -47,5 +49,12 @@ def test_every_api_endpoint_refuses_anonymous_callers(client, method):
     for path in protected_paths():
         response = getattr(client, method)(path, content_type="application/json")
         assert response.status_code == 401, f"{method.upper()} {path} answered {response.status_code}"
-        if path.startswith("/api/v1/"):  # schema and docs answer in their own formats (YAML, HTML)
+        if path.startswith("/api/v1/"):  # the schema answers in its own format (YAML)
             assert response.json()["error"]["code"] == "not_authenticated", path
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_the_api_docs_send_an_anonymous_caller_to_the_admin_login(client, method):
+    response = getattr(client, method)(DOCS)
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/api/docs/"
