@@ -13,7 +13,6 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from iit_service.api.throttling import UserWindowThrottle
 from iit_service.celery import app as celery_app
 from patients.models import ClinicianFacility, Facility, Patient
 
@@ -21,10 +20,8 @@ from patients.models import ClinicianFacility, Facility, Patient
 @pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
-    UserWindowThrottle.forget()  # what this process heard of the cleared counters
     yield
     cache.clear()
-    UserWindowThrottle.forget()
 
 
 @pytest.fixture(autouse=True)
