@@ -1,8 +1,8 @@
-"""Hand-written SQL for the few hot statements of every request, with the ORM's own conversions.
+"""Hand-written SQL for the single prediction's read and for rows stored together, with the ORM's conversions.
 
-Reads the ORM would rebuild and recompile on every request: the SQL is written once, and each selected
-model's concrete columns are read back through the backend's and the fields' converters (SQLite's
-datetimes made aware, for one) and ``Model.from_db``, as a queryset does (``ModelColumns``).
+Its read (the token, the scoped patient and the record: predictions.selectors) is SQL written once, and each
+selected model's concrete columns are read back through the backend's and the fields' converters and
+``Model.from_db``, as a queryset does (``ModelColumns``).
 Writes of rows that belong together, such as a prediction and its audit row: one statement, with each
 value prepared by its field as ``Model.save`` prepares it (``insert_together``).
 On PostgreSQL these statements are planned once per session and then only executed (``execute_prepared``).

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.contrib.auth import authenticate, get_user_model
@@ -18,7 +16,7 @@ from rest_framework.exceptions import AuthenticationFailed, NotFound, Validation
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
-from patients.selectors import facilities_visible_to, patient_for, patients_visible_to
+from patients.selectors import facilities_visible_to, patient_visible_to, patients_visible_to
 
 security_log = logging.getLogger("iit.security")
 
@@ -86,18 +84,14 @@ def audit_store(*, event: AuditEvent, rows: tuple = ()) -> AuditEvent:
 # --- scope -----------------------------------------------------------------
 
 
-def patient_for_request(*, request, patient_id: int, resource: str = "patient") -> Patient:
-    """The patient if the caller may see them, else a 404; reaching for another facility's patient is audited."""
-    with patient_reach_audited(request=request, patient_id=patient_id, resource=resource):
-        return patient_for(request.user, patient_id)
+def patient_visible_to_caller(*, request, patient_id, resource: str = "patient") -> Patient:
+    """``patient_visible_to(request.user, patient_id)``; its 404 for a patient of another facility is audited.
 
-
-@contextlib.contextmanager
-def patient_reach_audited(*, request, patient_id: int, resource: str) -> Iterator[None]:
-    """A 404 from inside, for a patient who exists, is audited as denied: the caller reached for another
-    facility's patient. A patient who does not exist leaves no row."""
+    The caller reached for another facility's patient: a ``denied`` row. A patient who does not exist
+    leaves no row.
+    """
     try:
-        yield
+        return patient_visible_to(request.user, patient_id)
     except Http404:
         other = Patient.objects.select_related("facility").filter(pk=patient_id).first()
         if other is not None:
