@@ -1,8 +1,8 @@
-"""Hand-written SQL for the few hot statements of every request, with the ORM's own conversions.
+"""Hand-written SQL for the single prediction's read and for rows stored together, with the ORM's conversions.
 
-Reads the ORM would rebuild and recompile on every request: the SQL is written once, and each selected
-model's concrete columns are read back through the backend's and the fields' converters (SQLite's
-datetimes made aware, for one) and ``Model.from_db``, as a queryset does (``ModelColumns``).
+Its read (the token, the scoped patient and the record: predictions.selectors) is SQL written once, and each
+selected model's concrete columns are read back through the backend's and the fields' converters and
+``Model.from_db``, as a queryset does (``ModelColumns``).
 Writes of rows that belong together, such as a prediction and its audit row: one statement, with each
 value prepared by its field as ``Model.save`` prepares it (``insert_together``).
 On PostgreSQL these statements are planned once per session and then only executed (``execute_prepared``).
@@ -16,6 +16,7 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
 
@@ -114,18 +115,17 @@ def execute_prepared(cursor, sql: str, params: Sequence) -> None:
     statement is prepared on first use in a session, through the driver's own cursor, as Django sets the
     session's time zone: like that setting, it is not a query of the request (query counts are the same on
     a new connection as on an old one), and a prepared statement outlives a rolled-back transaction.
-    The backend (iit_service.db_backends.postgresql) forgets its statements when it opens a new session. Behind
-    a pooler in transaction mode (PgBouncer) sessions are shared: set DB_PREPARED_STATEMENTS off there, as
-    psycopg's own prepared statements must be. ``sql`` is one of a fixed few texts: each new one stays
-    prepared in the session.
+    A new session (a new driver connection under Django's) starts with none. Behind a pooler in transaction
+    mode (PgBouncer) sessions are shared: set DB_PREPARED_STATEMENTS off there, as psycopg's own prepared
+    statements must be. ``sql`` is one of a fixed few texts: each new one stays prepared in the session.
 
     A migration that changes the type of a column a statement returns makes its plan unusable ("cached plan
     must not change result type"), and a session can lose its statements (DISCARD ALL). Either way the
     statements are prepared afresh under new names; outside a transaction the statement is retried at once,
     inside one the transaction has failed as any statement's error fails it, and the next one prepares anew.
     """
-    prepared = getattr(connection, "prepared_statements", None)
-    if prepared is None:  # SQLite, switched off, or a backend that does not track its session's statements
+    prepared = _session_statements()
+    if prepared is None:  # SQLite, or switched off
         cursor.execute(sql, params)
         return
     try:
@@ -138,6 +138,16 @@ def execute_prepared(cursor, sql: str, params: Sequence) -> None:
         if connection.in_atomic_block:
             raise
         _execute_prepared(cursor, prepared, sql, params)
+
+
+def _session_statements() -> dict[str, str] | None:
+    """The statements this session has prepared (SQL -> name); None where nothing is prepared."""
+    if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        return None
+    if getattr(connection, "prepared_session", None) is not connection.connection:  # a new session: none yet
+        connection.prepared_session, connection.prepared_statements = connection.connection, {}
+        connection.prepared_generation = 0
+    return connection.prepared_statements
 
 
 def _execute_prepared(cursor, prepared: dict[str, str], sql: str, params: Sequence) -> None:

@@ -105,8 +105,7 @@ def database_from_url(url: str, *, base_dir: Path, app_name: str, conn_max_age: 
         options = {"application_name": app_name, "connect_timeout": int(query.pop("connect_timeout", 5))}
         options.update(query)
         return {
-            # django-prometheus's instrumented PostgreSQL, with a cheaper health check (iit_service.db_backends).
-            "ENGINE": "iit_service.db_backends.postgresql",
+            "ENGINE": "django_prometheus.db.backends.postgresql",
             "NAME": unquote(parsed.path.lstrip("/")) or "iit",
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),

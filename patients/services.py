@@ -6,10 +6,8 @@ Services take the ``Caller`` (who asks, from where), never a request, and refuse
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -22,7 +20,7 @@ from iit_service.caller import Caller
 from iit_service.db import insert_together
 from iit_service.errors import CredentialsRefused, Invalid, NotFound
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
-from patients.selectors import facilities_visible_to, patient_for, patients_visible_to
+from patients.selectors import facilities_visible_to, patient_visible_to, patients_visible_to
 
 security_log = logging.getLogger("iit.security")
 
@@ -83,18 +81,14 @@ def audit_store(*, event: AuditEvent, rows: tuple = ()) -> AuditEvent:
 # --- scope -----------------------------------------------------------------
 
 
-def patient_for_request(*, caller: Caller, patient_id: int, resource: str = "patient") -> Patient:
-    """The patient if the caller may see them, else NotFound; reaching for another facility's patient is audited."""
-    with patient_reach_audited(caller=caller, patient_id=patient_id, resource=resource):
-        return patient_for(caller.user, patient_id)
+def patient_visible_to_caller(*, caller: Caller, patient_id, resource: str = "patient") -> Patient:
+    """``patient_visible_to(caller.user, patient_id)``; its NotFound for another facility's patient is audited.
 
-
-@contextlib.contextmanager
-def patient_reach_audited(*, caller: Caller, patient_id: int, resource: str) -> Iterator[None]:
-    """NotFound from inside, for a patient who exists, is audited as denied: the caller reached for another
-    facility's patient. A patient who does not exist leaves no row."""
+    The caller reached for another facility's patient: a ``denied`` row. A patient who does not exist
+    leaves no row.
+    """
     try:
-        yield
+        return patient_visible_to(caller.user, patient_id)
     except NotFound:
         other = Patient.objects.select_related("facility").filter(pk=patient_id).first()
         if other is not None:

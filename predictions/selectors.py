@@ -4,12 +4,12 @@ Bulk reads encode in SQL (concept codes, epoch seconds, one float value; see
 ``predictions.timeline``) so the wire carries four numbers per observation.
 On PostgreSQL they stream through ``COPY ... TO STDOUT`` into ``pandas.read_csv``
 (1M observations in about a second); elsewhere one query and ``fetchall``.
-A single patient's record is one indexed query.
+A single patient's record is one indexed query; a single prediction's reads it with the token and the
+patient, in one statement (``token_user_and_patient_record``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,13 +17,15 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
 from django.db.models import OuterRef, QuerySet, Subquery
+from rest_framework.authtoken.models import Token
 
-from iit_service.db import execute_prepared
-from patients.models import Observation, Patient
-from patients.selectors import Joined, facility_ids_for, patient_for, patient_with, token_user_and_patient
+from iit_service.db import ModelColumns, execute_prepared
+from patients.models import ClinicianFacility, Facility, Observation, Patient
+from patients.selectors import facility_ids_for
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import CONCEPT_CODES, STATUS_CODES, TEXT_CODES, PatientTable, Timeline, day_of
 
@@ -119,25 +121,16 @@ def record_of(
 
 @dataclass(frozen=True)
 class PatientRecord:
-    """What the model reads about one patient; with it, when read together, their newest stored prediction."""
+    """What the model reads about one patient."""
 
     timeline: Timeline
     table: PatientTable
-    newest_prediction_read: bool = False
-    newest_prediction_at: dt.datetime | None = None  # None: no prediction stored (when read)
-
-    def may_have_a_prediction_on(self, moment: dt.datetime) -> bool:
-        """False only when it is known that none was stored on ``moment``'s day (in its time zone) or later."""
-        if not self.newest_prediction_read:
-            return True
-        newest = self.newest_prediction_at
-        return newest is not None and newest.astimezone(moment.tzinfo).date() >= moment.date()
 
 
 def patient_record(patient: Patient) -> PatientRecord:
     """One patient's record in one indexed query."""
     with connection.cursor() as cursor:
-        execute_prepared(cursor, _observation_sql(" AND patient_id = %s"), [patient.pk])
+        cursor.execute(_observation_sql(" AND patient_id = %s"), [patient.pk])
         rows = cursor.fetchall()
     if connection.vendor == "postgresql" or not rows:
         columns = list(zip(*rows, strict=True)) if rows else [[]] * 5
@@ -151,48 +144,61 @@ def patient_record(patient: Patient) -> PatientRecord:
     return PatientRecord(timeline, patient_table_of([patient]))
 
 
-def patient_and_record(user, patient_id) -> tuple[Patient, PatientRecord]:
-    """``patient_for`` (the same scope and NotFound), the record and the newest prediction: one statement on PostgreSQL.
+def _patient_key(patient_id) -> int | None:
+    """The primary key ``patient_id`` names, or None where it can name no row (not an integer, out of range)."""
+    try:
+        pk = int(patient_id)
+    except (ValueError, TypeError):
+        return None
+    return pk if 0 < pk < 2**63 else None
 
-    The single-prediction path: the scoped look-up and the record query were two round trips, each about
-    0.4 ms of an otherwise idle machine's time. The record comes back as one array per column. The newest
-    prediction's time (an index probe of pred_patient_latest) tells the caller when no cached prediction
-    can exist, so that the first prediction of a patient's day does not ask the cache in vain.
+
+def token_user_and_patient_record(key: str, patient_id) -> tuple[AbstractBaseUser | None, tuple | None]:
+    """The user of API token ``key`` and, in the same statement, the patient they asked for with the record.
+
+    PostgreSQL only: the single prediction's first read (``iit_service.api.authentication``). Returns
+    (user, (patient, record)); (user, None) when the user may not see the patient (another facility's, none
+    such, or an inactive user, whom token authentication refuses); (None, None) for an unknown token. The
+    scope is ``patient_visible_to``'s: a superuser sees every patient, anyone else those of their facilities.
+    The record comes back as one array per column. The statement is prepared once a session (iit_service.db).
     """
-    if connection.vendor != "postgresql":
-        patient = patient_for(user, patient_id)
-        return patient, patient_record(patient)
-    patient, values = patient_with(user, patient_id, _record_arrays())
-    return patient, _record_read_with(patient, values)
-
-
-def user_patient_and_record(key: str, patient_id) -> tuple[AbstractBaseUser | None, tuple | None]:
-    """``patient_and_record`` read in the statement that looks up the caller's API token (PostgreSQL only).
-
-    (user, (patient, record)); (user, None) when that user may not see the patient; (None, None) for an
-    unknown token. See ``patients.selectors.token_user_and_patient``.
-    """
-    user, patient, values = token_user_and_patient(key, patient_id, _record_arrays())
-    return user, None if patient is None else (patient, _record_read_with(patient, values))
-
-
-def _record_read_with(patient: Patient, values: tuple) -> PatientRecord:
-    concept, t, value, created, newest = values
+    sql, users, patients, facilities = _token_read()
+    with connection.cursor() as cursor:
+        execute_prepared(cursor, sql, [_patient_key(patient_id), key])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    user, row = users.instance(row[: len(users)]), row[len(users) :]
+    if row[0] is None:  # the patient's id: no patient row joined
+        return user, None
+    patient = patients.instance(row[: len(patients)])
+    patient.facility = facilities.instance(row[len(patients) : len(patients) + len(facilities)])
+    concept, t, value, created = row[len(patients) + len(facilities) :]
     t = t or []  # no observation: NULL arrays
     pid = np.full(len(t), patient.pk, dtype=np.int64)
     timeline = Timeline.from_arrays(pid, concept or [], t, np.array(value or [], dtype=np.float64), created or [])
-    return PatientRecord(timeline, patient_table_of([patient]), True, newest)
+    return user, (patient, PatientRecord(timeline, patient_table_of([patient])))
 
 
 @lru_cache(maxsize=1)
-def _record_arrays() -> Joined:
-    aggregates = ", ".join(f"array_agg({column})" for column in _observation_columns())
-    newest = f"SELECT max(created_at) FROM {Prediction._meta.db_table} WHERE patient_id = p.id"  # noqa: S608
-    return Joined(
-        columns=f"r.*, ({newest})",
-        join=f"LEFT JOIN LATERAL (SELECT {aggregates} FROM {Observation._meta.db_table} o "  # noqa: S608
-        f"WHERE o.patient_id = p.id AND o.concept IN ({_CONCEPTS})) r ON true",
+def _token_read() -> tuple[str, ModelColumns, ModelColumns, ModelColumns]:
+    # Only table and column names are interpolated; the patient id and the key travel as parameters.
+    user_model = get_user_model()
+    users, patients, facilities = ModelColumns(user_model, "u"), ModelColumns(Patient, "p"), ModelColumns(Facility, "f")
+    member = (
+        f"EXISTS (SELECT 1 FROM {ClinicianFacility._meta.db_table} m "  # noqa: S608
+        "WHERE m.facility_id = p.facility_id AND m.user_id = u.id)"
     )
+    record = ", ".join(f"array_agg({column})" for column in _observation_columns())
+    sql = (
+        f"SELECT {users.sql()}, {patients.sql()}, {facilities.sql()}, r.* "  # noqa: S608
+        f"FROM {user_model._meta.db_table} u JOIN {Token._meta.db_table} t ON t.user_id = u.id "
+        f"LEFT JOIN {Patient._meta.db_table} p ON p.id = %s AND u.is_active AND (u.is_superuser OR {member}) "
+        f"LEFT JOIN {Facility._meta.db_table} f ON f.id = p.facility_id "
+        f"LEFT JOIN LATERAL (SELECT {record} FROM {Observation._meta.db_table} o "
+        f"WHERE o.patient_id = p.id AND o.concept IN ({_CONCEPTS})) r ON true WHERE t.key = %s"
+    )
+    return sql, users, patients, facilities
 
 
 def patient_table_of(patients: Sequence[Patient]) -> PatientTable:

@@ -97,9 +97,7 @@ def prediction_create(
     answered by another worker) is scored and stored again, as two concurrent requests could be.
     ``audit``, the record of who asked, is stored in the same statement as a new
     prediction (one is never stored without the other), or alone when the cached one is served.
-    ``record`` is the patient's record when the caller read it with the patient
-    (selectors.patient_and_record); otherwise it is read here. When it says that no prediction
-    of the patient was stored today, the cache is not asked: it cannot hold one.
+    ``record`` is the patient's record when the caller read it with the patient; otherwise it is read here.
     Raises registry.ModelUnavailable when no model can be served, PatientNotActive when the
     patient is no longer in care (died, transferred out, stopped).
     """
@@ -115,7 +113,7 @@ def prediction_create(
     timeline, table = record.timeline, record.table
     overrides = registry.tier_overrides()  # read once: the key and the tiers must agree
     key = _cache_key(model, patient, timeline, overrides, now.date())
-    cached = cache.get(key) if record.may_have_a_prediction_on(now) else None
+    cached = cache.get(key)
     if cached is not None:
         PREDICTION_CACHE_REQUESTS.labels(result="hit").inc()
         if audit is not None:

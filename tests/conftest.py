@@ -14,7 +14,6 @@ from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from iit_service.api.throttling import UserWindowThrottle
 from iit_service.celery import app as celery_app
 from patients.models import ClinicianFacility, Facility, Patient
 from tests.trained import TrainedOnce
@@ -23,10 +22,8 @@ from tests.trained import TrainedOnce
 @pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
-    UserWindowThrottle.forget()  # what this process heard of the cleared counters
     yield
     cache.clear()
-    UserWindowThrottle.forget()
 
 
 @pytest.fixture(autouse=True)

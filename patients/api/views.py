@@ -32,8 +32,8 @@ from patients.services import (
     observation_create,
     observations_bulk_ingest,
     patient_create,
-    patient_for_request,
     patient_update,
+    patient_visible_to_caller,
 )
 
 
@@ -103,13 +103,13 @@ class PatientViewSet(ClinicalViewSet):
 
     @extend_schema(responses={200: s.PatientOutput, **ERRORS}, summary="One patient")
     def retrieve(self, request, pk: int):
-        patient = patient_for_request(caller=self.caller, patient_id=pk)
+        patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
         audit_record(caller=self.caller, action=AuditEvent.Action.READ, resource="patient", patient=patient)
         return Response(s.PatientOutput(patient).data)
 
     @extend_schema(request=s.PatientUpdateInput, responses={200: s.PatientOutput, **ERRORS}, summary="Update a patient")
     def partial_update(self, request, pk: int):
-        patient = patient_for_request(caller=self.caller, patient_id=pk)
+        patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
         changes = validated(s.PatientUpdateInput, request.data, patient=patient)
         return Response(s.PatientOutput(patient_update(caller=self.caller, patient=patient, changes=changes)).data)
 
@@ -132,7 +132,7 @@ class PatientObservationViewSet(ClinicalViewSet):
         summary="A patient's observations in time order",
     )
     def list(self, request, pk: int):
-        patient = patient_for_request(caller=self.caller, patient_id=pk)
+        patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
         query = validated(s.ObservationListQuery, request.query_params)
         rows = observations_of(patient, concept=query.get("concept"), since=query.get("from"), until=query.get("to"))
         page = self.paginate_queryset(rows)
@@ -146,7 +146,7 @@ class PatientObservationViewSet(ClinicalViewSet):
         summary="Record an observation (a repeated external_id returns the stored one with 200)",
     )
     def create(self, request, pk: int):
-        patient = patient_for_request(caller=self.caller, patient_id=pk)
+        patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
         data = validated(s.ObservationInput, request.data)
         observation, created = observation_create(caller=self.caller, patient=patient, **data)
         return Response(s.ObservationOutput(observation).data, status=201 if created else 200)

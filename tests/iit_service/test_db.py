@@ -73,7 +73,7 @@ def test_a_statement_is_prepared_once_a_session_and_each_use_is_one_query(patien
 @pytest.mark.django_db(transaction=True)
 def test_a_new_session_prepares_its_statements_again(patient):
     insert_together(_audit(patient))
-    connection.close()  # the server forgets the session's statements; so must the backend
+    connection.close()  # the server forgets the session's statements; so must execute_prepared
     insert_together(_audit(patient))
     assert len(_prepared_in_session()) == 1 and AuditEvent.objects.count() == 2
 

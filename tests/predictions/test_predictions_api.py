@@ -118,21 +118,6 @@ def test_the_same_record_and_model_are_served_from_the_cache(api, scored_patient
     assert Prediction.objects.filter(patient=scored_patient).count() == 1
 
 
-def _cache_gets() -> float:
-    from django_prometheus.cache.metrics import django_cache_get_total
-
-    return sum(sample.value for sample in django_cache_get_total.collect()[0].samples if sample.name.endswith("_total"))
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the newest prediction is read with the record there")
-def test_the_first_prediction_of_a_patients_day_does_not_ask_the_cache(api, scored_patient):
-    gets = _cache_gets()
-    assert api.post(URL.format(scored_patient.pk)).status_code == 201
-    assert _cache_gets() == gets  # none stored today: the cache cannot hold one
-    assert api.post(URL.format(scored_patient.pk)).status_code == 200
-    assert _cache_gets() == gets + 1
-
-
 def test_a_new_observation_makes_the_cached_prediction_unreachable(api, scored_patient):
     first = api.post(URL.format(scored_patient.pk)).json()
     _observe(scored_patient, "viral_load", 250_000)
@@ -158,8 +143,7 @@ def test_a_cache_hit_answers_without_reading_the_stored_prediction_again(api, sc
     assert again.status_code == 200 and again.json() == first
     statements = [prepared_sql(q["sql"]) for q in queries.captured_queries]
     read = " ".join(sql for sql in statements if not sql.startswith(("INSERT", "WITH")))
-    # The record is read (a new observation must be seen), the stored prediction's fields are not: a served
-    # prediction reads no more than its newest time (selectors.patient_and_record).
+    # The record is read (a new observation must be seen), the stored prediction's fields are not.
     assert "patients_observation" in read and "factors" not in read and "risk_level" not in read
 
 
@@ -243,15 +227,37 @@ def test_a_missing_patient_is_a_404_that_leaves_no_denied_row(api, trained):
     assert not AuditEvent.objects.exists()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="read with the token on PostgreSQL")
-def test_the_token_and_the_patients_record_are_read_in_one_statement(api, scored_patient, trained):
-    registry.active_model()  # loaded now: its version check is not a statement of the request below
-    with CaptureQueriesContext(connection) as queries:
+_TABLES = ("authtoken_token", "patients_patient", "patients_observation", "predictions_prediction")
+_TABLES += ("patients_auditevent",)
+
+
+def _statements(queries) -> list[tuple[str, tuple[str, ...]]]:
+    """Each statement (as prepared, on PostgreSQL): its verb and the tables of _TABLES it names."""
+    sqls = [prepared_sql(query["sql"]) for query in queries.captured_queries]
+    return [(sql.split()[0], tuple(t for t in _TABLES if t in sql)) for sql in sqls]
+
+
+def test_a_prediction_reads_token_patient_and_record_then_stores_it_with_its_audit_row(
+    api, scored_patient, trained, settings
+):
+    settings.MODEL_VERSION_CHECK_SECONDS = 60
+    registry.active_model()  # loaded now: its version check is not a statement of the requests below
+    with CaptureQueriesContext(connection) as scored:
         assert api.post(URL.format(scored_patient.pk)).status_code == 201
-    statements = [prepared_sql(query["sql"]) for query in queries.captured_queries]
-    [read] = [sql for sql in statements if "authtoken_token" in sql]
-    assert "patients_observation" in read
-    assert [sql for sql in statements if "patients_patient" in sql] == [read]
+    with CaptureQueriesContext(connection) as cached:
+        assert api.post(URL.format(scored_patient.pk)).status_code == 200
+    if connection.vendor == "postgresql":  # one statement for the reads, one for the rows
+        read = ("SELECT", ("authtoken_token", "patients_patient", "patients_observation"))
+        assert _statements(scored) == [read, ("WITH", ("predictions_prediction", "patients_auditevent"))]
+        assert _statements(cached) == [read, ("WITH", ("patients_auditevent",))]
+        return
+    reads = [("SELECT", ("authtoken_token",)), ("SELECT", ("patients_patient",)), ("SELECT", ("patients_observation",))]
+    # The prediction and its audit row in one transaction (here a savepoint inside the test's); the audit row alone.
+    assert _statements(scored) == [
+        *reads, ("SAVEPOINT", ()), ("INSERT", ("predictions_prediction",)), ("INSERT", ("patients_auditevent",)),
+        ("RELEASE", ()),
+    ]  # fmt: skip
+    assert _statements(cached) == [*reads, ("INSERT", ("patients_auditevent",))]
 
 
 @pytest.mark.parametrize("refusal", ["unknown token", "inactive user", "deleted token"])
