@@ -35,7 +35,7 @@ class AfterResponse:
     def __init__(self, application):
         self.application = application
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: dict, start_response: Callable) -> object:
         pending: list[Callable[[], object]] = []
         token = _pending.set(pending)
         try:

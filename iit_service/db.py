@@ -11,13 +11,18 @@ On PostgreSQL these statements are planned once per session and then only execut
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
 _PLACEHOLDER = re.compile(r"%%|%s")
@@ -124,39 +129,51 @@ def execute_prepared(cursor, sql: str, params: Sequence) -> None:
     statements are prepared afresh under new names; outside a transaction the statement is retried at once,
     inside one the transaction has failed as any statement's error fails it, and the next one prepares anew.
     """
-    prepared = _session_statements()
-    if prepared is None:  # SQLite, or switched off
+    session = _session()
+    if session is None:  # SQLite, or switched off
         cursor.execute(sql, params)
         return
     try:
-        _execute_prepared(cursor, prepared, sql, params)
+        _execute_prepared(cursor, session, sql, params)
     except DatabaseError as error:
         if getattr(error.__cause__, "pgcode", None) not in _PREPARE_AFRESH:
             raise
-        connection.prepared_statements = prepared = {}
-        connection.prepared_generation = getattr(connection, "prepared_generation", 0) + 1
+        session.statements, session.generation = {}, session.generation + 1
         if connection.in_atomic_block:
             raise
-        _execute_prepared(cursor, prepared, sql, params)
+        _execute_prepared(cursor, session, sql, params)
 
 
-def _session_statements() -> dict[str, str] | None:
-    """The statements this session has prepared (SQL -> name); None where nothing is prepared."""
+@dataclass
+class _Session:
+    """What one database session (one driver connection) has prepared: SQL -> statement name."""
+
+    driver_connection: Any
+    statements: dict[str, str] = dataclasses.field(default_factory=dict)
+    generation: int = 0  # bumped when the session's statements must be prepared afresh under new names
+
+
+_sessions: WeakKeyDictionary[BaseDatabaseWrapper, _Session] = WeakKeyDictionary()
+
+
+def _session() -> _Session | None:
+    """This thread's session and its prepared statements; None where nothing is prepared."""
     if connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
         return None
-    if getattr(connection, "prepared_session", None) is not connection.connection:  # a new session: none yet
-        connection.prepared_session, connection.prepared_statements = connection.connection, {}
-        connection.prepared_generation = 0
-    return connection.prepared_statements
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    session = _sessions.get(wrapper)
+    if session is None or session.driver_connection is not wrapper.connection:  # a new session: none yet
+        session = _sessions[wrapper] = _Session(wrapper.connection)
+    return session
 
 
-def _execute_prepared(cursor, prepared: dict[str, str], sql: str, params: Sequence) -> None:
-    name = prepared.get(sql)
+def _execute_prepared(cursor, session: _Session, sql: str, params: Sequence) -> None:
+    name = session.statements.get(sql)
     if name is None:
-        name = _statement_name(sql, getattr(connection, "prepared_generation", 0))
-        with connection.wrap_database_errors, connection.connection.cursor() as session:
-            session.execute(f"PREPARE {name} AS {_numbered(sql)}")
-        prepared[sql] = name
+        name = _statement_name(sql, session.generation)
+        with connection.wrap_database_errors, connection.connection.cursor() as driver_cursor:
+            driver_cursor.execute(f"PREPARE {name} AS {_numbered(sql)}")
+        session.statements[sql] = name
     cursor.execute(f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}", params)
 
 

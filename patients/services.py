@@ -298,7 +298,9 @@ def _check_bulk_rows(rows: list[dict], patients: dict[int, Patient]) -> None:
         if row["observed_at"].date() < patient.birth_date:
             errors[str(i)] = {"observed_at": ["Cannot be before the patient's birth date."]}
         key = _external_key(row, patients)
-        if key is not None and key in seen:
+        if key is None:
+            continue
+        if key in seen:
             errors.setdefault(str(i), {})["external_id"] = ["Repeated within this batch."]
         seen.add(key)
     if errors:
@@ -316,14 +318,13 @@ def _stored_external_ids(rows: list[dict], patients: dict[int, Patient]) -> set[
     if not keys:
         return set()
     facility_ids = {facility_id for facility_id, _ in keys}
-    stored = set()
+    stored: set[tuple[int, str]] = set()
     external_ids = sorted({external_id for _, external_id in keys})
     for start in range(0, len(external_ids), 5000):
-        stored.update(
-            Observation.objects.filter(
-                facility_id__in=facility_ids, external_id__in=external_ids[start : start + 5000]
-            ).values_list("facility_id", "external_id")
-        )
+        found = Observation.objects.filter(
+            facility_id__in=facility_ids, external_id__in=external_ids[start : start + 5000]
+        ).values_list("facility_id", "external_id")
+        stored.update((facility_id, external_id) for facility_id, external_id in found if external_id is not None)
     return stored & keys
 
 

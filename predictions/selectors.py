@@ -14,6 +14,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -133,7 +134,7 @@ def patient_record(patient: Patient) -> PatientRecord:
         cursor.execute(_observation_sql(" AND patient_id = %s"), [patient.pk])
         rows = cursor.fetchall()
     if connection.vendor == "postgresql" or not rows:
-        columns = list(zip(*rows, strict=True)) if rows else [[]] * 5
+        columns: list = list(zip(*rows, strict=True)) if rows else [[]] * 5
         created = np.asarray(columns[4], dtype=np.int64)
     else:
         columns = list(zip(*rows, strict=True))
@@ -168,11 +169,11 @@ def token_user_and_patient_record(key: str, patient_id) -> tuple[AbstractBaseUse
         row = cursor.fetchone()
     if row is None:
         return None, None
-    user, row = users.instance(row[: len(users)]), row[len(users) :]
+    user, row = cast(AbstractBaseUser, users.instance(row[: len(users)])), row[len(users) :]
     if row[0] is None:  # the patient's id: no patient row joined
         return user, None
-    patient = patients.instance(row[: len(patients)])
-    patient.facility = facilities.instance(row[len(patients) : len(patients) + len(facilities)])
+    patient = cast(Patient, patients.instance(row[: len(patients)]))
+    patient.facility = cast(Facility, facilities.instance(row[len(patients) : len(patients) + len(facilities)]))
     concept, t, value, created = row[len(patients) + len(facilities) :]
     t = t or []  # no observation: NULL arrays
     pid = np.full(len(t), patient.pk, dtype=np.int64)
@@ -262,4 +263,5 @@ def job_for(user, job_id) -> BatchJob | None:
     if job is None or user.is_superuser or job.created_by_id == user.pk:
         return job
     facility_ids = facility_ids_for(user)
-    return job if job.facility_id is not None and job.facility_id in facility_ids else None
+    visible = facility_ids is None or job.facility_id in facility_ids
+    return job if job.facility_id is not None and visible else None

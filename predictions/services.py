@@ -7,9 +7,11 @@ import io
 import logging
 import secrets
 import time
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import orjson
@@ -190,7 +192,7 @@ class _ScoredPatients:
             lines.append("\t".join(
                 [str(pid), str(facility), version, repr(scores[i]), self.scored.risk_levels[i], factors, features,
                  self.as_of[i].isoformat(),
-                 due[i].isoformat() if due[i] else "\\N", stamp.isoformat() if stamp else "\\N", batch_job_id,
+                 day.isoformat() if (day := due[i]) else "\\N", stamp.isoformat() if stamp else "\\N", batch_job_id,
                  "pending", Prediction.Source.BATCH, now]
             ))  # fmt: skip
         return io.StringIO("\n".join(lines) + "\n" if lines else "")
@@ -351,11 +353,11 @@ def _chunk_stored(scored: _ScoredPatients, *, job_id: str) -> bool:
     if not len(scored):
         return False
     first = int(scored.patient_ids[0])
-    return Prediction.objects.filter(patient_id=first, batch_job_id=job_id).exists()
+    return Prediction.objects.filter(patient_id=first, batch_job_id=uuid.UUID(str(job_id))).exists()
 
 
 def _batch_job_finish(job_id: str) -> None:
-    rows = Prediction.objects.filter(batch_job_id=job_id).values("risk_level").annotate(n=Count("id"))
+    rows = Prediction.objects.filter(batch_job_id=uuid.UUID(str(job_id))).values("risk_level").annotate(n=Count("id"))
     counts = {row["risk_level"]: row["n"] for row in rows.order_by()}
     BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
         status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": counts}
@@ -453,6 +455,7 @@ def model_version_register(
         matrix=reference.matrix, scores=scores, risk_levels=tiers.levels(scores, tiers.cutoff_row(trained.tier_cutoffs))
     )
     split = _date(data.split_day)
+    assert split is not None  # training refuses a cohort with no validation period
     return ModelVersion.objects.create(
         version=name,
         artifact_path=artifact,
@@ -472,7 +475,7 @@ def model_version_register(
 
 
 def _importance(trained: TrainedModel) -> dict[str, float]:
-    gain = trained.booster.get_score(importance_type="total_gain")
+    gain = cast(dict[str, float], trained.booster.get_score(importance_type="total_gain"))  # one value a feature
     total = sum(gain.values()) or 1.0
     return {name: round(gain.get(name, 0.0) / total, 5) for name in FEATURES}
 
@@ -508,7 +511,7 @@ def predictions_backfill(*, weeks: int) -> dict:
     facility = table.facility_id[table.rows_of(pid)]
     scored = score(model, rows, tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides()))
     as_of = [_EPOCH + dt.timedelta(days=int(d) + 1) for d in day.tolist()]
-    stamps = [None] * len(pid)
+    stamps: list[dt.datetime | None] = [None] * len(pid)
     batch = _ScoredPatients(model, pid, facility, rows, scored, stamps, as_of)
     Prediction.objects.bulk_create(batch.instances(source=Prediction.Source.BACKFILL), batch_size=2000)
     return {"predictions": len(pid)}

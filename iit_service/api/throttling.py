@@ -15,6 +15,9 @@ from rest_framework.throttling import UserRateThrottle
 
 
 class UserWindowThrottle(UserRateThrottle):
+    num_requests: int  # set by DRF's SimpleRateThrottle from the rate
+    duration: int
+
     def allow_request(self, request, view) -> bool:
         if self.rate is None:
             return True

@@ -25,5 +25,11 @@ class ClinicalViewSet(GenericViewSet):
     def caller(self) -> Caller:
         return caller_of(self.request)
 
+    def page_of(self, rows) -> list:
+        """The requested page of ``rows`` (every clinical list is paginated)."""
+        page = self.paginate_queryset(rows)
+        assert page is not None  # noqa: S101 - DEFAULT_PAGINATION_CLASS is set for the whole API
+        return page
+
     def paginated(self, rows, output_class) -> Response:
         return self.get_paginated_response(output_class(rows, many=True).data)

@@ -147,9 +147,9 @@ class PatientUpdateInput(StrictInput):
             )
         return super().to_internal_value(data)
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict) -> dict:
         patient: Patient = self.context["patient"]
-        merged = {name: getattr(patient, name) for name in self.fields} | attrs
+        merged = {name: getattr(patient, name) for name in self.fields.keys()} | attrs
         errors = patient_date_errors(merged)
         if errors:
             raise serializers.ValidationError(errors)

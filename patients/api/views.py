@@ -91,7 +91,7 @@ class PatientViewSet(ClinicalViewSet):
     def list(self, request):
         query = validated(s.PatientListQuery, request.query_params)
         filters = {name: query.get(name) for name in ("facility", "status", "search")}
-        page = self.paginate_queryset(patients_filtered(request.user, **filters))
+        page = self.page_of(patients_filtered(request.user, **filters))
         audit_record(caller=self.caller, action=AuditEvent.Action.LIST, resource="patient", object_count=len(page))
         return self.paginated(page, s.PatientOutput)
 
@@ -135,7 +135,7 @@ class PatientObservationViewSet(ClinicalViewSet):
         patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
         query = validated(s.ObservationListQuery, request.query_params)
         rows = observations_of(patient, concept=query.get("concept"), since=query.get("from"), until=query.get("to"))
-        page = self.paginate_queryset(rows)
+        page = self.page_of(rows)
         action = AuditEvent.Action.LIST
         audit_record(caller=self.caller, action=action, resource="observation", patient=patient, object_count=len(page))
         return self.paginated(page, s.ObservationOutput)

@@ -62,7 +62,7 @@ class PatientPredictionViewSet(ClinicalViewSet):
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")
     def list(self, request, pk: int):
         patient = patient_visible_to_caller(caller=self.caller, patient_id=pk, resource="prediction")
-        page = self.paginate_queryset(selectors.prediction_history(patient=patient))
+        page = self.page_of(selectors.prediction_history(patient=patient))
         action = AuditEvent.Action.LIST
         audit_record(caller=self.caller, action=action, resource="prediction", patient=patient, object_count=len(page))
         return self.paginated(page, s.PredictionOutput)
@@ -150,7 +150,7 @@ class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
             response = StreamingHttpResponse(_csv_rows(rows), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = 'attachment; filename="iit-line-list.csv"'
             return response
-        page = self.paginate_queryset(rows)
+        page = self.page_of(rows)
         audit_record(
             caller=self.caller,
             action=AuditEvent.Action.LIST,
