@@ -3,10 +3,10 @@
 A WSGI server calls the response's ``close()`` after sending its last byte (PEP 3333); ``AfterResponse``
 wraps the application so that work deferred with ``after_response`` during a request runs then, in the same
 worker, before Django's own end-of-request handling (``request_finished``). A scored prediction's write to
-the shared cache is such work: the row is stored and the answer is complete without it, and the clinician
-no longer waits on a round trip to Redis. Outside a request served this way (a Celery task, a management
-command, Django's test client) the work runs at once, as before. A failure is logged, never raised: the
-response has gone.
+the shared cache is such work: the row is stored and the answer is complete without it, so the clinician
+does not wait on a round trip to Redis. Outside a request served this way (a Celery task, a management
+command, Django's test client) the work runs at once. A failure is logged, never raised: the response has
+gone.
 """
 
 from __future__ import annotations

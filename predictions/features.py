@@ -7,7 +7,7 @@ step is vectorized over all queries at once with numpy: appointment history is
 precomputed per scheduling visit with cumulative sums over the patient's
 appointments, and each query picks its patient's last scheduling visit before
 the moment with one ``searchsorted``.  No per-patient Python loop anywhere, so
-the same code takes ~0.2 ms for one patient and seconds for 100,000.
+the same code serves one patient and a 100,000-patient batch.
 
 Missing values are NaN (XGBoost learns a default direction for them).
 """

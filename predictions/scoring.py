@@ -33,7 +33,7 @@ def _calibrated(margin: np.ndarray, model: LoadedModel) -> np.ndarray:
 def score(model: LoadedModel, rows: FeatureRows, cutoffs: np.ndarray) -> Scored:
     """Scores, tiers (``cutoffs``: ``tiers.cutoff_matrix``, a row per feature row) and explanations."""
     # The TreeSHAP call that explains a score also gives it: a row's values add up to its margin. A separate
-    # inplace_predict cost as much again on a single row (~0.3 ms); the two agree to float32 rounding (1e-6).
+    # inplace_predict would cost as much again; the two agree to float32 rounding (1e-6).
     shap = treeshap(model.booster, rows.matrix)
     scores = _calibrated(shap.astype(np.float64).sum(axis=1), model)
     features = rows.row_dicts()
