@@ -143,15 +143,15 @@ def test_rollover_keeps_only_the_retained_days_and_never_overwrites_a_rotated_da
     for day in range(1, 7):
         (tmp_path / f"app.log.2026-01-0{day}").write_text(f"day {day}\n")
     (tmp_path / "app.log").write_text("today\n")
-    yesterday = handler.rotation_filename(
+    previous_day_file = handler.rotation_filename(
         str(tmp_path / "app.log") + "." + handler._suffix_for(int(handler.rolloverAt - handler.interval))
     )
-    Path(yesterday).write_text("rotated by another worker\n")
+    Path(previous_day_file).write_text("rotated by another worker\n")
     handler.doRollover()
     handler.close()
     remaining = sorted(p.name for p in tmp_path.iterdir())
     assert len([name for name in remaining if name.startswith("app.log.")]) == 3
-    assert Path(yesterday).read_text() == "rotated by another worker\n"
+    assert Path(previous_day_file).read_text() == "rotated by another worker\n"
 
 
 def test_an_unwritable_log_file_does_not_fail_the_request(db, tmp_path):
