@@ -28,7 +28,7 @@ class ClinicalViewSet(GenericViewSet):
     def page_of(self, rows) -> list:
         """The requested page of ``rows`` (every clinical list is paginated)."""
         page = self.paginate_queryset(rows)
-        assert page is not None  # noqa: S101 - DEFAULT_PAGINATION_CLASS is set for the whole API
+        assert page is not None  # DEFAULT_PAGINATION_CLASS is set for the whole API
         return page
 
     def paginated(self, rows, output_class) -> Response:
