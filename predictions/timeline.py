@@ -177,7 +177,8 @@ class Timeline:
 class Appointments:
     """One row per (patient, day) on which a next appointment or an ARV dispense was recorded.
 
-    ``due`` is the later of the next-appointment date and dispense day + days supplied;
+    ``due`` is the later of the booked next-appointment date (``booked``) and dispense day + days supplied
+    (the day the drugs run out);
     ``returned`` the day the appointment was returned from (``return_day``; NaN if not yet).
     """
 
@@ -185,6 +186,7 @@ class Appointments:
     scheduled_t: np.ndarray  # last scheduling observation of the day (s)
     scheduled: np.ndarray  # day
     due: np.ndarray  # day
+    booked: np.ndarray  # the next-appointment date booked that day, NaN if only drugs were dispensed
     supplied: np.ndarray  # days supplied that day, NaN without a dispense
     returned: np.ndarray  # day, NaN if no later contact in the data
 
@@ -206,10 +208,11 @@ def appointments_of(timeline: Timeline) -> Appointments:
     key = (pid << 20) | day
     if len(key) == 0:
         empty = np.zeros(0)
-        return Appointments(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty, empty, empty, empty)
+        return Appointments(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty, empty, empty, empty, empty)
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
     due = np.maximum.reduceat(np.nan_to_num(candidate, nan=-np.inf), starts)
     supplied = np.maximum.reduceat(np.where(is_dispense, value, -np.inf), starts)
+    booked = np.maximum.reduceat(np.where(is_dispense, -np.inf, np.nan_to_num(value, nan=-np.inf)), starts)
     scheduled_t = np.maximum.reduceat(t, starts)
     appts_pid, appts_day = pid[starts], day[starts]
     due = np.where(np.isfinite(due), due, np.nan)
@@ -218,6 +221,7 @@ def appointments_of(timeline: Timeline) -> Appointments:
         scheduled_t=scheduled_t,
         scheduled=appts_day.astype(np.float64),
         due=due,
+        booked=np.where(np.isfinite(booked), booked, np.nan),
         supplied=np.where(np.isfinite(supplied), supplied, np.nan),
         returned=return_day(timeline, appts_pid, from_day=appts_day + 1, due=due),
     )
