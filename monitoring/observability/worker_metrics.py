@@ -22,7 +22,14 @@ from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from celery import Task
-from celery.signals import celeryd_init, task_postrun, worker_process_shutdown, worker_ready
+from celery.signals import (
+    celeryd_after_setup,
+    celeryd_init,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+)
 
 from monitoring.observability.instrumentation import query_timing
 from monitoring.observability.logging import request_id_var
@@ -120,8 +127,24 @@ def forget_process(pid=None, **kwargs) -> None:
         multiprocess.mark_process_dead(pid or os.getpid())
 
 
+@celeryd_after_setup.connect
+def count_concurrency(instance=None, **kwargs) -> None:
+    """The worker's pool size, the denominator of its busy ratio (live: gone when the worker is)."""
+    from monitoring.observability.metrics import CELERY_WORKER_CONCURRENCY
+
+    CELERY_WORKER_CONCURRENCY.set(getattr(instance, "concurrency", 0) or 0)
+
+
+@task_prerun.connect
+def count_task_started(**kwargs) -> None:
+    from monitoring.observability.metrics import CELERY_WORKER_TASKS_ACTIVE
+
+    CELERY_WORKER_TASKS_ACTIVE.inc()
+
+
 @task_postrun.connect
 def count_task(sender=None, state=None, **kwargs) -> None:
-    from monitoring.observability.metrics import CELERY_TASKS
+    from monitoring.observability.metrics import CELERY_TASKS, CELERY_WORKER_TASKS_ACTIVE
 
+    CELERY_WORKER_TASKS_ACTIVE.dec()
     CELERY_TASKS.labels(task=getattr(sender, "name", "unknown"), outcome=(state or "unknown").lower()).inc()

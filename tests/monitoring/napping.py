@@ -1,0 +1,18 @@
+"""The service's Celery app with one more task that keeps a worker slot busy for a while.
+
+Scaling tests start a real worker on this module (``celery -A tests.monitoring.napping worker``):
+a task that sleeps is the plainest way to hold a slot busy for as long as a test reads the metrics.
+"""
+
+from __future__ import annotations
+
+import time
+
+from iit_service.celery import app
+
+__all__ = ["app", "nap"]
+
+
+@app.task(name="tests.nap")
+def nap(seconds: float) -> None:
+    time.sleep(seconds)

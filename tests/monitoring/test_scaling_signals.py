@@ -1,0 +1,174 @@
+"""Scaling signals move with real load: Celery queue length, the workers' and the web tier's busy ratio.
+
+Each test drives real processes: a private ``redis-server`` as the broker with no worker (tasks wait),
+the embedded filesystem broker, a Celery worker busy on a sleeping task, and gunicorn holding a slow
+request (a client that sends half its body).  The figures are read as Prometheus reads them, from
+``/metrics`` and the worker's metrics port.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from django.test import override_settings
+from kombu import Connection
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import BIN, Stack, free_port, fresh_database, wait_until
+from monitoring.tasks import run_job
+from tests.faults.conftest import REDIS_SERVER, RedisServer
+
+needs_redis_server = pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server (make system-deps)")
+
+
+def samples(text: str) -> dict[str, dict[tuple, float]]:
+    """{metric sample name: {labels as sorted pairs: value}} from a Prometheus text exposition."""
+    found: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return found
+
+
+def queue_lengths_scraped(client) -> dict[str, float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    return {dict(labels)["queue"]: value for labels, value in samples(response.content.decode()).get(
+        "iit_celery_queue_length", {}).items()}  # fmt: skip
+
+
+@pytest.fixture
+def redis_broker(tmp_path) -> Iterator[str]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@needs_redis_server
+@pytest.mark.django_db
+def test_the_queue_length_rises_as_tasks_wait_on_a_redis_broker_with_no_worker(client, redis_broker):
+    with override_settings(CELERY_BROKER_URL=redis_broker, CELERY_BROKER_TRANSPORT_OPTIONS={}):
+        assert queue_lengths_scraped(client) == {"celery": 0}
+        with Connection(redis_broker) as connection:
+            for _ in range(5):
+                run_job.apply_async(args=["system"], connection=connection)
+        assert queue_lengths_scraped(client) == {"celery": 5}
+
+
+@pytest.mark.django_db
+def test_the_queue_length_counts_the_tasks_waiting_on_the_embedded_filesystem_broker(client, tmp_path):
+    folders = {name: tmp_path / name for name in ("broker", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir()
+    options = {
+        "data_folder_in": str(folders["broker"]),
+        "data_folder_out": str(folders["broker"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": False,
+    }
+    with override_settings(CELERY_BROKER_URL="filesystem://", CELERY_BROKER_TRANSPORT_OPTIONS=options):
+        assert queue_lengths_scraped(client) == {"celery": 0}
+        with Connection("filesystem://", transport_options=options) as connection:
+            for _ in range(3):
+                run_job.apply_async(args=["system"], connection=connection)
+        assert queue_lengths_scraped(client) == {"celery": 3}
+
+
+@pytest.mark.django_db
+def test_an_unreachable_broker_leaves_the_queue_length_without_data_and_the_scrape_still_answers(client, caplog):
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    with override_settings(CELERY_BROKER_URL=closed, CELERY_BROKER_TRANSPORT_OPTIONS={}):
+        assert queue_lengths_scraped(client) == {}
+    assert [r.message for r in caplog.records if r.name == "iit.error"] == ["queue length failed"]
+
+
+# --- real processes -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    """A migrated database and a place for the service's processes (stopped afterwards)."""
+    workdir = tmp_path_factory.mktemp("scaling")
+    with fresh_database(workdir, label="scaling") as database_url:
+        processes = Stack(workdir, database_url=database_url)
+        processes.manage("migrate", "--noinput", "-v0")
+        try:
+            yield processes
+        finally:
+            processes.stop_all()
+
+
+def scrape(url: str) -> dict[str, dict[tuple, float]]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return samples(response.read().decode())
+
+
+def value(found: dict, name: str) -> float | None:
+    series = found.get(name, {})
+    return series.get(()) if series else None
+
+
+@pytest.mark.slow
+def test_a_web_worker_holding_a_slow_request_makes_the_web_tier_busy(stack):
+    web = stack.start_web(workers=2)
+    assert value(scrape(f"{web}/metrics"), "iit_web_requests_in_flight") == 0
+    # A client that announces a body and sends half of it: one sync worker waits on it inside the application.
+    slow = socket.create_connection(("127.0.0.1", int(web.rsplit(":", 1)[1])), timeout=30)
+    try:
+        slow.sendall(
+            b"POST /api/v1/auth/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 64\r\n\r\n{"username": "cli'
+        )
+        busy = wait_until(
+            lambda: (found := scrape(f"{web}/metrics")) and value(found, "iit_web_requests_in_flight") == 1 and found,
+            timeout=60,
+            what="the slow request to be counted in flight",
+        )
+        assert value(busy, "iit_web_request_slots") == 2  # two workers, one thread each
+        assert value(busy, "iit_web_requests_in_flight") / value(busy, "iit_web_request_slots") == 0.5
+    finally:
+        slow.close()
+    wait_until(
+        lambda: value(scrape(f"{web}/metrics"), "iit_web_requests_in_flight") == 0,
+        timeout=60,
+        what="the abandoned request to leave",
+    )
+    stack.stop("web")
+
+
+@needs_redis_server
+@pytest.mark.slow
+def test_a_worker_executing_a_task_reports_one_of_its_two_slots_busy(stack, tmp_path):
+    redis = RedisServer(tmp_path)
+    redis.start()
+    port = free_port()
+    try:
+        stack.start(
+            "worker",
+            [str(BIN / "celery"), "-A", "tests.monitoring.napping", "worker", "-P", "prefork", "-c", "2",
+             "--without-gossip", "--without-mingle", "-n", f"scaling-{uuid.uuid4().hex[:6]}@localhost"],
+            {"CELERY_BROKER_URL": redis.url, "CELERY_RESULT_BACKEND": redis.url, "CELERY_METRICS_PORT": str(port),
+             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "multiproc-worker")},
+        )  # fmt: skip
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        idle = wait_until(lambda: scrape(metrics), timeout=120, what="the worker's metrics port")
+        assert value(idle, "iit_celery_worker_concurrency") == 2
+        assert value(idle, "iit_celery_worker_tasks_active") == 0
+        from tests.monitoring.napping import nap
+
+        with Connection(redis.url) as connection:
+            nap.apply_async(args=[120], connection=connection)
+        wait_until(
+            lambda: value(scrape(metrics), "iit_celery_worker_tasks_active") == 1,
+            timeout=60,
+            what="the worker to count the task it runs",
+        )
+    finally:
+        stack.stop("worker", sig=9)
+        redis.stop()
