@@ -18,9 +18,11 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import psutil
 from celery import Task
 from celery.signals import (
     celeryd_after_setup,
@@ -30,6 +32,7 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
 )
+from prometheus_client.registry import Collector, Metric
 
 from monitoring.observability.instrumentation import query_timing
 from monitoring.observability.logging import request_id_var
@@ -75,8 +78,10 @@ def serve_metrics(**kwargs) -> WSGIServer | None:
     if not settings.CELERY_METRICS_PORT:
         return None
     registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
         registry = CollectorRegistry()
+        registry.register(DeadProcessReaper(directory))  # first: a registry collects in order
         MultiProcessCollector(registry)
     try:
         port, addr = settings.CELERY_METRICS_PORT, settings.CELERY_METRICS_ADDR
@@ -84,6 +89,27 @@ def serve_metrics(**kwargs) -> WSGIServer | None:
     except OSError as exc:  # port taken (a second worker on this host): run without metrics, loudly
         error_log.error("worker metrics port unavailable", extra={"event": "metrics_port", "error": str(exc)})
         return None
+
+
+class DeadProcessReaper(Collector):
+    """Forgets, at each scrape, the live gauges of pool processes that died without saying so.
+
+    A process killed outright (the OOM killer, a hard time limit) never runs worker_process_shutdown,
+    so its share of a live gauge (the task it was running) would count for as long as the worker
+    lives.  It yields no metric; it only removes such files before the multiprocess collector reads.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client import multiprocess
+
+        for path in Path(self.directory).glob("gauge_live*_*.db"):
+            pid = int(path.stem.rsplit("_", 1)[1])
+            if not psutil.pid_exists(pid):
+                multiprocess.mark_process_dead(pid, self.directory)
+        return iter(())
 
 
 def start_metrics_server(*, port: int, addr: str, registry) -> WSGIServer:

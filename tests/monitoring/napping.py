@@ -6,7 +6,9 @@ a task that sleeps is the plainest way to hold a slot busy for as long as a test
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 from iit_service.celery import app
 
@@ -14,5 +16,8 @@ __all__ = ["app", "nap"]
 
 
 @app.task(name="tests.nap")
-def nap(seconds: float) -> None:
+def nap(seconds: float, started_in: str = "") -> None:
+    """Sleep; first leave a file named after this process's id in ``started_in``, if given."""
+    if started_in:
+        (Path(started_in) / str(os.getpid())).touch()
     time.sleep(seconds)

@@ -8,11 +8,14 @@ request (a client that sends half its body).  The figures are read as Prometheus
 
 from __future__ import annotations
 
+import signal
 import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pytest
 from django.test import override_settings
 from kombu import Connection
@@ -142,14 +145,14 @@ def test_a_web_worker_holding_a_slow_request_makes_the_web_tier_busy(stack):
     stack.stop("web")
 
 
-@needs_redis_server
-@pytest.mark.slow
-def test_a_worker_executing_a_task_reports_one_of_its_two_slots_busy(stack, tmp_path):
+@pytest.fixture
+def napping_worker(stack, tmp_path) -> Iterator[dict]:
+    """A real Celery worker of two processes on a private Redis, running the test's sleeping task."""
     redis = RedisServer(tmp_path)
     redis.start()
     port = free_port()
     try:
-        stack.start(
+        worker = stack.start(
             "worker",
             [str(BIN / "celery"), "-A", "tests.monitoring.napping", "worker", "-P", "prefork", "-c", "2",
              "--without-gossip", "--without-mingle", "-n", f"scaling-{uuid.uuid4().hex[:6]}@localhost"],
@@ -157,18 +160,50 @@ def test_a_worker_executing_a_task_reports_one_of_its_two_slots_busy(stack, tmp_
              "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "multiproc-worker")},
         )  # fmt: skip
         metrics = f"http://127.0.0.1:{port}/metrics"
-        idle = wait_until(lambda: scrape(metrics), timeout=120, what="the worker's metrics port")
-        assert value(idle, "iit_celery_worker_concurrency") == 2
-        assert value(idle, "iit_celery_worker_tasks_active") == 0
-        from tests.monitoring.napping import nap
-
-        with Connection(redis.url) as connection:
-            nap.apply_async(args=[120], connection=connection)
-        wait_until(
-            lambda: value(scrape(metrics), "iit_celery_worker_tasks_active") == 1,
-            timeout=60,
-            what="the worker to count the task it runs",
-        )
+        wait_until(lambda: scrape(metrics), timeout=120, what="the worker's metrics port")
+        yield {"metrics": metrics, "broker": redis.url, "pid": worker.pid}
     finally:
-        stack.stop("worker", sig=9)
+        stack.stop("worker", sig=signal.SIGKILL)
         redis.stop()
+
+
+def nap_enqueued(broker: str, seconds: float, started_in: Path | None = None) -> None:
+    from tests.monitoring.napping import nap
+
+    with Connection(broker) as connection:
+        nap.apply_async(args=[seconds, str(started_in or "")], connection=connection)
+
+
+def active_tasks(worker: dict) -> float | None:
+    return value(scrape(worker["metrics"]), "iit_celery_worker_tasks_active")
+
+
+@needs_redis_server
+@pytest.mark.slow
+def test_a_worker_executing_a_task_reports_one_of_its_two_slots_busy(napping_worker):
+    idle = scrape(napping_worker["metrics"])
+    assert value(idle, "iit_celery_worker_concurrency") == 2
+    assert value(idle, "iit_celery_worker_tasks_active") == 0
+    nap_enqueued(napping_worker["broker"], 120)
+    wait_until(lambda: active_tasks(napping_worker) == 1, timeout=60, what="the worker to count the task it runs")
+
+
+@needs_redis_server
+@pytest.mark.slow
+def test_a_pool_process_killed_mid_task_stops_counting_as_busy(napping_worker, tmp_path):
+    started = tmp_path / "started"
+    started.mkdir()
+    nap_enqueued(napping_worker["broker"], 120, started_in=started)
+    wait_until(lambda: active_tasks(napping_worker) == 1, timeout=60, what="the task to start")
+    pool = {process.pid: process for process in psutil.Process(napping_worker["pid"]).children()}
+    assert len(pool) == 2 and {int(path.name) for path in started.iterdir()} <= set(pool)
+    for process in pool.values():  # as the OOM killer would: no chance to say goodbye
+        process.kill()
+    # Acknowledged late, the task is redelivered and starts again in one of the pool's new processes.
+    wait_until(
+        lambda: {int(path.name) for path in started.iterdir()} - set(pool),
+        timeout=60,
+        what="the redelivered task to start in a new process",
+    )
+    assert active_tasks(napping_worker) == 1  # one busy slot, not the dead process's as well
+    assert value(scrape(napping_worker["metrics"]), "iit_celery_worker_concurrency") == 2
