@@ -163,6 +163,19 @@ def test_the_cloudwatch_sink_reads_the_same_parsed_events_and_is_driven_by_the_e
         assert set(component.get("inputs", [])) <= set(graph), component
 
 
+def test_every_templated_destination_starts_with_a_literal_prefix():
+    """Vector (0.57 and later) refuses to start a sink whose templates render from the event's fields alone."""
+    templated = {}
+    for component_id, component in components("vector.yaml", "cloudwatch.yaml").items():
+        if component["kind"] == "sinks":
+            for key, text in (("index", component.get("bulk", {}).get("index")),
+                              ("stream_name", component.get("stream_name"))):  # fmt: skip
+                if text and "{{" in text:
+                    templated[(component_id, key)] = text
+    assert set(templated) == {("opensearch", "index"), ("cloudwatch", "stream_name")}
+    assert all(re.match(r"[a-z]+-", text) and not text.startswith("{{") for text in templated.values())
+
+
 def test_compose_mounts_every_file_vector_reads_and_loads_cloudwatch_only_when_configured():
     compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())
     services = compose["services"]
