@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
+from kombu import Connection
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -203,22 +205,39 @@ def queue_lengths(*, timeout: float) -> dict[str, int]:
 
     kombu's ``queue_declare`` answers the message count for every transport: the Redis lists
     (all priority levels) or the filesystem broker's message files.  One attempt, bounded by
-    ``timeout``, so a scrape never waits on a broker that is down.
+    ``timeout``, so a scrape never waits on a broker that is down.  The process keeps its broker
+    connection between scrapes (opening one costs more than the rest of the count) and drops it
+    after an error, so the next scrape connects afresh.
     """
-    from kombu import Connection
-
     from iit_service.celery import app
 
+    queues = sorted({app.conf.task_default_queue, *(queue.name for queue in app.conf.task_queues or ())})
+    with _broker_lock:
+        connection = _broker_connection(timeout)
+        try:
+            channel = connection.default_channel
+            return {q: channel.queue_declare(queue=q, durable=True, auto_delete=False).message_count for q in queues}
+        except Exception:
+            _broker_connections.clear()
+            connection.release()
+            raise
+
+
+_broker_lock = threading.Lock()
+_broker_connections: dict[tuple[str, str], Connection] = {}
+
+
+def _broker_connection(timeout: float) -> Connection:
     options = {
         **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
         "max_retries": 0,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
     }
-    queues = {app.conf.task_default_queue, *(queue.name for queue in app.conf.task_queues or ())}
-    with Connection(settings.CELERY_BROKER_URL, connect_timeout=timeout, transport_options=options) as connection:
-        channel = connection.default_channel
-        return {
-            queue: channel.queue_declare(queue=queue, durable=True, auto_delete=False).message_count
-            for queue in sorted(queues)
-        }
+    key = (settings.CELERY_BROKER_URL, repr(sorted(options.items())))
+    if key not in _broker_connections:
+        for stale in _broker_connections.values():  # another broker (settings changed): one connection at most
+            stale.release()
+        _broker_connections.clear()
+        _broker_connections[key] = Connection(key[0], connect_timeout=timeout, transport_options=options)
+    return _broker_connections[key]

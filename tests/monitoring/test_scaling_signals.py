@@ -63,6 +63,25 @@ def test_the_queue_length_rises_as_tasks_wait_on_a_redis_broker_with_no_worker(c
         assert queue_lengths_scraped(client) == {"celery": 5}
 
 
+@needs_redis_server
+@pytest.mark.django_db
+def test_the_queue_length_goes_blank_while_redis_is_down_and_returns_with_it(client, tmp_path, caplog):
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        with override_settings(CELERY_BROKER_URL=server.url, CELERY_BROKER_TRANSPORT_OPTIONS={}):
+            assert queue_lengths_scraped(client) == {"celery": 0}
+            server.stop()
+            assert queue_lengths_scraped(client) == {}
+            server.start()
+            with Connection(server.url) as connection:
+                run_job.apply_async(args=["system"], connection=connection)
+            assert queue_lengths_scraped(client) == {"celery": 1}
+    finally:
+        server.stop()
+    assert [r.message for r in caplog.records if r.name == "iit.error"] == ["queue length failed"]
+
+
 @pytest.mark.django_db
 def test_the_queue_length_counts_the_tasks_waiting_on_the_embedded_filesystem_broker(client, tmp_path):
     folders = {name: tmp_path / name for name in ("broker", "processed", "control")}
