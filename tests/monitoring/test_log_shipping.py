@@ -17,12 +17,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+import pyvrl
 import yaml
 from django.conf import settings
 from django.test import Client, override_settings
 from django.urls import include, path
-
-pyvrl = pytest.importorskip("pyvrl")
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTOR = ROOT / "docker" / "vector"
