@@ -9,6 +9,7 @@ computed them.  Each scrape costs a handful of indexed single-row queries.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -219,7 +220,8 @@ def queue_lengths(*, timeout: float) -> dict[str, int]:
             return {q: channel.queue_declare(queue=q, durable=True, auto_delete=False).message_count for q in queues}
         except Exception:
             _broker_connections.clear()
-            connection.release()
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too: the first error counts
+                connection.release()
             raise
 
 
@@ -237,7 +239,8 @@ def _broker_connection(timeout: float) -> Connection:
     key = (settings.CELERY_BROKER_URL, repr(sorted(options.items())))
     if key not in _broker_connections:
         for stale in _broker_connections.values():  # another broker (settings changed): one connection at most
-            stale.release()
+            with contextlib.suppress(Exception):
+                stale.release()
         _broker_connections.clear()
         _broker_connections[key] = Connection(key[0], connect_timeout=timeout, transport_options=options)
     return _broker_connections[key]
