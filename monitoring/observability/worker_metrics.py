@@ -1,8 +1,9 @@
 """Celery workers' metrics for Prometheus, and their query timing and log context.
 
-Each worker process (prefork children included) writes its counters and
-histograms to PROMETHEUS_MULTIPROC_DIR (the worker's own directory, not the
-web's); the worker's main process serves their sum over HTTP on
+Each worker process (prefork children included) writes its counters,
+histograms and live gauges (tasks executing, pool size: the busy ratio) to
+PROMETHEUS_MULTIPROC_DIR (the worker's own directory, not the web's); the
+worker's main process serves their sum over HTTP on
 CELERY_METRICS_PORT, which prometheus.yml scrapes under the same job as the
 web (``component="worker"``).  It listens on CELERY_METRICS_ADDR (127.0.0.1
 unless set) and asks for the web's /metrics credential when METRICS_REQUIRE_AUTH.
