@@ -1,11 +1,12 @@
-"""The README's performance table, written by ``make bench`` from bench/results/*.json.
+"""The README's performance table and docs/SCALING.md's capacity table, written by ``make bench``.
 
-    .venv/bin/python -m bench.readme_table      # rewrite the table from the results there now
+    .venv/bin/python -m bench.readme_table      # rewrite both tables from bench/results/*.json now
 
 One or more rows per benchmark: what was measured, the figure, its baseline measured in the same
 run, their ratio (with the target where there is one) and the machine it ran on.  A benchmark
 without a result file shows "not run".  Only the lines between the two marker comments in
-README.md are replaced.
+README.md are replaced.  The capacity table divides the throughput figures by the processes that
+served them: what one gunicorn worker and one Celery worker process handle.
 """
 
 from __future__ import annotations
@@ -187,20 +188,66 @@ def render(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def replace_block(text: str, table: str) -> str:
+def replace_block(text: str, table: str, *, markers: tuple[str, str] = (START, END)) -> str:
     """``text`` with everything between the markers replaced by ``table``; the rest untouched."""
-    start, end = text.find(START), text.find(END)
+    first, last = markers
+    start, end = text.find(first), text.find(last)
     if start < 0 or end < start:
-        raise ValueError(f"the text has no {START} ... {END} block")
-    return f"{text[: start + len(START)]}\n{table}\n{text[end:]}"
+        raise ValueError(f"the text has no {first} ... {last} block")
+    return f"{text[: start + len(first)]}\n{table}\n{text[end:]}"
+
+
+CAPACITY_MARKERS = ("<!-- capacity-table:start -->", "<!-- capacity-table:end -->")
+
+
+def _web_capacity(r: dict) -> tuple[str, str]:
+    workers, load = r["web_workers"], r["load"]
+    served = load["predictions"]["requests_per_s"]
+    return (
+        f"{served / workers:.0f} predictions scored/s",
+        f"{served} req/s under wrk ({load['connections']} connections) ÷ {workers} workers (`bench_http`)",
+    )
+
+
+def _worker_capacity(r: dict) -> tuple[str, str]:
+    path = r["celery"] if "celery" in r else r["in_process"]
+    processes = path.get("worker_processes", 1)
+    how = f"through a Celery worker of {processes}" if "celery" in r else "chunk after chunk in one process"
+    return (
+        f"{r['active_patients'] / path['seconds'] / processes:,.0f} patients scored/s",
+        f"{r['active_patients']:,} patients in {path['seconds']} s, {how} (`bench_batch`)",
+    )
+
+
+CAPACITY: list[tuple[str, str, Callable[[dict], tuple[str, str]]]] = [
+    ("bench_http", "gunicorn worker (web)", _web_capacity),
+    ("bench_batch", "Celery worker process", _worker_capacity),
+]
+
+
+def render_capacity(results: dict[str, dict]) -> str:
+    """One row per process type: its measured throughput divided by the processes that served it."""
+    lines = ["| process | capacity of one | measured as | machine |", "|---|---|---|---|"]
+    for name, process, capacity_of in CAPACITY:
+        result = results.get(name)
+        try:
+            figure, how = capacity_of(result) if result is not None else ("not run", f"`{name}`")
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            figure, how = f"unreadable `bench/results/{name}.json`: run it again", f"`{name}`"
+        lines.append(f"| {process} | {figure} | {how} | {machine(result) if result else '–'} |")
+    return "\n".join(lines)
 
 
 def load_results(folder: Path = RESULTS) -> dict[str, dict]:
     return {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
 
 
-def update_readme(readme: Path = ROOT / "README.md", folder: Path = RESULTS) -> None:
-    readme.write_text(replace_block(readme.read_text(), render(load_results(folder))))
+def update_readme(
+    readme: Path = ROOT / "README.md", folder: Path = RESULTS, scaling: Path = ROOT / "docs" / "SCALING.md"
+) -> None:
+    results = load_results(folder)
+    readme.write_text(replace_block(readme.read_text(), render(results)))
+    scaling.write_text(replace_block(scaling.read_text(), render_capacity(results), markers=CAPACITY_MARKERS))
 
 
 if __name__ == "__main__":

@@ -71,10 +71,15 @@ def post_worker_init(worker) -> None:
 
     An oldest-generation collection walks every object the process has ever kept, stalling whichever request
     tripped it for far longer than the request itself. Frozen objects are never walked again (``gc.freeze``,
-    as the standard library suggests for processes that serve after start-up).
+    as the standard library suggests for processes that serve after start-up).  Then count the worker's
+    request slots.
     """
     gc.collect()
     gc.freeze()
+    # This worker's share of iit_web_request_slots, the denominator of the web tier's busy ratio.
+    from monitoring.observability.metrics import WEB_REQUEST_SLOTS
+
+    WEB_REQUEST_SLOTS.set(threads)
 
 
 def child_exit(server, worker) -> None:

@@ -1,4 +1,4 @@
-"""Gauges read from the database (and Redis) at scrape time.
+"""Gauges read from the database (and Redis, and the Celery broker) at scrape time.
 
 Scheduled jobs write their results as rows: the system job's MetricSample
 points, AucEvaluation, DriftEvaluation and JobRun rows.  Exporting them here,
@@ -9,13 +9,16 @@ computed them.  Each scrape costs a handful of indexed single-row queries.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Iterable, Iterator
 
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
+from kombu import Connection
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -40,7 +43,7 @@ SYSTEM_SAMPLES = {
 
 
 class DatabaseCollector(Collector):
-    """Job-owned values, database pool and table figures, open alerts, Redis memory."""
+    """Job-owned values, database pool and table figures, open alerts, Redis memory, Celery queue lengths."""
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -48,6 +51,7 @@ class DatabaseCollector(Collector):
         except Exception as exc:  # noqa: BLE001 - a scrape must still return the process metrics
             error_log.warning("metrics collector failed", extra={"event": "collector_failed", "error": str(exc)[:300]})
         yield from redis_metrics()
+        yield from queue_metrics()
 
     def _from_database(self) -> Iterator[Metric]:
         # Materialised section by section: a failure part-way yields nothing half-built.
@@ -178,3 +182,65 @@ def redis_metrics() -> Iterable[Metric]:
         finally:
             client.close()
     return [family]
+
+
+def queue_metrics() -> Iterable[Metric]:
+    """Messages waiting in each Celery queue.  Absent when the broker cannot be read: no data, not a false zero."""
+    family = GaugeMetricFamily(
+        "iit_celery_queue_length",
+        "Tasks waiting in each Celery queue, not yet taken by a worker (read from the broker).",
+        labels=["queue"],
+    )
+    try:
+        lengths = queue_lengths(timeout=settings.HEALTH_PROBE_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - kombu and each transport raise their own errors
+        error_log.warning("queue length failed", extra={"event": "collector_failed", "error": str(exc)[:300]})
+        return [family]
+    for queue, length in lengths.items():
+        family.add_metric([queue], length)
+    return [family]
+
+
+def queue_lengths(*, timeout: float) -> dict[str, int]:
+    """Each queue the service's tasks go to, and its length, from whichever broker is configured.
+
+    kombu's ``queue_declare`` answers the message count for every transport: the Redis lists
+    (all priority levels) or the filesystem broker's message files.  One attempt, bounded by
+    ``timeout``, so a scrape never waits on a broker that is down.  The process keeps its broker
+    connection between scrapes (opening one costs more than the rest of the count) and drops it
+    after an error, so the next scrape connects afresh.
+    """
+    from iit_service.celery import app
+
+    queues = sorted({app.conf.task_default_queue, *(queue.name for queue in app.conf.task_queues or ())})
+    with _broker_lock:
+        connection = _broker_connection(timeout)
+        try:
+            channel = connection.default_channel
+            return {q: channel.queue_declare(queue=q, durable=True, auto_delete=False).message_count for q in queues}
+        except Exception:
+            _broker_connections.clear()
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too: the first error counts
+                connection.release()
+            raise
+
+
+_broker_lock = threading.Lock()
+_broker_connections: dict[tuple[str, str], Connection] = {}
+
+
+def _broker_connection(timeout: float) -> Connection:
+    options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "max_retries": 0,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+    }
+    key = (settings.CELERY_BROKER_URL, repr(sorted(options.items())))
+    if key not in _broker_connections:
+        for stale in _broker_connections.values():  # another broker (settings changed): one connection at most
+            with contextlib.suppress(Exception):
+                stale.release()
+        _broker_connections.clear()
+        _broker_connections[key] = Connection(key[0], connect_timeout=timeout, transport_options=options)
+    return _broker_connections[key]

@@ -5,7 +5,9 @@ in Celery workers) prometheus_client's multiprocess mode aggregates them
 across processes: ``PROMETHEUS_MULTIPROC_DIR`` must be set before the process
 starts (see ``iit_service/gunicorn_conf.py`` and ``monitoring.observability.worker_metrics``).
 
-Only counters and histograms live here: they add up across processes.  Values
+Counters and histograms add up across processes.  The few gauges here are
+"live" gauges (``multiprocess_mode="livesum"``): the sum over the processes
+alive now, so a worker that died stops counting as busy or as capacity.  Values
 owned by scheduled jobs (AUC, drift, CPU, memory, cache hit ratio, last job
 success, the active model version) are gauges read from the database at scrape
 time by ``monitoring.observability.collectors``, so they survive restarts and are the same
@@ -22,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from prometheus_client import Counter, Histogram, disable_created_metrics
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 from predictions.tiers import TIERS
 
@@ -98,6 +100,28 @@ CELERY_TASKS = Counter(
     "iit_celery_tasks_total",
     "Celery tasks finished by this service's workers, by task name and outcome.",
     ["task", "outcome"],
+)
+
+# Scaling signals: busy ratio = in flight / slots (web), active / concurrency (Celery workers).
+WEB_REQUESTS_IN_FLIGHT = Gauge(
+    "iit_web_requests_in_flight",
+    "Requests being served now by the web processes (probes and scrapes not counted).",
+    multiprocess_mode="livesum",
+)
+WEB_REQUEST_SLOTS = Gauge(
+    "iit_web_request_slots",
+    "Requests the live web processes can serve at once (gunicorn workers x threads).",
+    multiprocess_mode="livesum",
+)
+CELERY_WORKER_TASKS_ACTIVE = Gauge(
+    "iit_celery_worker_tasks_active",
+    "Tasks the live Celery worker processes are executing now.",
+    multiprocess_mode="livesum",
+)
+CELERY_WORKER_CONCURRENCY = Gauge(
+    "iit_celery_worker_concurrency",
+    "Tasks the live Celery workers can execute at once (their pool size).",
+    multiprocess_mode="livesum",
 )
 
 # Series exist from the first scrape (value 0), so rate() and histogram_quantile()

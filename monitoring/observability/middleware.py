@@ -1,4 +1,4 @@
-"""Request id, access log, server and client error counters, slow-request and denial logs, query timing.
+"""Request id, access log, error counters, requests in flight, slow-request and denial logs, query timing.
 
 Order in MIDDLEWARE: ``RequestIdMiddleware`` first (every later log line of
 the request carries its id), ``ObservabilityMiddleware`` right after it.
@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from contextlib import AbstractContextManager, nullcontext
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
@@ -22,7 +23,7 @@ from iit_service.api.caller import client_address
 from iit_service.api.errors import error_body
 from monitoring.observability.instrumentation import query_timing
 from monitoring.observability.logging import request_id_var
-from monitoring.observability.metrics import API_CLIENT_ERRORS, API_ERRORS
+from monitoring.observability.metrics import API_CLIENT_ERRORS, API_ERRORS, WEB_REQUESTS_IN_FLIGHT
 
 access_log = logging.getLogger("iit.access")
 error_log = logging.getLogger("iit.error")
@@ -32,6 +33,8 @@ security_log = logging.getLogger("iit.security")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 UNMATCHED = "<unmatched>"
+# Probes and scrapes are not load: a scrape would otherwise always find itself in flight.
+PROBE_PATHS = ("/metrics", "/health")
 # Exceptions Django turns into a 4xx answer (django.core.handlers.exception.response_for_exception).
 CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation, MultiPartParserError)
 
@@ -74,11 +77,18 @@ class ObservabilityMiddleware:
 
     def __call__(self, request: ObservedRequest) -> HttpResponse:
         started = time.perf_counter()
-        with query_timing():
+        with query_timing(), self._in_flight(request):
             response = self.get_response(request)
         seconds = time.perf_counter() - started
         after_response(lambda: request_observed(request, response, seconds))
         return response
+
+    @staticmethod
+    def _in_flight(request: HttpRequest) -> AbstractContextManager:
+        """iit_web_requests_in_flight counts the request while the application serves it."""
+        if request.path.startswith(PROBE_PATHS):
+            return nullcontext()
+        return WEB_REQUESTS_IN_FLIGHT.track_inprogress()
 
     def process_exception(self, request: ObservedRequest, exception: Exception) -> None:
         if isinstance(exception, CLIENT_ERRORS):

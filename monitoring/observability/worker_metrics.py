@@ -1,8 +1,9 @@
 """Celery workers' metrics for Prometheus, and their query timing and log context.
 
-Each worker process (prefork children included) writes its counters and
-histograms to PROMETHEUS_MULTIPROC_DIR (the worker's own directory, not the
-web's); the worker's main process serves their sum over HTTP on
+Each worker process (prefork children included) writes its counters,
+histograms and live gauges (tasks executing, pool size: the busy ratio) to
+PROMETHEUS_MULTIPROC_DIR (the worker's own directory, not the web's); the
+worker's main process serves their sum over HTTP on
 CELERY_METRICS_PORT, which prometheus.yml scrapes under the same job as the
 web (``component="worker"``).  It listens on CELERY_METRICS_ADDR (127.0.0.1
 unless set) and asks for the web's /metrics credential when METRICS_REQUIRE_AUTH.
@@ -18,11 +19,21 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import psutil
 from celery import Task
-from celery.signals import celeryd_init, task_postrun, worker_process_shutdown, worker_ready
+from celery.signals import (
+    celeryd_after_setup,
+    celeryd_init,
+    task_postrun,
+    task_prerun,
+    worker_process_shutdown,
+    worker_ready,
+)
+from prometheus_client.registry import Collector, Metric
 
 from monitoring.observability.instrumentation import query_timing
 from monitoring.observability.logging import request_id_var
@@ -68,8 +79,10 @@ def serve_metrics(**kwargs) -> WSGIServer | None:
     if not settings.CELERY_METRICS_PORT:
         return None
     registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
         registry = CollectorRegistry()
+        registry.register(DeadProcessReaper(directory))  # first: a registry collects in order
         MultiProcessCollector(registry)
     try:
         port, addr = settings.CELERY_METRICS_PORT, settings.CELERY_METRICS_ADDR
@@ -77,6 +90,27 @@ def serve_metrics(**kwargs) -> WSGIServer | None:
     except OSError as exc:  # port taken (a second worker on this host): run without metrics, loudly
         error_log.error("worker metrics port unavailable", extra={"event": "metrics_port", "error": str(exc)})
         return None
+
+
+class DeadProcessReaper(Collector):
+    """Forgets, at each scrape, the live gauges of pool processes that died without saying so.
+
+    A process killed outright (the OOM killer, a hard time limit) never runs worker_process_shutdown,
+    so its share of a live gauge (the task it was running) would count for as long as the worker
+    lives.  It yields no metric; it only removes such files before the multiprocess collector reads.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        from prometheus_client import multiprocess
+
+        for path in Path(self.directory).glob("gauge_live*_*.db"):
+            pid = int(path.stem.rsplit("_", 1)[1])
+            if not psutil.pid_exists(pid):
+                multiprocess.mark_process_dead(pid, self.directory)
+        return iter(())
 
 
 def start_metrics_server(*, port: int, addr: str, registry) -> WSGIServer:
@@ -120,8 +154,24 @@ def forget_process(pid=None, **kwargs) -> None:
         multiprocess.mark_process_dead(pid or os.getpid())
 
 
+@celeryd_after_setup.connect
+def count_concurrency(instance=None, **kwargs) -> None:
+    """The worker's pool size, the denominator of its busy ratio (live: gone when the worker is)."""
+    from monitoring.observability.metrics import CELERY_WORKER_CONCURRENCY
+
+    CELERY_WORKER_CONCURRENCY.set(getattr(instance, "concurrency", 0) or 0)
+
+
+@task_prerun.connect
+def count_task_started(**kwargs) -> None:
+    from monitoring.observability.metrics import CELERY_WORKER_TASKS_ACTIVE
+
+    CELERY_WORKER_TASKS_ACTIVE.inc()
+
+
 @task_postrun.connect
 def count_task(sender=None, state=None, **kwargs) -> None:
-    from monitoring.observability.metrics import CELERY_TASKS
+    from monitoring.observability.metrics import CELERY_TASKS, CELERY_WORKER_TASKS_ACTIVE
 
+    CELERY_WORKER_TASKS_ACTIVE.dec()
     CELERY_TASKS.labels(task=getattr(sender, "name", "unknown"), outcome=(state or "unknown").lower()).inc()

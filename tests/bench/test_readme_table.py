@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import readme_table
-from bench.readme_table import END, START, render, replace_block
+from bench.readme_table import CAPACITY_MARKERS, END, START, render, render_capacity, replace_block
 
 MACHINE = {"cpus": 2, "cpu_model": "Intel(R) Xeon(R) Processor", "database": "postgresql"}
 
@@ -110,12 +110,47 @@ def test_a_text_without_the_markers_is_refused():
 
 def test_update_readme_writes_the_results_of_a_folder(tmp_path: Path):
     (tmp_path / "bench_auc.json").write_text(json.dumps(AUC))
-    readme = tmp_path / "README.md"
+    (tmp_path / "bench_http.json").write_text(json.dumps(HTTP))
+    readme, scaling = tmp_path / "README.md", tmp_path / "SCALING.md"
     readme.write_text(f"intro\n{START}\n{END}\noutro\n")
-    readme_table.update_readme(readme, tmp_path)
+    scaling.write_text("capacity\n{}\n{}\nautoscalers\n".format(*CAPACITY_MARKERS))
+    readme_table.update_readme(readme, tmp_path, scaling)
     text = readme.read_text()
     assert "| ROC-AUC on 1,000,000 scores (`bench_auc`) | 0.092 s" in text
     assert text.startswith(f"intro\n{START}\n| benchmark |") and text.endswith(f"{END}\noutro\n")
+    assert "| gunicorn worker (web) | 157 predictions scored/s |" in scaling.read_text()
+    assert scaling.read_text().endswith(f"{CAPACITY_MARKERS[1]}\nautoscalers\n")
+
+
+def test_the_capacity_of_one_web_worker_is_the_loaded_throughput_shared_by_its_workers():
+    [_, _, web, worker] = render_capacity({"bench_http": HTTP}).splitlines()
+    assert web.split(" | ")[1:3] == [
+        "157 predictions scored/s",
+        "314.0 req/s under wrk (16 connections) ÷ 2 workers (`bench_http`)",
+    ]
+    assert worker == "| Celery worker process | not run | `bench_batch` | – |"
+
+
+def test_the_capacity_of_one_celery_process_comes_from_the_celery_run_when_there_is_one():
+    celery = {**BATCH, "in_process": {"seconds": 20.0}, "celery": {"worker_processes": 2, "seconds": 8.64}}
+    in_process = {**BATCH, "batch_path": "in_process", "in_process": {"seconds": 40.0}}
+    rows_of = {name: render_capacity({"bench_batch": result}).splitlines()[3].split(" | ")[1:3]
+               for name, result in (("celery", celery), ("in_process", in_process))}  # fmt: skip
+    assert rows_of["celery"] == [
+        "5,386 patients scored/s",
+        "93,074 patients in 8.64 s, through a Celery worker of 2 (`bench_batch`)",
+    ]
+    assert rows_of["in_process"] == [
+        "2,327 patients scored/s",
+        "93,074 patients in 40.0 s, chunk after chunk in one process (`bench_batch`)",
+    ]
+    assert "unreadable" in render_capacity({"bench_batch": BATCH})
+
+
+def test_the_scaling_guide_holds_one_capacity_block():
+    text = (Path(readme_table.ROOT) / "docs" / "SCALING.md").read_text()
+    first, last = CAPACITY_MARKERS
+    assert text.count(first) == 1 and text.count(last) == 1 and text.index(first) < text.index(last)
 
 
 def test_the_project_readme_holds_one_table_block():

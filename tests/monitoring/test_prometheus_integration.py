@@ -359,6 +359,16 @@ def test_the_worker_reports_its_tasks(stack, traffic):
     wait_until(lambda: (scalar_of(stack, expr) or 0) >= 1, timeout=60, what="worker task counter")
 
 
+def test_prometheus_reads_the_scaling_signals_of_both_process_types(stack, traffic):
+    """Slots of the two gunicorn workers and the worker's two processes; the queue read from the broker."""
+    expected = {"sum(iit_web_request_slots)": 2, "sum(iit_celery_worker_concurrency)": 2}
+    for expr, value in expected.items():
+        wait_until(lambda expr=expr, value=value: scalar_of(stack, expr) == value, timeout=30, what=expr)
+    assert scalar_of(stack, 'max(iit_celery_queue_length{queue="celery"})') is not None
+    busy = "sum(iit_web_requests_in_flight) / sum(iit_web_request_slots)"
+    assert 0 <= scalar_of(stack, busy) <= 1
+
+
 def test_every_dashboard_query_evaluates_without_error(stack, traffic):
     dashboard = json.loads((ROOT / "monitoring" / "grafana-dashboard.json").read_text())
     expressions = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
@@ -373,7 +383,8 @@ def test_every_alert_rule_loads_and_evaluates_in_prometheus(stack, traffic):
     status, body = http_get(f"{stack['prometheus']}/api/v1/rules")
     groups = json.loads(body)["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == 19
+    in_file = yaml.safe_load((ROOT / "monitoring" / "alert_rules.yml").read_text())["groups"]
+    assert len(rules) == sum(len(group["rules"]) for group in in_file) == 21
     assert all(rule["health"] in ("ok", "unknown") for rule in rules), [r for r in rules if r["health"] == "err"]
 
     def all_evaluated() -> bool:
