@@ -38,6 +38,7 @@ def overview_context(*, now: dt.datetime | None = None) -> dict:
         "beat_last_tick": selectors.beat_last_tick(),
         "metrics": selectors.metrics_latest(),
         "open_alerts": list(selectors.alerts_open()[:50]),
+        "backups": selectors.backup_runs(),
         "charts": _service_charts(start=now - dt.timedelta(hours=24), end=now),
     }
 
