@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "csp",
     "dbbackup",
     "axes",
     "patients",
@@ -73,6 +74,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "monitoring.observability.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (django-csp; CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # Serves the admin's and Swagger UI's static files under gunicorn (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -338,6 +341,25 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # paths are sent to Slack, PagerDuty and email as links under it; empty leaves them repository paths.
 RUNBOOK_BASE_URL = env_str("RUNBOOK_BASE_URL").rstrip("/")
 HEALTH_REPORT_PERIOD_HOURS = env_int("HEALTH_REPORT_PERIOD_HOURS", 24, minimum=1)
+
+# --- Content-Security-Policy ----------------------------------------------
+# Scripts only from this origin, none inline: the admin, the console and Swagger UI (drf-spectacular's split
+# view loads its start-up script as a file; the sidecar serves the bundle) need nothing else. Styles may be
+# inline: the console's and Swagger UI's pages carry a <style> block, and a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Backups --------------------------------------------------------------
 # The backup job (monitoring.backups) dumps the database with django-dbbackup to BACKUP_DIR, or to

@@ -1,10 +1,18 @@
-"""The notification channels' stand-ins (tests.monitoring.local_servers), configured as settings."""
+"""Stand-ins for the notification channels (tests.monitoring.local_servers) set as settings; a headless Chromium."""
 
 from __future__ import annotations
+
+import os
+import shutil
 
 import pytest
 
 from tests.monitoring.local_servers import PAGERDUTY_KEY, RecordingHTTPServer, RecordingSMTPServer
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+needs_chromium = pytest.mark.skipif(
+    not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)), reason="needs Debian chromium"
+)
 
 
 @pytest.fixture
@@ -37,3 +45,33 @@ def _http_channel(settings, url_setting: str):
     with RecordingHTTPServer() as server:
         setattr(settings, url_setting, server.url)
         yield server
+
+
+@pytest.fixture
+def browser(tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager reach for the network
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console log, CSP reports included
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    # A click returns before the next page loads: lookups wait for elements that only that page has.
+    driver.implicitly_wait(15)
+    yield driver
+    driver.quit()
