@@ -82,6 +82,8 @@ def backup_restore_check() -> dict:
     storage = get_storage()
     filename = storage.get_latest_backup(content_type="db")
     metadata = json.loads(storage.read_file(f"{filename}.metadata").read())
+    if "row_counts" not in metadata or "connector" not in metadata:
+        raise RestoreMismatch(f"{filename} has no row counts to compare: it was not made by the backup job")
     with tempfile.TemporaryFile() as dump:
         with storage.read_file(filename) as stored:
             shutil.copyfileobj(stored, dump)
