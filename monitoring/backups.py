@@ -68,8 +68,9 @@ def backup_create() -> dict:
         "row_counts": {table: sorted((before[table], after[table])) for table in CLINICAL_TABLES},
     }
     storage = get_storage()
-    storage.write_file(dump, filename)
-    storage.write_file(ContentFile(json.dumps(metadata).encode()), f"{filename}.metadata")
+    # The name the storage chose: a second dump within the same second gets a suffix, and its metadata must follow.
+    filename = storage.storage.save(filename, dump)
+    storage.storage.save(f"{filename}.metadata", ContentFile(json.dumps(metadata).encode()))
     storage.clean_old_backups(content_type="db", keep_number=settings.BACKUP_KEEP)
     return {"file": filename, "size_bytes": size, "storage": storage.name, "row_counts": after}
 

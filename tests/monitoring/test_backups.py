@@ -27,6 +27,7 @@ from monitoring.models import Alert, JobRun
 from monitoring.observability.collectors import backup_metrics
 from patients.models import AuditEvent, Observation
 from tests.monitoring import console_data, evaluation_data
+from tests.monitoring.local_servers import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)  # pg_dump reads what is committed, from another process
 
@@ -137,6 +138,13 @@ def test_only_the_newest_backup_keep_backups_are_kept(backup_dir, settings, faci
     assert kept == sorted([older[1], f"{older[1]}.metadata", newest, f"{newest}.metadata"])
 
 
+def test_two_backups_within_one_second_are_two_files_each_with_its_own_metadata(backup_dir, facility):
+    first, second = backup_create()["file"], backup_create()["file"]
+    assert first != second
+    for name in (first, second):
+        assert json.loads((backup_dir / f"{name}.metadata").read_text())["row_counts"]["facilities"] == [1, 1]
+
+
 def test_metrics_show_the_last_backup_its_size_and_the_last_restore_check(backup_dir, facility):
     def gauges() -> dict[str, float]:
         families = backup_metrics()
@@ -236,3 +244,37 @@ def test_with_a_bucket_configured_backups_go_to_s3_through_django_storages():
         "iit-ml-service/backups",
         "http://127.0.0.1:9000",
     ], done.stderr
+
+
+@pytest.fixture
+def s3_bucket(monkeypatch):
+    """A real local S3 (moto's server, standing in for AWS or MinIO) with an empty bucket, as backup storage."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
+    server.start()
+    endpoint = f"http://127.0.0.1:{server._port}"
+    credentials = {"access_key": "test", "secret_key": "test", "region_name": "us-east-1"}
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    client.create_bucket(Bucket="iit-backups")
+    monkeypatch.setattr(dbbackup.settings, "STORAGE", "storages.backends.s3.S3Storage")
+    options = {"bucket_name": "iit-backups", "location": "backups", "endpoint_url": endpoint, **credentials}
+    monkeypatch.setattr(dbbackup.settings, "STORAGE_OPTIONS", options)
+    yield client
+    server.stop()
+
+
+def test_a_backup_goes_to_s3_and_restores_from_there(s3_bucket, clinical_rows, settings):
+    settings.BACKUP_KEEP = 1
+    job_run(name="backup")
+    backup = job_run(name="backup")
+    assert backup.status == JobRun.Status.SUCCEEDED, backup.error
+
+    stored = {item["Key"] for item in s3_bucket.list_objects_v2(Bucket="iit-backups")["Contents"]}
+    assert stored == {f"backups/{backup.figures['file']}", f"backups/{backup.figures['file']}.metadata"}
+    check = job_run(name="restore_check")
+    assert check.status == JobRun.Status.SUCCEEDED, check.error
+    assert check.figures["row_counts"]["patients"] == 10
