@@ -69,7 +69,8 @@ def backup_create() -> dict:
     }
     storage = get_storage()
     # The name the storage chose: a second dump within the same second gets a suffix, and its metadata must follow.
-    filename = storage.storage.save(filename, dump)
+    with dump:
+        filename = storage.storage.save(filename, dump)
     storage.storage.save(f"{filename}.metadata", ContentFile(json.dumps(metadata).encode()))
     storage.clean_old_backups(content_type="db", keep_number=settings.BACKUP_KEEP)
     return {"file": filename, "size_bytes": size, "storage": storage.name, "row_counts": after}
@@ -85,6 +86,8 @@ def backup_restore_check() -> dict:
     metadata = json.loads(storage.read_file(f"{filename}.metadata").read())
     if "row_counts" not in metadata or "connector" not in metadata:
         raise RestoreMismatch(f"{filename} has no row counts to compare: it was not made by the backup job")
+    if not str(metadata["connector"]).startswith("dbbackup.db."):  # a class path read from storage: dbbackup's only
+        raise RestoreMismatch(f"{filename} names a connector that is not dbbackup's: {metadata['connector']!r}")
     with tempfile.TemporaryFile() as dump:
         with storage.read_file(filename) as stored:
             shutil.copyfileobj(stored, dump)

@@ -111,6 +111,16 @@ def test_a_restore_check_fails_when_the_restored_rows_differ_from_what_the_backu
     assert "patients 10 (backup held 11-12)" in check.summary
 
 
+def test_a_restore_check_refuses_metadata_naming_a_class_outside_dbbackup(backup_dir, facility):
+    figures = backup_create()
+    metadata_file = backup_dir / f"{figures['file']}.metadata"
+    metadata_file.write_text(json.dumps({**json.loads(metadata_file.read_text()), "connector": "os.system"}))
+
+    check = job_run(name="restore_check")
+    assert check.status == JobRun.Status.FAILED
+    assert "names a connector that is not dbbackup's" in check.summary
+
+
 def test_a_restore_check_fails_when_the_newest_backup_is_damaged(backup_dir, clinical_rows):
     figures = backup_create()
     dump = backup_dir / figures["file"]
