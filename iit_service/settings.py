@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "csp",
+    "dbbackup",
     "axes",
     "patients",
     "predictions",
@@ -72,6 +74,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "monitoring.observability.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (django-csp; CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # Serves the admin's and Swagger UI's static files under gunicorn (no separate web server needed).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -337,6 +341,63 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 # paths are sent to Slack, PagerDuty and email as links under it; empty leaves them repository paths.
 RUNBOOK_BASE_URL = env_str("RUNBOOK_BASE_URL").rstrip("/")
 HEALTH_REPORT_PERIOD_HOURS = env_int("HEALTH_REPORT_PERIOD_HOURS", 24, minimum=1)
+
+# --- Content-Security-Policy ----------------------------------------------
+# Scripts only from this origin, none inline: the admin, the console and Swagger UI (drf-spectacular's split
+# view loads its start-up script as a file; the sidecar serves the bundle) need nothing else. Styles may be
+# inline: the console's and Swagger UI's pages carry a <style> block, and a style cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --- Backups --------------------------------------------------------------
+# The backup job (monitoring.backups) dumps the database with django-dbbackup to BACKUP_DIR, or to
+# an S3 bucket through django-storages when BACKUP_S3_BUCKET is set; it keeps the newest BACKUP_KEEP.
+BACKUP_DIR = Path(env_str("BACKUP_DIR", str(VAR_DIR / "backups")))
+BACKUP_KEEP = env_int("BACKUP_KEEP", 14, minimum=1)
+BACKUP_S3_BUCKET = env_str("BACKUP_S3_BUCKET")
+if BACKUP_S3_BUCKET:
+    BACKUP_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": BACKUP_S3_BUCKET,
+            "location": env_str("BACKUP_S3_PREFIX", "iit-ml-service/backups"),
+            # Empty: AWS itself; set for MinIO, Ceph or another S3-compatible store.
+            "endpoint_url": env_str("BACKUP_S3_ENDPOINT_URL") or None,
+            "region_name": env_str("BACKUP_S3_REGION") or None,
+            # Empty: boto3's own chain (instance role, AWS_* variables, ~/.aws).
+            "access_key": env_str("BACKUP_S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("BACKUP_S3_SECRET_ACCESS_KEY") or None,
+            "default_acl": "private",
+            "file_overwrite": False,
+        },
+    }
+else:
+    BACKUP_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(BACKUP_DIR), "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "dbbackup": BACKUP_STORAGE,
+}
+DBBACKUP_CLEANUP_KEEP = BACKUP_KEEP
+# The job records and alerts on failures itself; dbbackup's own commands should not email ADMINS.
+DBBACKUP_SEND_EMAIL = False
+# One name for every host, so the newest backup is found whichever replica's worker made it.
+DBBACKUP_HOSTNAME = env_str("BACKUP_SERVER_NAME", "iit-ml-service")
 
 # --- Production hardening -------------------------------------------------
 if PRODUCTION:

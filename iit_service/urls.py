@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerSplitView
 
 from iit_service.api.errors import api_not_found
 from iit_service.api.schema import SchemaView
@@ -18,7 +18,8 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     # A person in a browser: without a session, the admin login (LOGIN_URL) and back, not a bare 401.
-    path("api/docs/", login_required(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file (?script=), as the CSP allows no inline script.
+    path("api/docs/", login_required(SpectacularSwaggerSplitView.as_view(url_name="schema")), name="api-docs"),
     re_path(r"^api/", api_not_found),
     path("", include("monitoring.urls")),
 ]

@@ -215,15 +215,16 @@ class AlertEvent(models.Model):
 
 
 class NotificationDelivery(models.Model):
-    """One attempt to deliver one alert notification to one channel."""
+    """One attempt to deliver one alert notification to one channel, or a test message (no alert)."""
 
     class Status(models.TextChoices):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=16)  # trigger, resolve
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=16)  # trigger, resolve; test for a test message, which has no alert
     channel = models.CharField(max_length=16)  # email, slack, pagerduty, webhook
+    requested_by = models.CharField(max_length=150, blank=True)  # who sent a test message
     attempt = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=8, choices=Status.choices)
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)

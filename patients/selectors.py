@@ -50,14 +50,18 @@ def patient_visible_to(user, patient_id) -> Patient:
 
 def facility_for(user, lookup: str) -> Facility:
     """One of the user's facilities by id or by code; anything else is NotFound."""
-    if "\x00" in lookup:  # PostgreSQL refuses NUL in text: nothing can match it
-        raise NotFound
-    by_id = lookup.isascii() and lookup.isdigit() and int(lookup) < 2**63
-    match = Q(code=lookup) | Q(pk=int(lookup)) if by_id else Q(code=lookup)
-    facility = facilities_visible_to(user).filter(match).first()
+    facility = facilities_visible_to(user).filter(facility_match(lookup)).first()
     if facility is None:
         raise NotFound
     return facility
+
+
+def facility_match(lookup: str) -> Q:
+    """The facility a lookup names, by code or (when it is a bigint) by id; a lookup no row can hold matches none."""
+    if "\x00" in lookup:  # PostgreSQL refuses NUL in text: nothing can match it
+        return Q(pk__in=[])
+    by_id = lookup.isascii() and lookup.isdigit() and int(lookup) < 2**63
+    return Q(code=lookup) | Q(pk=int(lookup)) if by_id else Q(code=lookup)
 
 
 def patients_filtered(

@@ -20,7 +20,13 @@ from iit_service.caller import Caller
 from iit_service.db import insert_together
 from iit_service.errors import CredentialsRefused, Invalid, NotFound
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
-from patients.selectors import facilities_visible_to, patient_visible_to, patients_visible_to
+from patients.selectors import (
+    facilities_visible_to,
+    facility_for,
+    facility_match,
+    patient_visible_to,
+    patients_visible_to,
+)
 
 security_log = logging.getLogger("iit.security")
 
@@ -94,6 +100,33 @@ def patient_visible_to_caller(*, caller: Caller, patient_id, resource: str = "pa
         if other is not None:
             audit_record(caller=caller, action=AuditEvent.Action.DENIED, resource=resource, patient=other)
         raise
+
+
+def facility_visible_to_caller(*, caller: Caller, lookup: str, resource: str) -> Facility:
+    """``facility_for(caller.user, lookup)``; its NotFound for another facility is audited as ``denied``.
+
+    A lookup (code or id) naming no facility at all leaves no row, as a missing patient does.
+    """
+    try:
+        return facility_for(caller.user, lookup)
+    except NotFound:
+        _audit_denied_facility(caller=caller, lookup=lookup, resource=resource)
+        raise
+
+
+def facility_reach_audit(*, caller: Caller, lookup: str, resource: str) -> None:
+    """A ``denied`` row when ``lookup`` names a facility that exists but is not the caller's.
+
+    For filters that answer an empty list rather than a 404 (the patient list's ``?facility=``).
+    """
+    if not facilities_visible_to(caller.user).filter(facility_match(lookup)).exists():
+        _audit_denied_facility(caller=caller, lookup=lookup, resource=resource)
+
+
+def _audit_denied_facility(*, caller: Caller, lookup: str, resource: str) -> None:
+    other = Facility.objects.filter(facility_match(lookup)).first()
+    if other is not None:
+        audit_record(caller=caller, action=AuditEvent.Action.DENIED, resource=resource, facility=other)
 
 
 def audit_denied_reach(*, caller: Caller, patient_ids: set[int], resource: str, object_count: int) -> None:

@@ -48,9 +48,15 @@ class RuleSeed:
 # 12 s.  Prometheus' ClientErrorRateWarning (monitoring/alert_rules.yml) uses the same figure.
 CLIENT_ERROR_RATE_PER_HOUR = 300
 
+# The newest backup may be 26 hours old (a daily job and two hours' grace), the newest successful restore
+# check 8 days; Prometheus' BackupStale and BackupRestoreCheckStale use the same figures.
+BACKUP_MAX_AGE_SECONDS = 26 * 3600
+RESTORE_CHECK_MAX_AGE_SECONDS = 8 * 24 * 3600
+
 # Metric names are MetricSample names written by the system job, plus four
-# read from elsewhere: service_up, model_auc, model_drift_detected, and
-# job_overdue_seconds (per scheduled job: one alert per job past its deadline).
+# read from elsewhere: service_up, model_auc, model_drift_detected, backup_age_seconds,
+# backup_restore_check_age_seconds, and job_overdue_seconds (per scheduled job: one alert per job past
+# its deadline).
 # (name, metric, comparison, threshold, duration_seconds, summary, action)
 _CRITICAL_ROWS = (
     ("Service down", "service_up", LT, 1, 60, "Service down", "Restart service"),
@@ -76,6 +82,15 @@ _CRITICAL_ROWS = (
     ("Memory usage critical", "memory_percent", GT, 90, 300, "Memory usage > 90%", "Scale database"),
     ("Model drift detected", "model_drift_detected", GT, 0, 0, "Model drift detected", "Retrain model"),
     ("Cache hit ratio critical", "cache_hit_ratio", LT, 0.5, 600, "Cache hit ratio < 50%", "Check Redis config"),
+    (
+        "Backup stale",
+        "backup_age_seconds",
+        GT,
+        BACKUP_MAX_AGE_SECONDS,
+        0,
+        "No successful database backup for 26 hours",
+        "Check the backup job's last run and the backup storage",
+    ),
 )
 _WARNING_ROWS = (
     ("Error rate warning", "error_rate_per_hour", GT, 50, 300, "Error rate > 50/hour", "Monitor traffic"),
@@ -120,6 +135,15 @@ _WARNING_ROWS = (
         0,
         "No success within the job's deadline (seconds past it)",
         "Check beat and the worker, then the job's last run",
+    ),
+    (
+        "Restore check stale",
+        "backup_restore_check_age_seconds",
+        GT,
+        RESTORE_CHECK_MAX_AGE_SECONDS,
+        0,
+        "No backup restored with its row counts for 8 days",
+        "Read the restore check's last run; restore the newest backup by hand",
     ),
 )
 RULE_SEEDS: tuple[RuleSeed, ...] = tuple(

@@ -76,7 +76,27 @@ def dependencies_healthy() -> bool:
         return False
 
 
-_SPECIAL = {"service_up": service_up, "model_auc": model_auc, "model_drift_detected": model_drift_detected}
+def backup_age_seconds(*, now: dt.datetime) -> float | None:
+    """Seconds since the last successful backup (since the first attempt while none has succeeded)."""
+    from monitoring.evaluation.selectors import job_success_age_seconds
+
+    return job_success_age_seconds("backup", now=now)
+
+
+def backup_restore_check_age_seconds(*, now: dt.datetime) -> float | None:
+    """Seconds since a backup last restored with the row counts it recorded."""
+    from monitoring.evaluation.selectors import job_success_age_seconds
+
+    return job_success_age_seconds("restore_check", now=now)
+
+
+_SPECIAL = {
+    "service_up": service_up,
+    "model_auc": model_auc,
+    "model_drift_detected": model_drift_detected,
+    "backup_age_seconds": backup_age_seconds,
+    "backup_restore_check_age_seconds": backup_restore_check_age_seconds,
+}
 
 
 def job_overdue_seconds(*, now: dt.datetime) -> dict[str, float]:

@@ -51,6 +51,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from monitoring.alerting import evaluate_rules
 from monitoring.alerting.reports import health_report_build_and_send
+from monitoring.backups import backup_create, backup_restore_check
 from monitoring.evaluation import services
 from monitoring.models import JobRun
 from monitoring.observability.services import (
@@ -167,6 +168,16 @@ def rescan() -> JobResult:
     return JobResult(services.summary_of("rescan", figures), _jsonable(figures))
 
 
+def backup() -> JobResult:
+    figures = backup_create()
+    return JobResult(f"backup {figures['file']}: {figures['size_bytes']} bytes", figures)
+
+
+def restore_check() -> JobResult:
+    figures = backup_restore_check()
+    return JobResult(services.summary_of(f"restored {figures['file']}", figures["row_counts"]), figures)
+
+
 def _jsonable(value) -> dict:
     """Figures returned by other apps' services: a dict as is, anything else under "result"."""
     if isinstance(value, dict):
@@ -175,7 +186,8 @@ def _jsonable(value) -> dict:
 
 
 # The system and alerts jobs are late after 10 minutes: without them the gauges go blank and no
-# in-app alert is evaluated.  Hourly rescan gets half an hour; daily and weekly jobs two hours.
+# in-app alert is evaluated.  Hourly rescan gets half an hour; daily and weekly jobs two hours, so a
+# backup is late after 26 hours; the weekly restore check gets a day, late after 8 days.
 JOBS: dict[str, JobSpec] = {
     "outcomes": JobSpec(outcomes, Cron(minute="0", hour="2"), "Resolve outcomes of predictions 28 days past"),
     "auc": JobSpec(auc_job, Cron(minute="0", hour="4", day_of_week="1"), "ROC-AUC of the active model, weekly"),
@@ -200,6 +212,13 @@ JOBS: dict[str, JobSpec] = {
     "retention": JobSpec(retention, Cron(minute="30", hour="1"), "Purge audit events, samples and runs past retention"),
     "rescan": JobSpec(
         rescan, Cron(minute="15"), "Re-score patients whose observations changed", keep_runs_days=30, grace_seconds=1800
+    ),
+    "backup": JobSpec(backup, Cron(minute="45", hour="0"), "Back up the database (django-dbbackup), keep BACKUP_KEEP"),
+    "restore_check": JobSpec(
+        restore_check,
+        Cron(minute="0", hour="5", day_of_week="0"),
+        "Restore the newest backup into a scratch database and compare clinical row counts",
+        grace_seconds=DAY,
     ),
 }
 

@@ -134,6 +134,26 @@ def job_last_successes() -> dict[str, dt.datetime]:
     return dict(rows)
 
 
+def job_last_success(job: str) -> JobRun | None:
+    """The newest successful run of ``job``, with its figures."""
+    runs = JobRun.objects.filter(job=job, status=JobRun.Status.SUCCEEDED, finished_at__isnull=False)
+    return runs.order_by("-finished_at", "-id").first()
+
+
+def job_success_age_seconds(job: str, *, now: dt.datetime) -> float | None:
+    """Seconds since ``job`` last succeeded; before any success, since its first attempt; None if never tried.
+
+    A job that has run and failed every time is as overdue as one that stopped: it counts from its first try.
+    """
+    last = job_last_success(job)
+    since = (
+        last.finished_at
+        if last
+        else JobRun.objects.filter(job=job).order_by("started_at").values_list("started_at", flat=True).first()
+    )
+    return None if since is None else (now - since).total_seconds()
+
+
 @dataclass(frozen=True)
 class JobSchedule:
     """One declared job against its deadline (the dead-man's switch); times are None before its first success.

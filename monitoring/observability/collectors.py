@@ -22,7 +22,7 @@ from kombu import Connection
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from monitoring.evaluation.selectors import job_schedules
+from monitoring.evaluation.selectors import job_last_success, job_schedules
 from monitoring.models import Alert, AucEvaluation, DriftEvaluation, MetricSample
 from monitoring.observability import health
 from predictions.models import ModelVersion
@@ -58,6 +58,7 @@ class DatabaseCollector(Collector):
         yield from list(system_samples())
         yield from list(model_metrics())
         yield from list(job_metrics())
+        yield from list(backup_metrics())
         yield from list(alert_metrics())
         yield from list(database_metrics())
 
@@ -129,6 +130,26 @@ def job_metrics(now: dt.datetime | None = None) -> Iterable[Metric]:
         if schedule.enabled:
             deadline.add_metric([schedule.job], schedule.deadline_seconds)
     return [last_success, deadline]
+
+
+def backup_metrics() -> Iterable[Metric]:
+    """The newest successful backup and restore check (the backup and restore_check jobs' runs)."""
+    last_backup = GaugeMetricFamily(
+        "iit_backup_last_success_timestamp_seconds", "When the last successful database backup finished (Unix time)."
+    )
+    size = GaugeMetricFamily("iit_backup_size_bytes", "Size of the last successful database backup, bytes.")
+    last_check = GaugeMetricFamily(
+        "iit_backup_restore_check_last_success_timestamp_seconds",
+        "When the newest backup last restored with the row counts it recorded (Unix time).",
+    )
+    backup = job_last_success("backup")
+    if backup is not None and backup.finished_at is not None:
+        last_backup.add_metric([], backup.finished_at.timestamp())
+        size.add_metric([], float(backup.figures.get("size_bytes", 0)))
+    check = job_last_success("restore_check")
+    if check is not None and check.finished_at is not None:
+        last_check.add_metric([], check.finished_at.timestamp())
+    return [last_backup, size, last_check]
 
 
 def alert_metrics() -> Iterable[Metric]:

@@ -22,13 +22,14 @@ from patients.concepts import CONCEPTS
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.selectors import (
     facilities_visible_to,
-    facility_for,
     observations_of,
     patients_filtered,
 )
 from patients.services import (
     audit_record,
     auth_token_issue,
+    facility_reach_audit,
+    facility_visible_to_caller,
     observation_create,
     observations_bulk_ingest,
     patient_create,
@@ -77,7 +78,8 @@ class FacilityViewSet(ClinicalViewSet):
 
     @extend_schema(responses={200: s.FacilityOutput, **ERRORS}, summary="One facility, by id or code")
     def retrieve(self, request, lookup: str):
-        return Response(s.FacilityOutput(facility_for(request.user, lookup)).data)
+        facility = facility_visible_to_caller(caller=self.caller, lookup=lookup, resource="facility")
+        return Response(s.FacilityOutput(facility).data)
 
 
 class PatientViewSet(ClinicalViewSet):
@@ -91,6 +93,8 @@ class PatientViewSet(ClinicalViewSet):
     def list(self, request):
         query = validated(s.PatientListQuery, request.query_params)
         filters = {name: query.get(name) for name in ("facility", "status", "search")}
+        if filters["facility"]:
+            facility_reach_audit(caller=self.caller, lookup=filters["facility"], resource="patient")
         page = self.page_of(patients_filtered(request.user, **filters))
         audit_record(caller=self.caller, action=AuditEvent.Action.LIST, resource="patient", object_count=len(page))
         return self.paginated(page, s.PatientOutput)

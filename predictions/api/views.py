@@ -21,8 +21,14 @@ from iit_service.api.validation import validated
 from iit_service.api.views import ClinicalViewSet
 from iit_service.errors import Unavailable
 from patients.models import AuditEvent
-from patients.selectors import facility_for, facility_ids_for, patients_visible_to
-from patients.services import audit_denied_reach, audit_event, audit_record, patient_visible_to_caller
+from patients.selectors import facility_ids_for, patients_visible_to
+from patients.services import (
+    audit_denied_reach,
+    audit_event,
+    audit_record,
+    facility_visible_to_caller,
+    patient_visible_to_caller,
+)
 from predictions import registry, selectors, services
 from predictions.api import serializers as s
 from predictions.models import BatchJob, ModelVersion, Prediction
@@ -129,7 +135,7 @@ class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
         facility_ids = facility_ids_for(request.user)
         facility = None
         if query.get("facility"):
-            facility = facility_for(request.user, query["facility"])
+            facility = facility_visible_to_caller(caller=self.caller, lookup=query["facility"], resource="prediction")
             facility_ids = [facility.pk]
         rows = selectors.latest_predictions(facility_ids=facility_ids)
         if query.get("risk_level"):
@@ -171,7 +177,7 @@ class BatchViewSet(ClinicalViewSet):
         data = validated(s.BatchInput, request.data)
         facility, ids = None, None
         if "facility" in data:
-            facility = facility_for(request.user, data["facility"])
+            facility = facility_visible_to_caller(caller=self.caller, lookup=data["facility"], resource="batch_job")
         else:
             ids = sorted(set(data["patient_ids"]))
             visible = set(patients_visible_to(request.user).filter(pk__in=ids).values_list("pk", flat=True))

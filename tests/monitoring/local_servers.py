@@ -14,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 
+PAGERDUTY_KEY = "R0UTINGKEY0000000000000000000000"
+
 
 def free_port() -> int:
     """A port nothing listens on (also what a "closed port" channel points at)."""

@@ -237,7 +237,7 @@ def test_seeded_rules_carry_the_guides_thresholds_actions_and_runbook_anchors():
     seed_alert_rules()
     rules = {rule.name: rule for rule in AlertRule.objects.all()}
     critical = {name for name, rule in rules.items() if rule.severity == "critical"}
-    assert len(critical) == 7
+    assert len(critical) == 8
     assert (rules["Error rate critical"].threshold, rules["Error rate critical"].action) == (100, "Scale up")
     assert rules["Error rate critical"].runbook_url == "docs/RUNBOOK.md#error-rate-critical"
     assert (rules["Cache hit ratio critical"].comparison, rules["Cache hit ratio critical"].threshold) == ("lt", 0.5)

@@ -55,6 +55,8 @@ def test_each_job_period_comes_from_its_schedule():
         "health_report": DAY,
         "retention": DAY,
         "rescan": HOUR,
+        "backup": DAY,
+        "restore_check": 7 * DAY,
     }
 
 
@@ -115,6 +117,8 @@ def test_each_job_is_ok_late_never_run_or_disabled():
         "health_report": "never run",
         "retention": "disabled",
         "rescan": "never run",  # it ran, but never succeeded
+        "backup": "never run",
+        "restore_check": "never run",
     }
     system = next(schedule for schedule in job_schedules(now=now) if schedule.job == "system")
     assert system.next_due == system.last_success + dt.timedelta(seconds=30)

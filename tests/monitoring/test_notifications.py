@@ -15,9 +15,7 @@ from iit_service.celery import app as celery_app
 from monitoring.alerting import alert_resolve, evaluate_rules, seed_alert_rules
 from monitoring.models import Alert, AlertRule, DriftEvaluation, MetricSample, NotificationDelivery
 from tests.monitoring.console_data import cpu_warning_rule, model_version
-from tests.monitoring.local_servers import RecordingHTTPServer, RecordingSMTPServer, free_port
-
-PAGERDUTY_KEY = "R0UTINGKEY0000000000000000000000"
+from tests.monitoring.local_servers import PAGERDUTY_KEY, RecordingHTTPServer, free_port
 
 
 @pytest.fixture
@@ -31,36 +29,6 @@ def eager_tasks(settings):
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = previous
-
-
-@pytest.fixture
-def smtp(settings):
-    with RecordingSMTPServer() as server:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
-        settings.OPS_EMAILS = ["ops@example.org"]
-        yield server
-
-
-@pytest.fixture
-def slack(settings):
-    with RecordingHTTPServer() as server:
-        settings.SLACK_WEBHOOK_URL = server.url
-        yield server
-
-
-@pytest.fixture
-def pagerduty(settings):
-    with RecordingHTTPServer(status=202) as server:
-        settings.PAGERDUTY_ROUTING_KEY, settings.PAGERDUTY_EVENTS_URL = PAGERDUTY_KEY, server.url
-        yield server
-
-
-@pytest.fixture
-def webhook(settings):
-    with RecordingHTTPServer() as server:
-        settings.ALERT_WEBHOOK_URL = server.url
-        yield server
 
 
 @pytest.fixture

@@ -384,7 +384,7 @@ def test_every_alert_rule_loads_and_evaluates_in_prometheus(stack, traffic):
     groups = json.loads(body)["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     in_file = yaml.safe_load((ROOT / "monitoring" / "alert_rules.yml").read_text())["groups"]
-    assert len(rules) == sum(len(group["rules"]) for group in in_file) == 21
+    assert len(rules) == sum(len(group["rules"]) for group in in_file) == 23
     assert all(rule["health"] in ("ok", "unknown") for rule in rules), [r for r in rules if r["health"] == "err"]
 
     def all_evaluated() -> bool:
@@ -408,3 +408,15 @@ def test_each_scheduled_job_keeps_its_name_as_the_job_label_beside_its_deadline(
     groups = yaml.safe_load((ROOT / "monitoring" / "alert_rules.yml").read_text())["groups"]
     [late] = [rule["expr"] for group in groups for rule in group["rules"] if rule["alert"] == "ScheduledJobLate"]
     assert query(stack, late)["result"] == []  # evaluates, and the job that just ran is on time
+
+
+def test_a_backup_reaches_prometheus_and_the_backup_alert_stays_silent(stack, traffic):
+    run = subprocess.run(
+        [sys.executable, "manage.py", "run_monitoring_job", "backup"],
+        cwd=ROOT, env=stack["env"], capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    wait_until(lambda: query(stack, "iit_backup_size_bytes > 0")["result"], timeout=30, what="the backup's size")
+    groups = yaml.safe_load((ROOT / "monitoring" / "alert_rules.yml").read_text())["groups"]
+    [stale] = [rule["expr"] for group in groups for rule in group["rules"] if rule["alert"] == "BackupStale"]
+    assert query(stack, stale)["result"] == []  # evaluates, and the backup just taken is fresh

@@ -32,7 +32,7 @@ def alert_rules() -> list[dict]:
 def test_promtool_accepts_the_alert_rules():
     result = run("promtool", "check", "rules", str(MONITORING / "alert_rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 21 rules found" in result.stdout
+    assert "SUCCESS: 23 rules found" in result.stdout
 
 
 @needs_promtool
@@ -94,6 +94,8 @@ def test_the_guide_thresholds_are_all_alerted_on():
         ("warning", "(iit_job_deadline_seconds)"),  # a scheduled job past its own deadline
         ("warning", "300"),  # client errors at a broken client's rate
         ("warning", "0.9"),  # Celery workers saturated with a queue waiting (ScaleOutWorkers; ScaleOutWeb is 0.75)
+        ("critical", "3600"),  # no backup for 26 * 3600 s
+        ("warning", "86400"),  # no restore check for 8 * 86400 s
     }
     assert thresholds == expected
 

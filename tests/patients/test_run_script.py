@@ -89,6 +89,10 @@ def test_the_run_script_serves_demo_data_with_the_printed_token_and_stops_its_ch
     for url in ("/api/docs/", "/admin/", "/health", "/metrics"):
         assert f"{base}{url}" in output
 
+    [backup] = (log.parent / "var" / "backups").glob("*.sqlite3")  # the first backup, taken at start
+    assert backup.read_bytes().startswith(b"SQLite format 3")
+    assert "job failed" not in output
+
     status, body = get(f"{base}/api/v1/patients/", token)
     assert status == 200
     assert body["count"] == 600

@@ -30,3 +30,7 @@ class JobRunForm(forms.Form):
 
 class ModelActivateForm(forms.Form):
     version_id = forms.IntegerField()
+
+
+class NotificationTestForm(forms.Form):
+    channel = forms.CharField(max_length=16)

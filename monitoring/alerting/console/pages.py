@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from monitoring.alerting.console import charts, selectors
 from monitoring.alerting.console.charts import PALETTE, TIER_COLORS, Series, timestamp
+from monitoring.alerting.notifications.dispatch import configured_channels
 from monitoring.evaluation.selectors import job_schedules
 from monitoring.models import Alert, AlertRule, HealthReport
 from predictions.tiers import TIERS
@@ -38,6 +39,7 @@ def overview_context(*, now: dt.datetime | None = None) -> dict:
         "beat_last_tick": selectors.beat_last_tick(),
         "metrics": selectors.metrics_latest(),
         "open_alerts": list(selectors.alerts_open()[:50]),
+        "backups": selectors.backup_runs(),
         "charts": _service_charts(start=now - dt.timedelta(hours=24), end=now),
     }
 
@@ -219,6 +221,7 @@ def alerts_context(*, filters: dict, now: dt.datetime | None = None) -> dict:
         "deliveries": list(selectors.deliveries_recent(alert_id=selected.pk if selected else None, limit=50)),
         "by_severity": selectors.alerts_by_severity(start=now - dt.timedelta(days=days), end=now),
         "rules": AlertRule.objects.order_by("severity", "name"),
+        "test_channels": configured_channels(),
     }
 
 

@@ -264,3 +264,14 @@ def last_job_finished() -> JobRun | None:
     ]
     finished = [run for run in latest if run is not None and run.finished_at is not None]
     return max(finished, key=lambda run: run.finished_at or run.started_at, default=None)
+
+
+def backup_runs() -> dict[str, JobRun | None]:
+    """The newest run of the backup and restore check jobs, and the newest successful one of each."""
+    from monitoring.evaluation.selectors import job_last_success
+
+    runs: dict[str, JobRun | None] = {}
+    for job in ("backup", "restore_check"):
+        runs[f"{job}_latest"] = JobRun.objects.filter(job=job).order_by("-started_at", "-id").first()
+        runs[f"{job}_success"] = job_last_success(job)
+    return runs

@@ -20,6 +20,7 @@ def console_urls(site) -> list:
         ("drift/", views.drift, "drift"),
         ("alerts/", views.alerts, "alerts"),
         ("alerts/<int:alert_id>/action/", views.alert_action, "alert_action"),
+        ("alerts/test-notification/", views.notification_test, "notification_test"),
         ("jobs/", views.jobs, "jobs"),
         ("jobs/run/", views.job_run_now, "job_run"),
         ("reports/", views.reports, "reports"),

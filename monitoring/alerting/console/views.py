@@ -14,8 +14,15 @@ from django.views.decorators.http import require_POST
 
 from monitoring.alerting import AlertStateError, alert_acknowledge, alert_resolve, alert_snooze
 from monitoring.alerting.console import pages
-from monitoring.alerting.console.forms import AlertActionForm, AlertFilterForm, JobRunForm, ModelActivateForm
+from monitoring.alerting.console.forms import (
+    AlertActionForm,
+    AlertFilterForm,
+    JobRunForm,
+    ModelActivateForm,
+    NotificationTestForm,
+)
 from monitoring.alerting.console.services import UnknownJob, console_job_enqueue
+from monitoring.alerting.notifications.dispatch import UnconfiguredChannel, notification_test_send
 from monitoring.models import HealthReport
 
 TABS = [
@@ -114,6 +121,25 @@ def alert_action(request: HttpRequest, alert_id: int) -> HttpResponse:
     except AlertStateError as exc:
         messages.error(request, f"Alert {alert_id}: {exc}")
     return redirect(f"{reverse('admin:monitoring_console_alerts')}?alert={alert_id}")
+
+
+@require_POST
+def notification_test(request: HttpRequest) -> HttpResponse:
+    _require(request, "monitoring.add_notificationdelivery")
+    form = NotificationTestForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise UnconfiguredChannel("choose a channel")
+        channel = form.cleaned_data["channel"]
+        [delivery] = notification_test_send(channels=[channel], requested_by=request.user.get_username())
+    except UnconfiguredChannel as exc:
+        messages.error(request, f"Test notification: {exc}")
+    else:
+        if delivery.status == delivery.Status.SENT:
+            messages.success(request, f"Test notification sent to {channel} (answer {delivery.response_code}).")
+        else:
+            messages.error(request, f"Test notification to {channel} failed: {delivery.error}")
+    return redirect(f"{reverse('admin:monitoring_console_alerts')}#delivery-log")
 
 
 def jobs(request: HttpRequest) -> HttpResponse:

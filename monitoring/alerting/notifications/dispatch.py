@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from monitoring.alerting.notifications import mail, pagerduty, slack, webhook
 from monitoring.alerting.notifications.http import DeliveryError
-from monitoring.alerting.notifications.message import AlertMessage, alert_message
+from monitoring.alerting.notifications.message import AlertMessage, alert_message, test_message
 from monitoring.models import Alert, NotificationDelivery
 
 SENDERS: dict[str, Callable[[AlertMessage], int]] = {
@@ -52,6 +52,37 @@ def notification_deliver(*, alert_id: int, event: str, channel: str, attempt: in
     """Send one attempt and log it, sent or failed."""
     alert = Alert.objects.select_related("rule").get(pk=alert_id)
     message = alert_message(alert=alert, event=event)
+    return _attempt(message=message, channel=channel, alert=alert, attempt=attempt)
+
+
+def notification_test_send(*, channels: list[str] | None = None, requested_by: str) -> list[NotificationDelivery]:
+    """Send a test message to each of ``channels`` (default: every configured one) now; log each attempt.
+
+    Synchronous, not through the worker: whoever asks sees at once whether each channel answered.
+    A channel that is not configured is refused (UnconfiguredChannel), before anything is sent.
+    """
+    configured = configured_channels()
+    channels = configured if channels is None else channels
+    unconfigured = [channel for channel in channels if channel not in configured]
+    if unconfigured:
+        raise UnconfiguredChannel(
+            f"not configured: {', '.join(unconfigured)} (configured: {', '.join(configured) or 'none'})"
+        )
+    return [
+        _attempt(
+            message=test_message(channel=channel, requested_by=requested_by), channel=channel, requested_by=requested_by
+        )
+        for channel in channels
+    ]
+
+
+class UnconfiguredChannel(ValueError):
+    pass
+
+
+def _attempt(
+    *, message: AlertMessage, channel: str, alert: Alert | None = None, attempt: int = 1, requested_by: str = ""
+) -> NotificationDelivery:
     started = time.perf_counter()
     code, error = None, ""
     try:
@@ -60,9 +91,10 @@ def notification_deliver(*, alert_id: int, event: str, channel: str, attempt: in
         code, error = exc.response_code, str(exc)
     return NotificationDelivery.objects.create(
         alert=alert,
-        event=event,
+        event=message.event,
         channel=channel,
         attempt=attempt,
+        requested_by=requested_by,
         status=NotificationDelivery.Status.FAILED if error else NotificationDelivery.Status.SENT,
         response_code=code,
         error=error[:2000],

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 
 from monitoring.models import Alert
 
 
 @dataclass(frozen=True)
 class AlertMessage:
-    alert_id: int
-    event: str  # trigger or resolve
+    alert_id: int  # 0 for a test message
+    event: str  # trigger, resolve, or test
     rule: str
     subject: str
     severity: str
@@ -26,12 +27,14 @@ class AlertMessage:
 
     @property
     def dedup_key(self) -> str:
-        """Stable per alert, so PagerDuty's resolve closes the incident its trigger opened."""
+        """Stable per alert, so PagerDuty's resolve closes the incident its trigger opened; one per test."""
+        if self.event == "test":
+            return f"iit-ml-service-test-{self.at}"
         return f"iit-ml-service-alert-{self.alert_id}"
 
     @property
     def title(self) -> str:
-        verb = "FIRING" if self.event == "trigger" else "RESOLVED"
+        verb = {"trigger": "FIRING", "resolve": "RESOLVED"}.get(self.event, "TEST")
         subject = f" ({self.subject})" if self.subject else ""
         return f"[IIT {self.severity.upper()}] {verb}: {self.rule}{subject}"
 
@@ -73,6 +76,27 @@ def alert_message(*, alert: Alert, event: str) -> AlertMessage:
         runbook_url=runbook_link(alert.rule.runbook_url),
         console_url=f"{settings.SITE_URL}/admin/monitoring/console/alerts/?alert={alert.pk}",
         at=at.isoformat(),
+    )
+
+
+TEST_RUNBOOK = "docs/RUNBOOK.md#test-notifications"
+
+
+def test_message(*, channel: str, requested_by: str) -> AlertMessage:
+    """A message that says it is a test, in the shape every channel sends: proof the channel reaches on-call."""
+    return AlertMessage(
+        alert_id=0,
+        event="test",
+        rule="Test notification",
+        subject=channel,
+        severity="info",
+        state="test",
+        value=None,
+        text=f"A test notification from the IIT ML Service, sent by {requested_by} to check this channel.",
+        action="None: if you read this, alerts reach you here",
+        runbook_url=runbook_link(TEST_RUNBOOK),
+        console_url=f"{settings.SITE_URL}/admin/monitoring/console/alerts/",
+        at=timezone.now().isoformat(),
     )
 
 
