@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from iit_service.errors import NotFound
-from patients.models import ClinicianFacility, Facility, Observation, Patient
+from patients.models import ClinicianFacility, Facility, Observation, Patient, care_state_q
 
 
 def facility_ids_for(user) -> list[int] | None:
@@ -61,14 +62,22 @@ def facility_for(user, lookup: str) -> Facility:
 
 
 def patients_filtered(
-    user, *, facility: str | None = None, status: str | None = None, search: str | None = None
+    user,
+    *,
+    facility: str | None = None,
+    status: str | None = None,
+    care_state: str | None = None,
+    search: str | None = None,
 ) -> QuerySet[Patient]:
-    """The user's patients, optionally of one facility (by code), one status, and an identifier prefix."""
+    """The user's patients, optionally of one facility (by code), one status, one care state today, and an
+    identifier prefix."""
     qs = patients_visible_to(user)
     if facility:
         qs = qs.filter(facility__code=facility)
     if status:
         qs = qs.filter(status=status)
+    if care_state:
+        qs = qs.filter(care_state_q(care_state, today=timezone.localdate()))
     if search:
         # A prefix match on (facility, identifier) uses the unique index's leading column plus a range scan.
         qs = qs.filter(identifier__startswith=search.strip())

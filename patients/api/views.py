@@ -90,7 +90,7 @@ class PatientViewSet(ClinicalViewSet):
     )
     def list(self, request):
         query = validated(s.PatientListQuery, request.query_params)
-        filters = {name: query.get(name) for name in ("facility", "status", "search")}
+        filters = {name: query.get(name) for name in ("facility", "status", "care_state", "search")}
         page = self.page_of(patients_filtered(request.user, **filters))
         audit_record(caller=self.caller, action=AuditEvent.Action.LIST, resource="patient", object_count=len(page))
         return self.paginated(page, s.PatientOutput)
