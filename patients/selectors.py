@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from iit_service.errors import NotFound
-from patients.models import ClinicianFacility, Facility, Observation, Patient, care_state_q
+from patients.models import CARE_STATE_CHOICES, ClinicianFacility, Facility, Observation, Patient, care_state_q
 
 
 def facility_ids_for(user) -> list[int] | None:
@@ -100,3 +100,9 @@ def observations_of(
     if until:
         qs = qs.filter(observed_at__lte=until)
     return qs.order_by("observed_at", "id")
+
+
+def care_state_counts(*, patients: QuerySet[Patient], today: dt.date) -> dict[str, int]:
+    """How many of ``patients`` are in each care state on ``today``, in one query."""
+    counts = {state: Count("pk", filter=care_state_q(state, today=today)) for state, _ in CARE_STATE_CHOICES}
+    return patients.aggregate(**counts)
