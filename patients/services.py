@@ -19,7 +19,7 @@ from rest_framework.authtoken.models import Token
 
 from iit_service.after_response import after_response
 from iit_service.caller import Caller
-from iit_service.db import insert_together
+from iit_service.db import insert_together, update_rows
 from iit_service.errors import CredentialsRefused, Invalid, NotFound
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
 from patients.selectors import facilities_visible_to, patient_visible_to, patients_visible_to
@@ -388,8 +388,7 @@ def patient_schedules_refresh(*, patient_ids: Iterable[int], now: dt.datetime | 
         chunk = ids[start : start + _SCHEDULE_CHUNK]
         timeline = Timeline.from_encoded(observations_frame(patient_ids=chunk.tolist()))
         columns = _schedule_columns(timeline, chunk, now=moment)
-        rows = [Patient(pk=pk, **dict(zip(SCHEDULE_FIELDS, values, strict=True))) for pk, values in columns]
-        Patient.objects.bulk_update(rows, SCHEDULE_FIELDS, batch_size=1000)
+        update_rows(Patient, SCHEDULE_FIELDS, [(pk, *values) for pk, values in columns])
     return len(ids)
 
 
