@@ -43,7 +43,14 @@ class PatientPredictionViewSet(ClinicalViewSet):
 
     @extend_schema(
         request=None,
-        responses={201: s.PredictionOutput, 200: s.PredictionOutput, 409: ErrorOutput, 503: ErrorOutput, **ERRORS},
+        responses={
+            201: s.PredictionOutput,
+            200: s.PredictionOutput,
+            409: ErrorOutput,
+            422: ErrorOutput,
+            503: ErrorOutput,
+            **ERRORS,
+        },
     )
     def create(self, request, pk: int):
         # Read with the token when the caller used one and may see the patient; otherwise (another
