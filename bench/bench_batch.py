@@ -39,7 +39,7 @@ from django.utils import timezone
 from bench.bench_prediction import ensure_data  # sets Django up before the model imports
 from bench.common import write_result
 from iit_service.celery import app as celery_app
-from patients.models import Observation, Patient
+from patients.models import Observation, Patient, at_risk_q
 from predictions import services
 from predictions.models import BatchJob, Prediction
 from predictions.timeline import CONCEPT_CODES
@@ -105,7 +105,8 @@ def _one_job_through_workers(timeout: float) -> float:
 
 
 def one_by_one(sample: int) -> dict:
-    patients = list(Patient.objects.filter(status="active").select_related("facility").order_by("?")[:sample])
+    at_risk = Patient.objects.filter(at_risk_q(today=timezone.localdate()))  # the patients single scoring serves
+    patients = list(at_risk.select_related("facility").order_by("?")[:sample])
     started = time.perf_counter()
     created = [
         services.prediction_create(patient=p, now=timezone.now() - timezone.timedelta(days=1))[0] for p in patients

@@ -43,7 +43,7 @@ from bench.common import machine_pace, write_result  # noqa: E402
 from iit_service.wsgi import application  # noqa: E402
 from patients.cohort import generate_cohort  # noqa: E402
 from patients.cohort_writer import cohort_write  # noqa: E402
-from patients.models import ClinicianFacility, Facility, Patient  # noqa: E402
+from patients.models import ClinicianFacility, Facility, Patient, at_risk_q  # noqa: E402
 from predictions import registry, selectors, services, tiers  # noqa: E402
 from predictions.explanations import contributions  # noqa: E402
 from predictions.features import FEATURES, FacilityStats, compute_features, scoring_moments  # noqa: E402
@@ -111,12 +111,13 @@ class _Served:
 
 
 def _unscored_today(facility: Facility, n: int) -> list[Patient]:
-    """Active patients with no prediction today, so the first request is a real cache miss."""
+    """Patients at risk (scored, not refused) with no prediction today, so the first request is a real cache miss."""
     today = timezone.localdate()
     scored = set(
         Patient.objects.filter(facility=facility, predictions__created_at__date=today).values_list("pk", flat=True)
     )
-    candidates = Patient.objects.filter(facility=facility, status="active").select_related("facility").order_by("?")
+    candidates = Patient.objects.filter(at_risk_q(today=today), facility=facility).select_related("facility")
+    candidates = candidates.order_by("?")
     return [p for p in candidates[: n + len(scored)] if p.pk not in scored][:n]
 
 
@@ -197,7 +198,7 @@ def main() -> None:
     ensure_data(patients=args.min_patients)
     pace = machine_pace(os.environ.get("DATABASE_URL"))  # what this minute's figures are worth (bench.common)
     latency = api_latency(args.requests)
-    patient = Patient.objects.filter(status="active").select_related("facility").first()
+    patient = Patient.objects.filter(at_risk_q(today=timezone.localdate())).select_related("facility").first()
     result = {
         "benchmark": "single prediction, server-side (in-process Django stack, unloaded)",
         "database": connection.vendor,

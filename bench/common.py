@@ -403,7 +403,7 @@ def production_bin() -> Path:
 
 def first_patients(web: str, token: str, count: int) -> list[int]:
     ids: list[int] = []
-    url = f"{web}/api/v1/patients/?status=active&page_size=200"  # only active patients can be scored
+    url = f"{web}/api/v1/patients/?care_state=in_care&page_size=200"  # patients in care: each is scored, none refused
     while url and len(ids) < count:
         status, body, _ = http("GET", url, token=token)
         if status != 200:

@@ -8,6 +8,7 @@ nothing of HTTP or DRF and a command or a job can call them too.
     Invalid             400  input the service refuses, field by field (``details``), as a serializer would
     CredentialsRefused  401  a wrong username or password
     Conflict            409  the request contradicts the record's state
+    Unprocessable       422  the record holds too little for the request (nothing yet to predict from)
     Unavailable         503  a dependency (the model, the task queue) cannot serve now
 
 ``code`` is the machine-readable code the API reports (each kind has a default;
@@ -59,6 +60,11 @@ class CredentialsRefused(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     default_message = "The request conflicts with the current state of the record."
+
+
+class Unprocessable(DomainError):
+    code = "unprocessable"
+    default_message = "The record does not hold what this request needs."
 
 
 class Unavailable(DomainError):

@@ -12,11 +12,21 @@ import json
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.functional import cached_property
 
-from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
+from patients.models import (
+    CARE_STATE_CHOICES,
+    AuditEvent,
+    ClinicianFacility,
+    Facility,
+    Observation,
+    Patient,
+    care_state_q,
+)
+from patients.services import patient_schedules_refresh
 
 # Below this many rows an exact count is cheap and the estimate may be stale.
 ESTIMATE_ABOVE = 50_000
@@ -72,18 +82,43 @@ class FacilityAdmin(BigTableAdmin):
     list_filter = ["region"]
 
 
+class CareStateFilter(admin.SimpleListFilter):
+    """Where patients stand in care today (counted from their stored dates, as the API counts it)."""
+
+    title = "care state"
+    parameter_name = "care_state"
+
+    def lookups(self, request, model_admin):
+        return CARE_STATE_CHOICES
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        return queryset.filter(care_state_q(value, today=timezone.localdate())) if value else queryset
+
+
 @admin.register(Patient)
 class PatientAdmin(BigTableAdmin):
-    list_display = ["identifier", "facility", "sex", "birth_date", "art_start_date", "status", "status_date"]
-    list_filter = ["status", "sex"]
+    list_display = ["identifier", "facility", "sex", "birth_date", "status", "care_state", "next_appointment_date"]
+    list_display += ["days_overdue", "last_visit_date"]
+    list_filter = [CareStateFilter, "status", "sex"]
     list_select_related = ["facility"]
     raw_id_fields = ["facility"]
     search_fields = ["identifier"]
     search_help_text = "ART number: exact or prefix."
-    readonly_fields = ["created_at", "updated_at"]
+    # The schedule is the record's (patient_schedules_refresh), never typed by hand.
+    readonly_fields = ["next_appointment_date", "drugs_run_out_date", "due_date", "last_visit_date"]
+    readonly_fields += ["last_viral_load", "last_viral_load_date", "created_at", "updated_at"]
 
     def get_search_results(self, request, queryset, search_term):
         return identifier_search(queryset, search_term, "identifier"), False
+
+    @admin.display(description="care state")
+    def care_state(self, patient: Patient) -> str:
+        return patient.care_state_on(timezone.localdate())
+
+    @admin.display(description="days overdue")
+    def days_overdue(self, patient: Patient) -> int | None:
+        return patient.days_overdue_on(timezone.localdate())
 
 
 @admin.register(Observation)
@@ -108,6 +143,18 @@ class ObservationAdmin(BigTableAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def delete_model(self, request, obj) -> None:
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            patient_schedules_refresh(patient_ids=[obj.patient_id])
+
+    def delete_queryset(self, request, queryset) -> None:
+        """A deletion changes the record: the patients' schedules follow it in the same transaction."""
+        with transaction.atomic():
+            patient_ids = set(queryset.values_list("patient_id", flat=True))
+            super().delete_queryset(request, queryset)
+            patient_schedules_refresh(patient_ids=patient_ids)
 
 
 @admin.register(ClinicianFacility)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from patients.cohort import Cohort
 from patients.models import Facility, Observation, Patient
+from patients.services import patient_schedules_refresh
 
 PATIENT_COLUMNS = [
     "facility_id",
@@ -51,13 +52,15 @@ class CohortConflict(Exception):
 
 @transaction.atomic
 def cohort_write(*, cohort: Cohort, batch_size: int = 200_000, progress: bool = True) -> dict[str, int]:
-    """Create the cohort's facilities, patients and observations in one transaction; return row counts."""
+    """Create the cohort's facilities, patients and observations in one transaction, with the patients'
+    schedules (``patient_schedules_refresh``, one pass); return row counts."""
     facility_ids = _facilities(cohort.facilities)
     patients = _patient_rows(cohort.patients, facility_ids)
     _write(Patient, PATIENT_COLUMNS, patients, batch_size=batch_size, progress=False)
     patient_ids = _patient_ids(cohort.patients, facility_ids)
     observations = _observation_rows(cohort.observations, patient_ids, patients["facility_id"].to_numpy())
     _write(Observation, OBSERVATION_COLUMNS, observations, batch_size=batch_size, progress=progress)
+    patient_schedules_refresh(patient_ids=patient_ids)
     return {"facilities": len(facility_ids), "patients": len(patients), "observations": len(observations)}
 
 

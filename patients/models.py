@@ -4,8 +4,11 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 from patients.concepts import BOOLEAN, CODED, CONCEPT_CHOICES, CONCEPTS, DATE, NUMERIC, TEXT
+from predictions.care import AT_RISK, IN_CARE, INTERRUPTED, LATE
+from predictions.timeline import IIT_GRACE_DAYS
 
 
 class Facility(models.Model):
@@ -44,6 +47,16 @@ class Patient(models.Model):
     enrollment_date = models.DateField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     status_date = models.DateField(null=True, blank=True)
+    # The open appointment and the last contact as the record shows them (predictions.care), written only by
+    # patients.services.patient_schedules_refresh with every write of observations; null where there is none.
+    next_appointment_date = models.DateField(null=True, blank=True, help_text="Booked at the last booking visit.")
+    drugs_run_out_date = models.DateField(null=True, blank=True, help_text="That visit + the days of drugs dispensed.")
+    due_date = models.DateField(
+        null=True, blank=True, help_text="Days overdue count from here: the appointment's due date, or a later contact."
+    )
+    last_visit_date = models.DateField(null=True, blank=True, help_text="The last visit, booking or dispense.")
+    last_viral_load = models.FloatField(null=True, blank=True, help_text="copies/mL")
+    last_viral_load_date = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -54,6 +67,8 @@ class Patient(models.Model):
         ]
         indexes = [
             models.Index(fields=["facility", "status"], name="patient_facility_status"),
+            # The tracing list: a facility's active patients by how long ago they fell due.
+            models.Index(fields=["facility", "status", "due_date"], name="patient_facility_due"),
             # Identifier search (exact or prefix, any facility): LIKE 'x%' needs pattern ops on PostgreSQL.
             models.Index(fields=["identifier"], name="patient_identifier_prefix", opclasses=["varchar_pattern_ops"]),
         ]
@@ -64,6 +79,42 @@ class Patient(models.Model):
     def age_on(self, day: dt.date) -> int:
         years = day.year - self.birth_date.year
         return years - ((day.month, day.day) < (self.birth_date.month, self.birth_date.day))
+
+    def days_overdue_on(self, today: dt.date) -> int | None:
+        """Days past due on ``today`` (0 before then); None without a booking visit."""
+        return None if self.due_date is None else max((today - self.due_date).days, 0)
+
+    def care_state_on(self, today: dt.date) -> str:
+        """``in_care``, ``late`` or ``interrupted`` (predictions.care); a recorded status other than active wins."""
+        if self.status != self.Status.ACTIVE:
+            return self.status
+        overdue = self.days_overdue_on(today) or 0
+        return INTERRUPTED if overdue > IIT_GRACE_DAYS else LATE if overdue > 0 else IN_CARE
+
+
+CARE_STATE_CHOICES = [(IN_CARE, "In care"), (LATE, "Late"), (INTERRUPTED, "Interrupted")]
+CARE_STATE_CHOICES += [(s.value, s.label) for s in Patient.Status if s != Patient.Status.ACTIVE]
+
+
+def care_state_q(state: str, *, today: dt.date, via: str = "") -> Q:
+    """The patients in ``state`` on ``today`` (as ``Patient.care_state_on``), as a filter; ``via`` reaches them
+    through a relation (``"patient__"``)."""
+    if state not in (*AT_RISK, INTERRUPTED):
+        return Q(**{f"{via}status": state})
+    active = Q(**{f"{via}status": Patient.Status.ACTIVE})
+    due, lost = f"{via}due_date", today - dt.timedelta(days=IIT_GRACE_DAYS)
+    if state == IN_CARE:
+        return active & (Q(**{f"{due}__isnull": True}) | Q(**{f"{due}__gte": today}))
+    if state == LATE:
+        return active & Q(**{f"{due}__lt": today, f"{due}__gte": lost})
+    return active & Q(**{f"{due}__lt": lost})
+
+
+def at_risk_q(*, today: dt.date, via: str = "") -> Q:
+    """The patients a prediction is for on ``today``: active, and in care or late."""
+    active = Q(**{f"{via}status": Patient.Status.ACTIVE})
+    lost = today - dt.timedelta(days=IIT_GRACE_DAYS)
+    return active & (Q(**{f"{via}due_date__isnull": True}) | Q(**{f"{via}due_date__gte": lost}))
 
 
 class Observation(models.Model):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from iit_service.errors import NotFound
-from patients.models import ClinicianFacility, Facility, Observation, Patient
+from patients.models import CARE_STATE_CHOICES, ClinicianFacility, Facility, Observation, Patient, care_state_q
 
 
 def facility_ids_for(user) -> list[int] | None:
@@ -65,14 +66,22 @@ def facility_match(lookup: str) -> Q:
 
 
 def patients_filtered(
-    user, *, facility: str | None = None, status: str | None = None, search: str | None = None
+    user,
+    *,
+    facility: str | None = None,
+    status: str | None = None,
+    care_state: str | None = None,
+    search: str | None = None,
 ) -> QuerySet[Patient]:
-    """The user's patients, optionally of one facility (by code), one status, and an identifier prefix."""
+    """The user's patients, optionally of one facility (by code), one status, one care state today, and an
+    identifier prefix."""
     qs = patients_visible_to(user)
     if facility:
         qs = qs.filter(facility__code=facility)
     if status:
         qs = qs.filter(status=status)
+    if care_state:
+        qs = qs.filter(care_state_q(care_state, today=timezone.localdate()))
     if search:
         # A prefix match on (facility, identifier) uses the unique index's leading column plus a range scan.
         qs = qs.filter(identifier__startswith=search.strip())
@@ -95,3 +104,9 @@ def observations_of(
     if until:
         qs = qs.filter(observed_at__lte=until)
     return qs.order_by("observed_at", "id")
+
+
+def care_state_counts(*, patients: QuerySet[Patient], today: dt.date) -> dict[str, int]:
+    """How many of ``patients`` are in each care state on ``today``, in one query."""
+    counts = {state: Count("pk", filter=care_state_q(state, today=today)) for state, _ in CARE_STATE_CHOICES}
+    return patients.aggregate(**counts)

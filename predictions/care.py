@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from predictions.timeline import DAY, ENCOUNTER_CONCEPTS, IIT_GRACE_DAYS, Timeline, last_before, pair_key
+from predictions.timeline import DAY, ENCOUNTER_CONCEPTS, IIT_GRACE_DAYS, Timeline, last_before, pair_key, take
 
 IN_CARE, LATE, INTERRUPTED = "in_care", "late", "interrupted"
 CARE_STATES: tuple[str, ...] = (IN_CARE, LATE, INTERRUPTED)
@@ -63,7 +63,7 @@ def schedules_of(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> Sc
         values[hit] = getattr(appts, name)[k[hit]]
     contact_pid, contact_t, _ = seen.of(*ENCOUNTER_CONCEPTS)
     last = last_before(pair_key(contact_pid, contact_t), contact_pid, pid, pair_key(pid, np.full(len(pid), now)))
-    last_contact = np.where(last >= 0, contact_t[np.maximum(last, 0)] // DAY, np.nan).astype(np.float64)
+    last_contact = take(contact_t // DAY, last)
     return Schedules(
         last_booking=column["scheduled"],
         booked=column["booked"],

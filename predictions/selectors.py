@@ -10,6 +10,7 @@ patient, in one statement (``token_user_and_patient_record``).
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ import pandas as pd
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from rest_framework.authtoken.models import Token
 
 from iit_service.db import ModelColumns, execute_prepared
-from patients.models import ClinicianFacility, Facility, Observation, Patient
+from patients.models import ClinicianFacility, Facility, Observation, Patient, at_risk_q, care_state_q
 from patients.selectors import facility_ids_for
+from predictions.care import INTERRUPTED, LATE
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import CONCEPT_CODES, STATUS_CODES, TEXT_CODES, PatientTable, Timeline, day_of
 
@@ -242,6 +244,47 @@ def latest_predictions(*, facility_ids: list[int] | None) -> QuerySet[Prediction
         Prediction.objects.filter(id__in=newest)
         .select_related("patient", "facility", "model_version")
         .defer(*_VERSION_BULK)
+    )
+
+
+def line_list(
+    *,
+    facility_ids: list[int] | None,
+    today: dt.date,
+    risk_level: str | None = None,
+    appointment_within_days: int | None = None,
+) -> QuerySet[Prediction]:
+    """The line list on ``today``: the newest prediction of each patient still at risk, highest risk first.
+
+    At risk is active and in care or late as the patient's record shows it today (``at_risk_q``): a patient
+    who died, transferred out, stopped or interrupted leaves the list, whatever was scored before.
+    ``appointment_within_days`` keeps those booked from today to N days ahead, and those already late.
+    """
+    rows = latest_predictions(facility_ids=facility_ids).filter(at_risk_q(today=today, via="patient__"))
+    if risk_level:
+        rows = rows.filter(risk_level=risk_level)
+    if appointment_within_days is not None:
+        end = today + dt.timedelta(days=appointment_within_days)
+        booked = Q(patient__next_appointment_date__range=(today, end))
+        rows = rows.filter(booked | care_state_q(LATE, today=today, via="patient__"))
+    return rows.order_by("-score", "patient_id")
+
+
+def tracing_list(*, facility_ids: list[int] | None, today: dt.date) -> QuerySet[Patient]:
+    """The patients interrupted on ``today``, most recently lost first, each with their newest prediction's
+    ``risk_level`` and ``score`` (None if never scored) as the last known risk."""
+    newest = (
+        Prediction.objects.filter(patient_id=OuterRef("pk"))
+        .exclude(source=Prediction.Source.BACKFILL)
+        .order_by("-created_at", "-id")
+    )
+    patients = Patient.objects.filter(care_state_q(INTERRUPTED, today=today))
+    if facility_ids is not None:
+        patients = patients.filter(facility_id__in=facility_ids)
+    return (
+        patients.select_related("facility")
+        .annotate(risk_level=Subquery(newest.values("risk_level")[:1]), score=Subquery(newest.values("score")[:1]))
+        .order_by("-due_date", "pk")
     )
 
 

@@ -25,11 +25,12 @@ from kombu.exceptions import KombuError
 
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
-from iit_service.errors import Conflict
+from iit_service.errors import Conflict, Unprocessable
 from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
 from predictions import registry, selectors, tiers
+from predictions.care import INTERRUPTED, schedules_of
 from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
 from predictions.labels import resolve_outcomes
 from predictions.models import BatchJob, ModelVersion, Prediction
@@ -49,6 +50,18 @@ class PatientNotActive(Conflict):
     """The patient died, transferred out or stopped: an interruption risk means nothing for them."""
 
     code = "patient_not_active"
+
+
+class PatientInterrupted(Conflict):
+    """More than 28 days past due without a return: the patient is for tracing, not for a risk of interrupting."""
+
+    code = "patient_interrupted"
+
+
+class InsufficientData(Unprocessable):
+    """No booking visit on record: no appointment to be late for, so nothing to predict yet."""
+
+    code = "insufficient_data"
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -101,7 +114,8 @@ def prediction_create(
     prediction (one is never stored without the other), or alone when the cached one is served.
     ``record`` is the patient's record when the caller read it with the patient; otherwise it is read here.
     Raises registry.ModelUnavailable when no model can be served, PatientNotActive when the
-    patient is no longer in care (died, transferred out, stopped).
+    patient is no longer in care (died, transferred out, stopped), PatientInterrupted when their
+    record shows them interrupted, InsufficientData when it has no booking visit (``_refuse_not_at_risk``).
     """
     if patient.status != Patient.Status.ACTIVE:
         raise PatientNotActive(
@@ -113,6 +127,7 @@ def prediction_create(
     started = time.perf_counter()
     record = record if record is not None else selectors.patient_record(patient)
     timeline, table = record.timeline, record.table
+    _refuse_not_at_risk(patient, timeline, now=now)
     overrides = registry.tier_overrides()  # read once: the key and the tiers must agree
     key = _cache_key(model, patient, timeline, overrides, now.date())
     cached = cache.get(key)
@@ -139,6 +154,24 @@ def prediction_create(
     # sent: the clinician's answer is complete without it.
     transaction.on_commit(lambda: after_response(remember))
     return prediction, False
+
+
+def _refuse_not_at_risk(patient: Patient, timeline: Timeline, *, now: dt.datetime) -> None:
+    """Only a patient in care or late is scored (predictions.care), judged on the record just read."""
+    schedule = schedules_of(timeline=timeline, patient_ids=np.array([patient.pk]), now=int(now.timestamp()))
+    if schedule.last_booking[0] != schedule.last_booking[0]:
+        raise InsufficientData(
+            "The patient has no visit that booked an appointment or dispensed drugs: there is no appointment "
+            "to predict an interruption for yet."
+        )
+    today = int(day_of(now))
+    if schedule.states(today)[0] == INTERRUPTED:
+        days = int(schedule.days_overdue(today)[0])
+        raise PatientInterrupted(
+            f"The patient is {days} days past their appointment without a return: an interruption in treatment. "
+            "Trace them (GET /api/v1/tracing/) rather than score them.",
+            details={"days_overdue": days, "due_date": _date(schedule.overdue_from[0])},
+        )
 
 
 @dataclass

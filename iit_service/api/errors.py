@@ -31,6 +31,7 @@ _CODES = {
     409: "conflict",
     413: "request_too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     429: "throttled",
     500: "server_error",
     503: "service_unavailable",
@@ -50,6 +51,7 @@ DOMAIN_STATUS = (
     (errors.Invalid, status.HTTP_400_BAD_REQUEST),
     (errors.CredentialsRefused, status.HTTP_401_UNAUTHORIZED),
     (errors.Conflict, status.HTTP_409_CONFLICT),
+    (errors.Unprocessable, status.HTTP_422_UNPROCESSABLE_ENTITY),
     (errors.Unavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 )
 

@@ -2,7 +2,8 @@
 
 Input serializers validate and refuse; output serializers only render.  The
 public contract (extend it, never rename):
-    patient     {id, facility (code), identifier, sex, birth_date, art_start_date, enrollment_date, status}
+    patient     {id, facility (code), identifier, sex, birth_date, art_start_date, enrollment_date, status,
+                 care_state, next_appointment_date, drugs_run_out_date, days_overdue, last_visit_date}
     observation {id, patient (id), concept, observed_at, value, external_id}
 """
 
@@ -17,7 +18,7 @@ from rest_framework import serializers
 
 from iit_service.api.validation import StrictInput
 from patients.concepts import CONCEPT_CHOICES, clean_observation
-from patients.models import Facility, Observation, Patient
+from patients.models import CARE_STATE_CHOICES, Facility, Observation, Patient
 
 # A clock skew allowance: an EMR's "now" may run slightly ahead of ours.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -93,6 +94,8 @@ class FacilityOutput(serializers.ModelSerializer):
 
 class PatientOutput(serializers.ModelSerializer):
     facility = serializers.CharField(source="facility.code", help_text="The facility code.")
+    care_state = serializers.SerializerMethodField(help_text="Counted to today from the record; docs/LINE_LIST.md.")
+    days_overdue = serializers.SerializerMethodField(help_text="Days past due today; null without a booking visit.")
 
     class Meta:
         model = Patient
@@ -106,9 +109,21 @@ class PatientOutput(serializers.ModelSerializer):
             "enrollment_date",
             "status",
             "status_date",
+            "care_state",
+            "next_appointment_date",
+            "drugs_run_out_date",
+            "days_overdue",
+            "last_visit_date",
             "created_at",
             "updated_at",
         ]
+
+    @extend_schema_field(serializers.ChoiceField(choices=CARE_STATE_CHOICES))
+    def get_care_state(self, patient: Patient) -> str:
+        return patient.care_state_on(today())
+
+    def get_days_overdue(self, patient: Patient) -> int | None:
+        return patient.days_overdue_on(today())
 
 
 class PatientCreateInput(StrictInput):
@@ -161,6 +176,7 @@ class PatientListQuery(serializers.Serializer):
 
     facility = serializers.CharField(required=False, help_text="Facility code.")
     status = serializers.ChoiceField(choices=Patient.Status.choices, required=False)
+    care_state = serializers.ChoiceField(choices=CARE_STATE_CHOICES, required=False, help_text="As of today.")
     search = serializers.CharField(required=False, max_length=64, help_text="Identifier, exact or prefix.")
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1)

@@ -92,7 +92,7 @@ class PatientViewSet(ClinicalViewSet):
     )
     def list(self, request):
         query = validated(s.PatientListQuery, request.query_params)
-        filters = {name: query.get(name) for name in ("facility", "status", "search")}
+        filters = {name: query.get(name) for name in ("facility", "status", "care_state", "search")}
         if filters["facility"]:
             facility_reach_audit(caller=self.caller, lookup=filters["facility"], resource="patient")
         page = self.page_of(patients_filtered(request.user, **filters))

@@ -6,10 +6,14 @@ as_of, appointment_date, created_at} (extend, never rename).
 
 from __future__ import annotations
 
+import datetime as dt
+
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from iit_service.api.validation import StrictInput
+from patients.models import CARE_STATE_CHOICES, Patient
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.tiers import RiskLevel
 
@@ -43,23 +47,104 @@ class PredictionOutput(serializers.Serializer):
     factors = FactorsField()
     features = FeaturesField()
     as_of = serializers.DateTimeField()
-    appointment_date = serializers.DateField(allow_null=True, required=False)
+    appointment_date = serializers.DateField(
+        allow_null=True,
+        required=False,
+        help_text="The due date of the appointment predicted for (the later of the booked date and the day the "
+        "drugs run out): the outcome counts 28 days from it.",
+    )
     created_at = serializers.DateTimeField(read_only=True)
 
 
+REASONS_LISTED = 3
+
+
+def reasons_of(factors: list[dict]) -> list[str]:
+    """The three largest reasons a risk is higher, in words (factors are stored largest first)."""
+    return [f["description"] for f in factors if f["direction"] == "increases"][:REASONS_LISTED]
+
+
+def today() -> dt.date:
+    return timezone.localdate()
+
+
 class LineListOutput(serializers.ModelSerializer):
-    """One row of the tracing line list: the patient's newest prediction."""
+    """One row of the line list: the patient's newest prediction, and where they stand in care today."""
 
     patient = serializers.IntegerField(source="patient_id")
     identifier = serializers.CharField(source="patient.identifier")
     facility = serializers.CharField(source="facility.code")
+    sex = serializers.CharField(source="patient.sex")
+    age = serializers.SerializerMethodField()
+    care_state = serializers.SerializerMethodField()
+    days_overdue = serializers.SerializerMethodField()
+    appointment_date = serializers.DateField(
+        source="patient.next_appointment_date", allow_null=True, help_text="The booked appointment."
+    )
+    drugs_run_out_date = serializers.DateField(source="patient.drugs_run_out_date", allow_null=True)
+    last_visit_date = serializers.DateField(source="patient.last_visit_date", allow_null=True)
+    last_viral_load = serializers.FloatField(source="patient.last_viral_load", allow_null=True, help_text="copies/mL")
+    last_viral_load_date = serializers.DateField(source="patient.last_viral_load_date", allow_null=True)
     model_version = serializers.CharField(source="model_version.version")
+    reasons = serializers.SerializerMethodField(help_text="The three largest reasons the risk is higher.")
     factors = FactorsField()
 
     class Meta:
         model = Prediction
-        fields = ["id", "patient", "identifier", "facility", "model_version", "score", "risk_level", "factors"]
-        fields += ["appointment_date", "as_of", "created_at"]
+        fields = ["id", "patient", "identifier", "facility", "sex", "age", "care_state", "days_overdue"]
+        fields += ["appointment_date", "drugs_run_out_date", "last_visit_date", "last_viral_load"]
+        fields += ["last_viral_load_date", "model_version", "score", "risk_level", "reasons", "factors"]
+        fields += ["as_of", "created_at"]
+
+    def get_age(self, prediction: Prediction) -> int:
+        return prediction.patient.age_on(today())
+
+    @extend_schema_field(serializers.ChoiceField(choices=CARE_STATE_CHOICES))
+    def get_care_state(self, prediction: Prediction) -> str:
+        return prediction.patient.care_state_on(today())
+
+    def get_days_overdue(self, prediction: Prediction) -> int | None:
+        return prediction.patient.days_overdue_on(today())
+
+    def get_reasons(self, prediction: Prediction) -> list[str]:
+        return reasons_of(prediction.factors)
+
+
+class TracingOutput(serializers.ModelSerializer):
+    """One row of the tracing list: an interrupted patient, with the last risk scored for them."""
+
+    patient = serializers.IntegerField(source="pk")
+    facility = serializers.CharField(source="facility.code")
+    care_state = serializers.SerializerMethodField()
+    appointment_date = serializers.DateField(
+        source="next_appointment_date", allow_null=True, help_text="The booked appointment they missed."
+    )
+    days_overdue = serializers.SerializerMethodField()
+    risk_level = serializers.ChoiceField(
+        choices=RiskLevel.choices, allow_null=True, help_text="The newest prediction's; null if never scored."
+    )
+    score = serializers.FloatField(allow_null=True, help_text="The newest prediction's; null if never scored.")
+
+    class Meta:
+        model = Patient
+        fields = ["patient", "identifier", "facility", "care_state", "appointment_date", "days_overdue"]
+        fields += ["last_visit_date", "risk_level", "score"]
+
+    @extend_schema_field(serializers.ChoiceField(choices=CARE_STATE_CHOICES))
+    def get_care_state(self, patient: Patient) -> str:
+        return patient.care_state_on(today())
+
+    def get_days_overdue(self, patient: Patient) -> int | None:
+        return patient.days_overdue_on(today())
+
+
+class TracingQuery(StrictInput):
+    facility = serializers.CharField(required=False, help_text="Facility code.")
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1)
+    format = serializers.ChoiceField(
+        choices=["json", "csv"], required=False, help_text="csv: a file for tracing teams."
+    )
 
 
 class LineListQuery(StrictInput):
@@ -69,7 +154,10 @@ class LineListQuery(StrictInput):
     risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
     tier = serializers.ChoiceField(choices=RiskLevel.choices, required=False, help_text="Same as risk_level.")
     appointment_within_days = serializers.IntegerField(
-        required=False, min_value=0, max_value=365, help_text="Only appointments from today to this many days ahead."
+        required=False,
+        min_value=0,
+        max_value=365,
+        help_text="Only patients booked from today to this many days ahead, and those already late.",
     )
     page = serializers.IntegerField(required=False, min_value=1)
     page_size = serializers.IntegerField(required=False, min_value=1)

@@ -9,6 +9,7 @@ urlpatterns = [
         name="patient-predictions",
     ),
     path("predictions/", views.LineListViewSet.as_view({"get": "list"}), name="prediction-line-list"),
+    path("tracing/", views.TracingViewSet.as_view({"get": "list"}), name="tracing-list"),
     path("predictions/batch/", views.BatchViewSet.as_view({"post": "create"}), name="prediction-batch"),
     path("jobs/<uuid:job_id>/", views.JobViewSet.as_view({"get": "retrieve"}), name="job-detail"),
     path("models/", views.ModelVersionViewSet.as_view({"get": "list"}), name="model-list"),

@@ -10,7 +10,7 @@ from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
@@ -20,7 +20,7 @@ from iit_service.api.negotiation import JSONErrorsMixin
 from iit_service.api.validation import validated
 from iit_service.api.views import ClinicalViewSet
 from iit_service.errors import Unavailable
-from patients.models import AuditEvent
+from patients.models import AuditEvent, Patient
 from patients.selectors import facility_ids_for, patients_visible_to
 from patients.services import (
     audit_denied_reach,
@@ -49,7 +49,14 @@ class PatientPredictionViewSet(ClinicalViewSet):
 
     @extend_schema(
         request=None,
-        responses={201: s.PredictionOutput, 200: s.PredictionOutput, 409: ErrorOutput, 503: ErrorOutput, **ERRORS},
+        responses={
+            201: s.PredictionOutput,
+            200: s.PredictionOutput,
+            409: ErrorOutput,
+            422: ErrorOutput,
+            503: ErrorOutput,
+            **ERRORS,
+        },
     )
     def create(self, request, pk: int):
         # Read with the token when the caller used one and may see the patient; otherwise (another
@@ -85,86 +92,147 @@ class CSVRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
-CSV_COLUMNS = ["patient", "identifier", "facility", "risk_level", "score", "appointment_date", "reasons"]
-CSV_COLUMNS += ["model_version", "prediction", "created_at"]
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
 
 
-def _csv_rows(rows):
+# A byte-order mark first: a spreadsheet opening the file then reads it as UTF-8, not the local code page.
+BOM = "\ufeff"
+
+
+def _csv_lines(header: list[str], rows):
     writer = csv.writer(_Echo())
-    yield writer.writerow(CSV_COLUMNS)
+    yield BOM + writer.writerow(header)
+    for row in rows:
+        yield writer.writerow(["" if value is None else value for value in row])
+
+
+def _csv_response(header: list[str], rows, *, filename: str) -> StreamingHttpResponse:
+    """A file a spreadsheet opens cleanly: UTF-8 with a BOM, dates as YYYY-MM-DD, scores as percentages."""
+    response = StreamingHttpResponse(_csv_lines(header, rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _percent(score: float | None) -> str | None:
+    return None if score is None else f"{100 * score:.1f}"
+
+
+LINE_LIST_CSV = ["patient", "identifier", "facility", "sex", "age", "care_state", "days_overdue"]
+LINE_LIST_CSV += ["appointment_date", "drugs_run_out_date", "last_visit_date", "last_viral_load"]
+LINE_LIST_CSV += ["last_viral_load_date", "risk_level", "score_percent", "reasons", "model_version", "prediction"]
+LINE_LIST_CSV += ["scored_on"]
+
+
+def _line_list_rows(rows, today: dt.date):
     for p in rows.iterator(chunk_size=2000):
-        reasons = "; ".join(f["description"] for f in p.factors if f["direction"] == "increases")
-        yield writer.writerow(
-            [
-                p.patient_id,
-                p.patient.identifier,
-                p.facility.code,
-                p.risk_level,
-                f"{p.score:.4f}",
-                p.appointment_date or "",
-                reasons,
-                p.model_version.version,
-                p.pk,
-                p.created_at.isoformat(),
-            ]
-        )
+        patient = p.patient
+        yield [
+            p.patient_id, patient.identifier, p.facility.code, patient.sex, patient.age_on(today),
+            patient.care_state_on(today), patient.days_overdue_on(today), patient.next_appointment_date,
+            patient.drugs_run_out_date, patient.last_visit_date, patient.last_viral_load,
+            patient.last_viral_load_date, p.risk_level, _percent(p.score), "; ".join(s.reasons_of(p.factors)),
+            p.model_version.version, p.pk, timezone.localtime(p.created_at).date(),
+        ]  # fmt: skip
 
 
-class LineListViewSet(JSONErrorsMixin, ClinicalViewSet):
-    """The tracing line list: each patient's newest prediction, highest risk first (`?format=csv` for a file)."""
+TRACING_CSV = ["patient", "identifier", "facility", "care_state", "appointment_date", "days_overdue"]
+TRACING_CSV += ["last_visit_date", "risk_level", "score_percent"]
 
-    queryset = Prediction.objects.none()
+
+def _tracing_rows(patients, today: dt.date):
+    for p in patients.iterator(chunk_size=2000):
+        yield [
+            p.pk, p.identifier, p.facility.code, p.care_state_on(today), p.next_appointment_date,
+            p.days_overdue_on(today), p.last_visit_date, p.risk_level, _percent(p.score),
+        ]  # fmt: skip
+
+
+class CSVListViewSet(JSONErrorsMixin, ClinicalViewSet):
+    """A clinical list as JSON pages, or (``?format=csv``) the whole list as a file; both audited.
+
+    A subclass names its ``resource`` (audit), ``output_class`` (JSON rows) and ``csv_header``, ``csv_rows``
+    (a function of the rows and today) and ``filename`` (the file).
+    """
+
     renderer_classes = [JSONRenderer, CSVRenderer]
+    resource = ""
+    output_class: type[serializers.BaseSerializer]
+    csv_header: list[str] = []
+    filename = ""
 
-    @extend_schema(
-        parameters=[s.LineListQuery],
+    def csv_rows(self, rows, today: dt.date):
+        raise NotImplementedError
+
+    def facility_scope(self, code: str | None):
+        """(the facility asked for or None, the facility ids to list): the caller's, or the one they named."""
+        if code:
+            facility = facility_visible_to_caller(caller=self.caller, lookup=code, resource=self.resource)
+            return facility, [facility.pk]
+        return None, facility_ids_for(self.request.user)
+
+    def respond(self, rows, *, facility):
+        as_file = self.request.accepted_renderer.format == "csv"
+        page = None if as_file else self.page_of(rows)
+        action = AuditEvent.Action.EXPORT if as_file else AuditEvent.Action.LIST
+        count = rows.count() if page is None else len(page)
+        audit_record(caller=self.caller, action=action, resource=self.resource, facility=facility, object_count=count)
+        if page is None:
+            return _csv_response(self.csv_header, self.csv_rows(rows, timezone.localdate()), filename=self.filename)
+        return self.paginated(page, self.output_class)
+
+
+def _list_schema(query, output, **extra):
+    return extend_schema(
+        parameters=[query],
         responses={
-            (200, "application/json"): s.LineListOutput(many=True),
+            (200, "application/json"): output(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
             406: ErrorOutput,
             **ERRORS,
         },
+        **extra,
     )
+
+
+class LineListViewSet(CSVListViewSet):
+    """The line list: each at-risk patient's newest prediction, highest risk first (`?format=csv` for a file)."""
+
+    queryset = Prediction.objects.none()
+    resource, output_class, csv_header, filename = "prediction", s.LineListOutput, LINE_LIST_CSV, "iit-line-list.csv"
+
+    def csv_rows(self, rows, today: dt.date):
+        return _line_list_rows(rows, today)
+
+    @_list_schema(s.LineListQuery, s.LineListOutput)
     def list(self, request):
         query = validated(s.LineListQuery, request.query_params)
-        facility_ids = facility_ids_for(request.user)
-        facility = None
-        if query.get("facility"):
-            facility = facility_visible_to_caller(caller=self.caller, lookup=query["facility"], resource="prediction")
-            facility_ids = [facility.pk]
-        rows = selectors.latest_predictions(facility_ids=facility_ids)
-        if query.get("risk_level"):
-            rows = rows.filter(risk_level=query["risk_level"])
-        if query.get("appointment_within_days") is not None:
-            today = timezone.localdate()
-            end = today + dt.timedelta(days=query["appointment_within_days"])
-            rows = rows.filter(appointment_date__range=(today, end))
-        rows = rows.order_by("-score", "patient_id")
-        if request.accepted_renderer.format == "csv":
-            audit_record(
-                caller=self.caller,
-                action=AuditEvent.Action.EXPORT,
-                resource="prediction",
-                facility=facility,
-                object_count=rows.count(),
-            )
-            response = StreamingHttpResponse(_csv_rows(rows), content_type="text/csv; charset=utf-8")
-            response["Content-Disposition"] = 'attachment; filename="iit-line-list.csv"'
-            return response
-        page = self.page_of(rows)
-        audit_record(
-            caller=self.caller,
-            action=AuditEvent.Action.LIST,
-            resource="prediction",
-            facility=facility,
-            object_count=len(page),
+        facility, facility_ids = self.facility_scope(query.get("facility"))
+        rows = selectors.line_list(
+            facility_ids=facility_ids,
+            today=timezone.localdate(),
+            risk_level=query.get("risk_level"),
+            appointment_within_days=query.get("appointment_within_days"),
         )
-        return self.paginated(page, s.LineListOutput)
+        return self.respond(rows, facility=facility)
+
+
+class TracingViewSet(CSVListViewSet):
+    """Interrupted patients to bring back, most recently lost first (`?format=csv` for a file)."""
+
+    queryset = Patient.objects.none()
+    resource, output_class, csv_header, filename = "tracing", s.TracingOutput, TRACING_CSV, "iit-tracing-list.csv"
+
+    def csv_rows(self, rows, today: dt.date):
+        return _tracing_rows(rows, today)
+
+    @_list_schema(s.TracingQuery, s.TracingOutput, summary="The tracing list")
+    def list(self, request):
+        query = validated(s.TracingQuery, request.query_params)
+        facility, facility_ids = self.facility_scope(query.get("facility"))
+        patients = selectors.tracing_list(facility_ids=facility_ids, today=timezone.localdate())
+        return self.respond(patients, facility=facility)
 
 
 class BatchViewSet(ClinicalViewSet):

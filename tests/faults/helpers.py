@@ -9,7 +9,7 @@ from bench.common import http
 
 def patient_ids(service: dict, count: int = 10) -> list[int]:
     status, body, _ = http(
-        "GET", f"{service['web']}/api/v1/patients/?status=active&page_size={count}", token=service["token"]
+        "GET", f"{service['web']}/api/v1/patients/?care_state=in_care&page_size={count}", token=service["token"]
     )
     assert status == 200, body
     return [row["id"] for row in body["results"]]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
-from iit_service.db import execute_prepared, insert_together, prepared_sql
-from patients.models import AuditEvent, Facility
+from iit_service.db import execute_prepared, insert_together, prepared_sql, update_rows
+from patients.models import AuditEvent, Facility, Patient
 
 
 def _audit(patient, **changes) -> AuditEvent:
@@ -158,3 +160,19 @@ def test_a_session_that_lost_its_statements_prepares_them_again(probe_table):
     with connection.connection.cursor() as session:
         session.execute("DEALLOCATE ALL")  # as DISCARD ALL or a pooler's reset would
     assert _probe(probe_table) == (7,)
+
+
+def test_update_rows_sets_each_row_its_own_values_nulls_included(patient, other_patient):
+    fields = ["next_appointment_date", "last_viral_load", "status"]
+    update_rows(
+        Patient, fields, [(patient.pk, dt.date(2026, 3, 1), 40.5, "active"), (other_patient.pk, None, None, "died")]
+    )
+    rows = Patient.objects.order_by("pk").values_list("pk", *fields)
+    assert list(rows) == [(patient.pk, dt.date(2026, 3, 1), 40.5, "active"), (other_patient.pk, None, None, "died")]
+
+
+def test_update_rows_costs_one_statement_per_batch(patient, other_patient):
+    with CaptureQueriesContext(connection) as captured:
+        update_rows(Patient, ["identifier"], [(patient.pk, "X-1"), (other_patient.pk, "X-2")], batch_size=1)
+    assert len(captured) == 2
+    assert list(Patient.objects.order_by("pk").values_list("identifier", flat=True)) == ["X-1", "X-2"]

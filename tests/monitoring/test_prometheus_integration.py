@@ -297,7 +297,9 @@ def traffic(stack) -> dict:
 def predict_some(stack: dict, *, count: int) -> list[int]:
     """POST predictions for the clinician's first patients through the API; their HTTP statuses."""
     token = stack["clinician_token"]
-    status, body = http_get(f"{stack['web']}/api/v1/patients/?page_size={count}", token=token, scheme="Token")
+    status, body = http_get(
+        f"{stack['web']}/api/v1/patients/?care_state=in_care&page_size={count}", token=token, scheme="Token"
+    )
     assert status == 200, body[:500]
     ids = [patient["id"] for patient in json.loads(body)["results"]][:count]
     url = f"{stack['web']}/api/v1/patients/{{}}/predictions/"

@@ -10,6 +10,7 @@ from django.test import Client
 
 from patients.admin import EstimatedCountPaginator, _planner_estimate
 from patients.models import AuditEvent, ClinicianFacility, Observation, Patient
+from patients.services import patient_schedules_refresh
 
 CHANGELISTS = ["facility", "patient", "observation", "clinicianfacility", "auditevent"]
 
@@ -122,3 +123,29 @@ def test_a_large_estimate_replaces_the_count(patient, monkeypatch):
         cursor.execute("ANALYZE patients_patient")
     paginator = EstimatedCountPaginator(Patient.objects.filter(identifier__startswith="ART"), 10)
     assert paginator.count == _planner_estimate(Patient.objects.filter(identifier__startswith="ART")) >= 1
+
+
+def _booking(patient: Patient, days_ago: int) -> None:
+    moment = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
+    Observation.objects.create(
+        patient=patient, facility=patient.facility, concept="next_appointment", observed_at=moment,
+        value_date=(moment + dt.timedelta(days=30)).date(),
+    )  # fmt: skip
+    patient_schedules_refresh(patient_ids=[patient.pk])
+
+
+def test_the_patient_changelist_filters_by_care_state_today(staff_client, patient, other_patient):
+    _booking(patient, days_ago=100)  # 70 days past due
+    _booking(other_patient, days_ago=5)
+    page = staff_client.get("/admin/patients/patient/", {"care_state": "interrupted"}).content.decode()
+    assert patient.identifier in page and other_patient.identifier not in page
+
+
+def test_deleting_a_booking_in_the_admin_takes_its_dates_off_the_patient(staff_client, patient):
+    _booking(patient, days_ago=100)
+    _booking(patient, days_ago=5)
+    newest = Observation.objects.order_by("-observed_at").first()
+    delete = f"/admin/patients/observation/{newest.pk}/delete/"
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 302
+    patient.refresh_from_db()
+    assert patient.care_state_on(dt.datetime.now(dt.UTC).date()) == "interrupted"

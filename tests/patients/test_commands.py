@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -54,6 +55,8 @@ def test_bootstrap_demo_creates_cohort_admin_and_clinician(db, settings, tmp_pat
     clinician = get_user_model().objects.get(username="clinician")
     assert clinician.auth_token.key in output
     assert clinician.facility_memberships.count() == 3
+    states = re.search(r"care state today: (in_care \d+, late \d+, interrupted \d+, .*)", output)
+    assert states and sum(int(part.split()[1]) for part in states.group(1).split(", ")) == 60
 
 
 def test_bootstrap_demo_is_idempotent_and_keeps_the_password(db, settings, tmp_path, monkeypatch):

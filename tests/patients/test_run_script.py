@@ -96,6 +96,19 @@ def test_the_run_script_serves_demo_data_with_the_printed_token_and_stops_its_ch
     status, body = get(f"{base}/api/v1/patients/", token)
     assert status == 200
     assert body["count"] == 600
+    assert "Demo patients by care state today: in_care" in output
+    assert {row["care_state"] for row in body["results"]} <= {
+        "in_care",
+        "late",
+        "interrupted",
+        "died",
+        "transferred_out",
+    }
+    status, listed = get(f"{base}/api/v1/predictions/?facility=DEMO-001&page_size=1000", token)
+    assert status == 200 and listed["count"] > 0
+    assert {row["care_state"] for row in listed["results"]} <= {"in_care", "late"}
+    status, tracing = get(f"{base}/api/v1/tracing/?facility=DEMO-001&page_size=1000", token)
+    assert status == 200 and {row["care_state"] for row in tracing["results"]} <= {"interrupted"}
     assert get(f"{base}/api/v1/patients/")[0] == 401
 
     os.killpg(process.pid, signal.SIGTERM)

@@ -6,7 +6,7 @@ import numpy as np
 
 from predictions.care import schedules_of
 from predictions.timeline import DAY, day_of
-from tests.predictions.timelines import day, timeline, visit
+from tests.predictions.timelines import day, obs, timeline, visit
 
 
 def _schedule(rows, *, today: int, pids=(1,)):
@@ -75,3 +75,9 @@ def test_patients_are_answered_in_the_order_asked_and_an_unknown_patient_has_no_
     schedule, today_day = _schedule(rows, today=40, pids=(2, 3, 1))
     assert schedule.states(today_day).tolist() == ["in_care", "in_care", "late"]
     assert np.isnan(schedule.due[1])
+
+
+def test_a_record_without_any_contact_has_no_dates():
+    schedule, today_day = _schedule([obs(1, 0, "viral_load", number=50.0)], today=10)
+    assert np.isnan(schedule.last_contact[0]) and np.isnan(schedule.due[0])
+    assert schedule.states(today_day)[0] == "in_care"

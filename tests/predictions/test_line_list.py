@@ -9,7 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from patients.models import AuditEvent, Patient
+from patients.models import AuditEvent, Observation, Patient
+from patients.services import patient_schedules_refresh
 from predictions.models import ModelVersion, Prediction
 from tests.predictions.conftest import stub_version
 
@@ -80,14 +81,40 @@ def test_the_line_list_never_shows_another_facilitys_patients(api, outsider_api,
     assert api.get(URL, {"facility": other_patient.facility.code}).status_code == 404
 
 
+def _booked(patient: Patient, *, days_ago: int, next_in: int) -> None:
+    """A visit ``days_ago`` that booked the next appointment ``next_in`` days later, with as many days of drugs."""
+    moment = timezone.now() - dt.timedelta(days=days_ago)
+    for concept, value in (("visit", {"value_text": "scheduled"}), ("next_appointment", None)):
+        value = value or {"value_date": (moment + dt.timedelta(days=next_in)).date()}
+        Observation.objects.create(
+            patient=patient, facility=patient.facility, concept=concept, observed_at=moment, **value
+        )
+    Observation.objects.create(
+        patient=patient,
+        facility=patient.facility,
+        concept="arv_days_supplied",
+        observed_at=moment,
+        value_numeric=next_in,
+    )
+    patient_schedules_refresh(patient_ids=[patient.pk])
+
+
 def test_the_line_list_filters_by_tier_and_upcoming_appointment(api, facility, version):
-    soon, later, none, past = _patients(facility, 4)
-    _predict(soon, version, 0.5, level="very_high", due_in=3)
-    _predict(later, version, 0.6, level="very_high", due_in=30)
-    _predict(none, version, 0.7, level="high", due_in=None)
-    _predict(past, version, 0.8, level="very_high", due_in=-2)
+    soon, later, none, late, lost = _patients(facility, 5)
+    _booked(soon, days_ago=0, next_in=3)
+    _booked(later, days_ago=0, next_in=30)
+    _booked(late, days_ago=40, next_in=30)
+    _booked(lost, days_ago=100, next_in=30)
+    _predict(soon, version, 0.5, level="very_high")
+    _predict(later, version, 0.6, level="very_high")
+    _predict(none, version, 0.7, level="high")
+    _predict(late, version, 0.8, level="very_high")
+    _predict(lost, version, 0.9, level="very_high")
     within = api.get(URL, {"appointment_within_days": 14}).json()["results"]
-    assert [r["patient"] for r in within] == [soon.pk]
+    assert [(r["patient"], r["care_state"], r["days_overdue"]) for r in within] == [
+        (late.pk, "late", 10),
+        (soon.pk, "in_care", 0),
+    ]
     tier = api.get(URL, {"risk_level": "high", "facility": facility.code}).json()["results"]
     assert [r["patient"] for r in tier] == [none.pk]
     assert api.get(URL, {"risk_level": "extreme"}).status_code == 400

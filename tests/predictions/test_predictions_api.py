@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
 from iit_service.db import prepared_sql
 from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS
-from patients.models import AuditEvent, Observation, Patient
+from patients.models import AuditEvent, Observation, Patient, at_risk_q
 from patients.services import audit_event
 from predictions import registry
 from predictions.features import FEATURES
@@ -23,7 +24,8 @@ URL = "/api/v1/patients/{}/predictions/"
 
 
 def _active_patient(facility) -> Patient:
-    return Patient.objects.filter(facility=facility, status="active").order_by("pk").first()
+    """The facility's first patient a prediction is for (active, in care or late today)."""
+    return Patient.objects.filter(at_risk_q(today=timezone.localdate()), facility=facility).order_by("pk").first()
 
 
 def _observe(patient: Patient, concept: str, number: float) -> Observation:
@@ -335,12 +337,11 @@ def test_predictions_are_still_served_when_redis_is_down(api, scored_patient, se
     assert again.json()["score"] == first.json()["score"]
 
 
-def test_a_patient_without_observations_is_scored_with_missing_history(api, trained, patient):
+def test_a_patient_without_observations_has_nothing_to_predict_yet(api, trained, patient):
     response = api.post(URL.format(patient.pk))
-    assert response.status_code == 201, response.content
-    body = response.json()
-    assert body["appointment_date"] is None
-    assert body["features"]["days_late_last"] is None and body["features"]["vl_category"] == 2
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["code"] == "insufficient_data"
+    assert not Prediction.objects.exists()
 
 
 def test_the_reference_profile_is_read_by_the_drift_evaluation(api, scored_patient, trained):

@@ -8,6 +8,7 @@
    a history at once: retrospective predictions over the last weeks of the validation window with
    their outcomes and weekly AUC (``backfill_predictions``), every demo patient scored (the line
    list) and one drift evaluation of those predictions against the version's reference.
+5. Print how many demo patients are in each care state today (the line list and the tracing list).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from iit_service.env import env_str
 from patients.cohort import generate_cohort
 from patients.cohort_writer import cohort_write
 from patients.models import Facility, Patient
+from patients.selectors import care_state_counts
 from patients.services import clinician_enrol
 from predictions.models import BatchJob, ModelVersion
 from predictions.services import batch_job_run_inline
@@ -52,6 +54,7 @@ class Command(BaseCommand):
         token = self._clinician()
         if not no_train:
             self._model()
+        self._care_states()
         self.stdout.write(self.style.SUCCESS("Demo credentials"))
         self.stdout.write(f"  admin (staff):   username admin      password {password}")
         self.stdout.write(f"  API (clinician): username clinician  token    {token}")
@@ -66,6 +69,14 @@ class Command(BaseCommand):
         )
         counts = cohort_write(cohort=cohort, progress=self.progress)
         self.stdout.write(f"  {counts['patients']} patients, {counts['observations']} observations")
+
+    def _care_states(self) -> None:
+        counts = care_state_counts(
+            patients=Patient.objects.filter(facility__code__startswith=DEMO_PREFIX), today=timezone.localdate()
+        )
+        states = ", ".join(f"{state} {count}" for state, count in counts.items())
+        self.stdout.write(f"Demo patients by care state today: {states}")
+        self.stdout.write("  in care and late: the line list (/api/v1/predictions/); interrupted: /api/v1/tracing/")
 
     def _admin(self) -> str:
         password = env_str("DEMO_ADMIN_PASSWORD") or _kept_password(Path(settings.VAR_DIR) / "demo_admin_password")
