@@ -273,6 +273,8 @@ PREDICTION_CACHE_TIMEOUT = env_int("PREDICTION_CACHE_TIMEOUT", 24 * 3600, minimu
 MODEL_VERSION_CHECK_SECONDS = env_float("MODEL_VERSION_CHECK_SECONDS", 5.0, minimum=0)
 # Patients per batch-scoring task: each chunk is one Celery task and one transaction.
 PREDICTION_BATCH_CHUNK_SIZE = env_int("PREDICTION_BATCH_CHUNK_SIZE", 5000, minimum=1)
+# A facility with fewer at-risk patients at training takes the version's global tier cut-offs.
+TIER_MIN_FACILITY_PATIENTS = env_int("TIER_MIN_FACILITY_PATIENTS", 200, minimum=1)
 
 # --- Monitoring -----------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")

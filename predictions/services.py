@@ -30,6 +30,7 @@ from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS, PREDICTI
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
 from predictions import registry, selectors, tiers
+from predictions.care import INTERRUPTED, schedules_of
 from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
 from predictions.labels import resolve_outcomes
 from predictions.models import BatchJob, ModelVersion, Prediction
@@ -221,7 +222,7 @@ def _score_patients(
         timeline=timeline, patients=table, patient_ids=table.id, as_of=moments, facility_stats=model.facility_stats
     )
     overrides = registry.tier_overrides() if overrides is None else overrides
-    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, overrides)
+    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, overrides, model.facility_tier_cutoffs)
     scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(seconds=int(m)) for m in moments.tolist()]
     stamps = _observation_stamps(timeline, table.id)
@@ -296,8 +297,12 @@ def batch_jobs_fail_stale(*, now: dt.datetime | None = None) -> int:
     )
 
 
-def batch_job_start(*, job_id: str) -> list[list[int]]:
-    """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids."""
+def batch_job_start(*, job_id: str, now: dt.datetime | None = None) -> list[list[int]]:
+    """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids.
+
+    A job scores the patients a prediction is for (``batch_population``); how many it leaves out, and why,
+    is stored on the job's result as ``skipped`` when it starts.
+    """
     chunk_size = settings.PREDICTION_BATCH_CHUNK_SIZE
     model = registry.active_model()
     claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.PENDING).update(
@@ -306,20 +311,40 @@ def batch_job_start(*, job_id: str) -> list[list[int]]:
     if not claimed:
         return []
     job = BatchJob.objects.get(pk=job_id)
-    patients = Patient.objects.filter(status=Patient.Status.ACTIVE)
-    if job.patient_ids is not None:
-        patients = patients.filter(pk__in=job.patient_ids)
-    if job.facility_id is not None:
-        patients = patients.filter(facility_id=job.facility_id)
-    ids = list(patients.order_by("pk").values_list("pk", flat=True))
+    ids, skipped = batch_population(job=job, now=now or timezone.now())
     chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
-    BatchJob.objects.filter(pk=job_id).update(total=len(ids), chunks_total=len(chunks))
+    BatchJob.objects.filter(pk=job_id).update(total=len(ids), chunks_total=len(chunks), result={"skipped": skipped})
     if not chunks:
         _batch_job_finish(job_id)
     return chunks
 
 
-def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
+SKIP_REASONS = ("not_active", "interrupted", "no_booking_visit")
+
+
+def batch_population(*, job: BatchJob, now: dt.datetime) -> tuple[list[int], dict[str, int]]:
+    """The job's patients who are at risk at ``now`` (active, booked, in care or late), and the others by reason.
+
+    ``not_active``: asked for by id but died, transferred out or stopped (a facility's or a full job's
+    population is its active patients); ``interrupted``: more than 28 days past due, a patient to trace,
+    not to score; ``no_booking_visit``: no appointment yet to predict.
+    """
+    timeline, table = selectors.record_of(patient_ids=job.patient_ids, facility_id=job.facility_id)
+    asked = table.facility_id == job.facility_id if job.facility_id is not None else np.ones(len(table.id), bool)
+    active = table.id[asked & (table.status == STATUS_CODES["active"])]
+    schedules = schedules_of(timeline=timeline, patient_ids=active, now=int(now.timestamp()))
+    today = int(day_of(timezone.localdate(now)))
+    at_risk = schedules.at_risk(today)
+    booked = ~np.isnan(schedules.due)
+    skipped = {
+        "not_active": int(asked.sum()) - len(active) if job.patient_ids is not None else 0,
+        "interrupted": int((booked & (schedules.states(today) == INTERRUPTED)).sum()),
+        "no_booking_visit": int((~booked).sum()),
+    }
+    return active[at_risk].tolist(), skipped
+
+
+def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int], now: dt.datetime | None = None) -> int:
     """Score one chunk and store it whole or not at all; a redelivered chunk is not scored twice."""
     job = BatchJob.objects.get(pk=job_id)
     if job.status != BatchJob.Status.RUNNING:
@@ -327,7 +352,7 @@ def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
     model = registry.active_model()
     started = time.perf_counter()
     timeline, table = selectors.record_of(patient_ids=patient_ids)
-    scored = _score_patients(model, timeline, table, now=timezone.now())
+    scored = _score_patients(model, timeline, table, now=now or timezone.now())
     with transaction.atomic():
         # The job row's lock serialises two deliveries of the same chunk: the second sees the first's rows.
         BatchJob.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).get()
@@ -359,17 +384,31 @@ def _chunk_stored(scored: _ScoredPatients, *, job_id: str) -> bool:
 def _batch_job_finish(job_id: str) -> None:
     rows = Prediction.objects.filter(batch_job_id=uuid.UUID(str(job_id))).values("risk_level").annotate(n=Count("id"))
     counts = {row["risk_level"]: row["n"] for row in rows.order_by()}
+    started = BatchJob.objects.filter(pk=job_id).values_list("result", flat=True).get()  # the skipped counts
     BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
-        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": counts}
+        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={**started, "risk_levels": counts}
     )
 
 
-def batch_job_run_inline(*, job: BatchJob) -> BatchJob:
-    """Run a pending job's chunks in this process (the demo's first scoring; tests), not through Celery."""
-    for chunk in batch_job_start(job_id=str(job.pk)):
-        batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+def batch_job_run_inline(*, job: BatchJob, now: dt.datetime | None = None) -> BatchJob:
+    """Run a pending job's chunks in this process (score_all, the demo's first scoring, tests), not through Celery.
+
+    ``now`` is the moment the job scores as of (default: the time each step runs).
+    """
+    for chunk in batch_job_start(job_id=str(job.pk), now=now):
+        batch_chunk_score(job_id=str(job.pk), patient_ids=chunk, now=now)
     job.refresh_from_db()
     return job
+
+
+def predictions_score_all(*, now: dt.datetime | None = None) -> BatchJob:
+    """Score every at-risk patient with the active version, through the batch path, in this process.
+
+    The nightly snapshot the drift job compares with the version's reference (the same population at
+    training). Raises registry.ModelUnavailable, before any job is recorded, when there is no model to serve.
+    """
+    registry.active_model()
+    return batch_job_run_inline(job=BatchJob.objects.create(), now=now)
 
 
 def batch_job_fail(*, job_id: str, error: str) -> None:
@@ -450,10 +489,15 @@ def model_version_register(
     data = trained.training
     scheduled = data.labels["scheduled"]
     reference = reference_rows(timeline=timeline, patients=patients, as_of=as_of, facility_stats=data.facility_stats)
-    scores = probabilities(trained.booster, reference.matrix.astype(np.float32), trained.margin_offset)
-    profile = reference_profile(
-        matrix=reference.matrix, scores=scores, risk_levels=tiers.levels(scores, tiers.cutoff_row(trained.tier_cutoffs))
+    scores = probabilities(trained.booster, reference.rows.matrix.astype(np.float32), trained.margin_offset)
+    # The at-risk population sets the tiers; a cohort with none yet (all history, no one booked) falls back
+    # to the validation scores, so a version always has cut-offs.
+    cutoffs = tiers.cutoffs_from(scores if len(scores) else trained.validation_scores)
+    per_facility = tiers.facility_cutoffs(
+        scores, reference.facility_ids, min_patients=settings.TIER_MIN_FACILITY_PATIENTS
     )
+    matrix = tiers.cutoff_matrix(cutoffs, reference.facility_ids, {}, {int(k): v for k, v in per_facility.items()})
+    profile = reference_profile(matrix=reference.rows.matrix, scores=scores, risk_levels=tiers.levels(scores, matrix))
     split = _date(data.split_day)
     assert split is not None  # training refuses a cohort with no validation period
     return ModelVersion.objects.create(
@@ -468,7 +512,8 @@ def model_version_register(
         validation_window_start=split,
         validation_window_end=scheduled[data.is_validation].max().date(),
         metrics=trained.metrics,
-        tier_cutoffs=trained.tier_cutoffs,
+        tier_cutoffs=cutoffs,
+        facility_tier_cutoffs=per_facility,
         reference_profile=profile,
         feature_importance=_importance(trained),
     )
@@ -509,7 +554,8 @@ def predictions_backfill(*, weeks: int) -> dict:
         timeline=timeline, patients=table, patient_ids=pid, as_of=(day + 1) * DAY, facility_stats=model.facility_stats
     )
     facility = table.facility_id[table.rows_of(pid)]
-    scored = score(model, rows, tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides()))
+    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides(), model.facility_tier_cutoffs)
+    scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(days=int(d) + 1) for d in day.tolist()]
     stamps: list[dt.datetime | None] = [None] * len(pid)
     batch = _ScoredPatients(model, pid, facility, rows, scored, stamps, as_of)

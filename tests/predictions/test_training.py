@@ -10,7 +10,8 @@ from predictions.features import FEATURES
 from predictions.models import ModelVersion
 from predictions.scoring import probabilities
 from predictions.selectors import record_of
-from predictions.training import training_set
+from predictions.timeline import DAY, day_of
+from predictions.training import at_risk_ids, training_set
 from tests.predictions.conftest import copy_version, today
 from tests.trained import write_cohort
 
@@ -27,7 +28,10 @@ def test_a_trained_version_records_its_metrics_window_cutoffs_and_profile(traine
     assert sum(trained.feature_importance.values()) == pytest.approx(1, abs=1e-3)
     assert set(trained.reference_profile["features"]) == set(FEATURES)
     profile = trained.reference_profile
-    assert (profile["source"], profile["n"]) == ("serving", Patient.objects.filter(status="active").count())
+    timeline, table = record_of()
+    at_risk = at_risk_ids(timeline=timeline, patients=table, now=(day_of(today()) + 1) * DAY, today=day_of(today()))
+    assert (profile["source"], profile["n"]) == ("serving", len(at_risk))
+    assert 0 < len(at_risk) < Patient.objects.filter(status="active").count()
     assert sum(profile["tiers"].values()) == pytest.approx(1)
 
 
