@@ -32,12 +32,21 @@ from patients.services import audit_store
 from predictions import registry, selectors, tiers
 from predictions.care import INTERRUPTED, schedules_of
 from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
-from predictions.labels import resolve_outcomes
+from predictions.labels import IIT, resolve_outcomes
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import reference_profile
 from predictions.scoring import Scored, score
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of, group_starts
-from predictions.training import TrainedModel, probabilities, reference_rows, train, training_set
+from predictions.training import (
+    ACTIVATION_AUC_TOLERANCE,
+    TrainedModel,
+    probabilities,
+    recent_resolved,
+    reference_rows,
+    roc_auc_on,
+    train,
+    training_set,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -469,16 +478,116 @@ def prediction_outcomes_resolve(*, as_of: dt.date | None = None) -> dict:
 # --- training -----------------------------------------------------------------------------
 
 
-def model_train(*, as_of: dt.date | None = None, activate: bool = False, progress: bool = False) -> ModelVersion:
-    """Train on everything in the database as of a date and register the version (optionally active)."""
+def model_train(
+    *, as_of: dt.date | None = None, activate: bool = False, force: bool = False, progress: bool = False
+) -> ModelVersion:
+    """Train on everything in the database as of a date and register the version.
+
+    ``activate`` promotes it through the activation check (``model_version_promote``; ``force`` overrides
+    it): a refused candidate stays registered, inactive, and ActivationRefused says why.
+    """
     as_of = as_of or timezone.now().date()
     timeline, table = selectors.record_of()
     data = training_set(timeline=timeline, patients=table, as_of=as_of)
     trained = train(data, progress=progress)
     version = model_version_register(trained=trained, as_of=as_of, timeline=timeline, patients=table)
     if activate:
-        version = registry.version_activate(version=version)
+        version, _ = model_version_promote(version=version, force=force)
     return version
+
+
+class ActivationRefused(Conflict):
+    """The candidate's ROC-AUC is lower than the active version's by more than the tolerance (``check``: both)."""
+
+    code = "activation_refused"
+
+    def __init__(self, check: ActivationCheck) -> None:
+        super().__init__(f"not activated: {check}")
+        self.check = check
+
+
+@dataclass(frozen=True)
+class ActivationCheck:
+    """A candidate and the active version scored on the same most recent resolved appointments."""
+
+    candidate: str
+    active: str
+    n: int  # appointments compared
+    n_events: int  # of them interruptions
+    candidate_auc: float  # NaN when the appointments hold one class only
+    active_auc: float  # NaN when the active version cannot be loaded
+    window: tuple[dt.date, dt.date] | None  # their scheduled dates
+
+    @property
+    def allowed(self) -> bool:
+        """Activation passes unless the candidate is more than the tolerance lower, or cannot be compared."""
+        if self.active_auc != self.active_auc:
+            return True  # a broken active version must not block its replacement
+        if self.candidate_auc != self.candidate_auc:
+            return False
+        return self.candidate_auc >= self.active_auc - ACTIVATION_AUC_TOLERANCE
+
+    def __str__(self) -> str:
+        where = f"{self.window[0]}..{self.window[1]}" if self.window else "none"
+        return (
+            f"candidate {self.candidate} ROC-AUC {self.candidate_auc:.3f}, active {self.active} ROC-AUC "
+            f"{self.active_auc:.3f}, on the same {self.n} resolved appointments ({self.n_events} interruptions, "
+            f"scheduled {where}); a candidate may be at most {ACTIVATION_AUC_TOLERANCE} lower"
+        )
+
+
+def model_version_check(*, candidate: ModelVersion, as_of: dt.date | None = None) -> ActivationCheck | None:
+    """Score ``candidate`` and the active version on the most recent appointments resolved by ``as_of``
+    (default today) that neither trained on; None when no other version is active.
+
+    Raises registry.ModelUnavailable when the candidate's artifact cannot be loaded.
+    """
+    active = ModelVersion.objects.filter(is_active=True).exclude(pk=candidate.pk).first()
+    if active is None:
+        return None
+    mine = registry.artifact_load(candidate)
+    after = max(candidate.training_window_end, active.training_window_end)
+    timeline, table = selectors.record_of()
+    labels = recent_resolved(timeline=timeline, patients=table, as_of=as_of or timezone.localdate(), after=after)
+    if labels.empty:
+        return ActivationCheck(candidate.version, active.version, 0, 0, float("nan"), float("nan"), None)
+
+    def auc_of(model: registry.LoadedModel) -> float:
+        return roc_auc_on(
+            booster=model.booster,
+            margin_offset=model.margin_offset,
+            facility_stats=model.facility_stats,
+            labels=labels,
+            timeline=timeline,
+            patients=table,
+        )
+
+    try:
+        theirs = auc_of(registry.artifact_load(active))
+    except registry.ModelUnavailable:
+        theirs = float("nan")
+    window = (labels["scheduled"].min().date(), labels["scheduled"].max().date())
+    events = int((labels["label"] == IIT).sum())
+    return ActivationCheck(candidate.version, active.version, len(labels), events, auc_of(mine), theirs, window)
+
+
+def model_version_promote(
+    *, version: ModelVersion, force: bool = False, as_of: dt.date | None = None
+) -> tuple[ModelVersion, ActivationCheck | None]:
+    """Make ``version`` the active one if it scores no worse than the active version (``model_version_check``).
+
+    ``force`` activates it whatever the check says (the check still runs when it can, for the record).
+    Raises ActivationRefused, leaving the active version as it is, when the check fails.
+    """
+    try:
+        check = model_version_check(candidate=version, as_of=as_of)
+    except registry.ModelUnavailable:
+        if not force:
+            raise
+        check = None
+    if check is not None and not check.allowed and not force:
+        raise ActivationRefused(check)
+    return registry.version_activate(version=version), check
 
 
 def model_version_register(

@@ -114,14 +114,21 @@ def training_set(*, timeline: Timeline, patients: PatientTable, as_of: dt.date) 
         if len(set(y[part].tolist())) < 2:
             raise ValueError(f"the {name} period has no interruptions or no retained appointments: too little history")
     stats = facility_stats(labels=labels[is_training], patients=patients)
-    rows = compute_features(
+    rows = appointment_rows(timeline=timeline, patients=patients, labels=labels, facility_stats=stats)
+    return TrainingSet(labels, rows, y, is_validation, is_training, stats, split_day)
+
+
+def appointment_rows(
+    *, timeline: Timeline, patients: PatientTable, labels: pd.DataFrame, facility_stats
+) -> FeatureRows:
+    """Features of each labelled appointment as of the end of the day that booked it."""
+    return compute_features(
         timeline=timeline,
         patients=patients,
         patient_ids=labels["patient_id"].to_numpy(),
-        as_of=(scheduled.astype(np.int64) + 1) * DAY,
-        facility_stats=stats,
+        as_of=(_days(labels["scheduled"]).astype(np.int64) + 1) * DAY,
+        facility_stats=facility_stats,
     )
-    return TrainingSet(labels, rows, y, is_validation, is_training, stats, split_day)
 
 
 @dataclass
@@ -152,6 +159,40 @@ def reference_rows(
         timeline=timeline, patients=patients, patient_ids=ids, as_of=moments, facility_stats=facility_stats
     )
     return ReferenceRows(ids, patients.facility_id[patients.rows_of(ids)], rows)
+
+
+# --- the activation check: no silent downgrade -----------------------------------------
+
+# A candidate may score at most this much lower ROC-AUC than the active version on the same appointments.
+ACTIVATION_AUC_TOLERANCE = 0.02
+
+
+def recent_resolved(*, timeline: Timeline, patients: PatientTable, as_of: dt.date, after: dt.date) -> pd.DataFrame:
+    """The most recent resolved appointments as of ``as_of`` (the last ``VALIDATION_SHARE`` of their calendar,
+    as training's validation period), keeping only those scheduled after ``after``."""
+    labels = label_appointments(timeline=timeline, patients=patients, as_of=as_of)
+    labels = labels[labels["label"].isin([IIT, RETAINED])].reset_index(drop=True)
+    if labels.empty:
+        return labels
+    scheduled = _days(labels["scheduled"])
+    recent = (scheduled >= np.quantile(scheduled, 1 - VALIDATION_SHARE)) & (scheduled > day_of(after))
+    return labels[recent].reset_index(drop=True)
+
+
+def roc_auc_on(
+    *,
+    booster: xgb.Booster,
+    margin_offset: float,
+    facility_stats,
+    labels: pd.DataFrame,
+    timeline: Timeline,
+    patients: PatientTable,
+) -> float:
+    """A model's ROC-AUC on labelled appointments, each scored as of its booking visit with the model's own
+    facility aggregates (NaN with one class only)."""
+    rows = appointment_rows(timeline=timeline, patients=patients, labels=labels, facility_stats=facility_stats)
+    scores = probabilities(booster, rows.matrix.astype(np.float32), margin_offset)
+    return auc.roc_auc((labels["label"] == IIT).to_numpy(dtype=np.float64), scores)
 
 
 def facility_stats(*, labels: pd.DataFrame, patients: PatientTable) -> dict:
