@@ -94,6 +94,8 @@ class BatchJob(models.Model):
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     result = models.JSONField(default=dict, blank=True)
+    # The first patient id of each chunk stored: a redelivered chunk is recognised, at-risk patients in it or not.
+    chunks_stored = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

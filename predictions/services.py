@@ -306,11 +306,11 @@ def batch_jobs_fail_stale(*, now: dt.datetime | None = None) -> int:
     )
 
 
-def batch_job_start(*, job_id: str, now: dt.datetime | None = None) -> list[list[int]]:
+def batch_job_start(*, job_id: str) -> list[list[int]]:
     """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids.
 
-    A job scores the patients a prediction is for (``batch_population``); how many it leaves out, and why,
-    is stored on the job's result as ``skipped`` when it starts.
+    A job looks at the active patients it names (a facility's, a list's, or all); each chunk scores those of
+    them at risk and counts the others (``batch_chunk_score``).
     """
     chunk_size = settings.PREDICTION_BATCH_CHUNK_SIZE
     model = registry.active_model()
@@ -320,7 +320,15 @@ def batch_job_start(*, job_id: str, now: dt.datetime | None = None) -> list[list
     if not claimed:
         return []
     job = BatchJob.objects.get(pk=job_id)
-    ids, skipped = batch_population(job=job, now=now or timezone.now())
+    patients = Patient.objects.all()
+    if job.patient_ids is not None:
+        patients = patients.filter(pk__in=job.patient_ids)
+    if job.facility_id is not None:
+        patients = patients.filter(facility_id=job.facility_id)
+    ids = list(patients.filter(status=Patient.Status.ACTIVE).order_by("pk").values_list("pk", flat=True))
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    if job.patient_ids is not None:  # asked for by id: say which were not scored
+        skipped["not_active"] = patients.exclude(status=Patient.Status.ACTIVE).count()
     chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
     BatchJob.objects.filter(pk=job_id).update(total=len(ids), chunks_total=len(chunks), result={"skipped": skipped})
     if not chunks:
@@ -328,66 +336,59 @@ def batch_job_start(*, job_id: str, now: dt.datetime | None = None) -> list[list
     return chunks
 
 
+# Why a batch leaves a patient out: asked for by id but died, transferred out or stopped; more than 28 days
+# past due (a patient to trace, not to score); no appointment yet to predict.
 SKIP_REASONS = ("not_active", "interrupted", "no_booking_visit")
 
 
-def batch_population(*, job: BatchJob, now: dt.datetime) -> tuple[list[int], dict[str, int]]:
-    """The job's patients who are at risk at ``now`` (active, booked, in care or late), and the others by reason.
-
-    ``not_active``: asked for by id but died, transferred out or stopped (a facility's or a full job's
-    population is its active patients); ``interrupted``: more than 28 days past due, a patient to trace,
-    not to score; ``no_booking_visit``: no appointment yet to predict.
-    """
-    timeline, table = selectors.record_of(patient_ids=job.patient_ids, facility_id=job.facility_id)
-    asked = table.facility_id == job.facility_id if job.facility_id is not None else np.ones(len(table.id), bool)
-    active = table.id[asked & (table.status == STATUS_CODES["active"])]
-    schedules = schedules_of(timeline=timeline, patient_ids=active, now=int(now.timestamp()))
+def _at_risk(timeline: Timeline, table: PatientTable, *, now: dt.datetime) -> tuple[np.ndarray, dict[str, int]]:
+    """Which active patients of ``table`` are at risk at ``now`` (booked, in care or late), and the others by reason."""
+    schedules = schedules_of(timeline=timeline, patient_ids=table.id, now=int(now.timestamp()))
     today = int(day_of(timezone.localdate(now)))
-    at_risk = schedules.at_risk(today)
     booked = ~np.isnan(schedules.due)
     skipped = {
-        "not_active": int(asked.sum()) - len(active) if job.patient_ids is not None else 0,
         "interrupted": int((booked & (schedules.states(today) == INTERRUPTED)).sum()),
         "no_booking_visit": int((~booked).sum()),
     }
-    return active[at_risk].tolist(), skipped
+    return schedules.at_risk(today), skipped
 
 
 def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int], now: dt.datetime | None = None) -> int:
-    """Score one chunk and store it whole or not at all; a redelivered chunk is not scored twice."""
+    """Score one chunk's at-risk patients and store them whole or not at all; a redelivered chunk is not scored
+    twice. ``done`` counts the chunk's patients, scored or skipped; the skipped ones are counted by reason."""
     job = BatchJob.objects.get(pk=job_id)
     if job.status != BatchJob.Status.RUNNING:
         return 0
     model = registry.active_model()
     started = time.perf_counter()
+    now = now or timezone.now()
     timeline, table = selectors.record_of(patient_ids=patient_ids)
-    scored = _score_patients(model, timeline, table, now=now or timezone.now())
+    at_risk, skipped = _at_risk(timeline, table, now=now)
+    scored = _score_patients(model, timeline, table.take(at_risk), now=now) if at_risk.any() else None
+    first = int(min(patient_ids))
     with transaction.atomic():
-        # The job row's lock serialises two deliveries of the same chunk: the second sees the first's rows.
-        BatchJob.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).get()
-        if _chunk_stored(scored, job_id=job_id):
+        # The job row's lock serialises two deliveries of the same chunk: the second sees the first's mark.
+        locked = BatchJob.objects.select_for_update().only("result", "chunks_stored").get(pk=job_id)
+        if first in locked.chunks_stored:
             return 0
-        _store(scored, job=job)
-        BatchJob.objects.filter(pk=job_id).update(done=F("done") + len(scored), chunks_done=F("chunks_done") + 1)
-    for level, count in Counter(scored.scored.risk_levels.tolist()).items():
+        if scored is not None:
+            _store(scored, job=job)
+        counts = locked.result.get("skipped", {})
+        result = {**locked.result, "skipped": {**counts, **{k: counts.get(k, 0) + n for k, n in skipped.items()}}}
+        BatchJob.objects.filter(pk=job_id).update(
+            done=F("done") + len(table.id),
+            chunks_done=F("chunks_done") + 1,
+            result=result,
+            chunks_stored=[*locked.chunks_stored, first],
+        )
+    levels = scored.scored.risk_levels.tolist() if scored is not None else []
+    for level, count in Counter(levels).items():
         PREDICTIONS.labels(risk_level=level, mode="batch").inc(count)
     PREDICTION_DURATION.labels(mode="batch").observe(time.perf_counter() - started)
     job.refresh_from_db(fields=["chunks_done", "chunks_total"])
     if job.chunks_done >= job.chunks_total:
         _batch_job_finish(job_id)
-    return len(scored)
-
-
-def _chunk_stored(scored: _ScoredPatients, *, job_id: str) -> bool:
-    """Whether an earlier delivery stored this chunk: a chunk is stored whole or not at all, so one patient tells.
-
-    Asking about every patient of the chunk scanned all of the job's rows so far (0.1 s by the last chunks of a
-    100,000-patient job), under the job row's lock; one patient is one index probe.
-    """
-    if not len(scored):
-        return False
-    first = int(scored.patient_ids[0])
-    return Prediction.objects.filter(patient_id=first, batch_job_id=uuid.UUID(str(job_id))).exists()
+    return len(levels)
 
 
 def _batch_job_finish(job_id: str) -> None:
@@ -404,7 +405,7 @@ def batch_job_run_inline(*, job: BatchJob, now: dt.datetime | None = None) -> Ba
 
     ``now`` is the moment the job scores as of (default: the time each step runs).
     """
-    for chunk in batch_job_start(job_id=str(job.pk), now=now):
+    for chunk in batch_job_start(job_id=str(job.pk)):
         batch_chunk_score(job_id=str(job.pk), patient_ids=chunk, now=now)
     job.refresh_from_db()
     return job

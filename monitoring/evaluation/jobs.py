@@ -151,11 +151,12 @@ def score_all() -> JobResult:
         job = predictions_score_all()
     except ModelUnavailable as exc:
         return JobResult(f"nothing scored: {exc}")
-    figures = {"job": str(job.pk), "status": job.status, "scored": job.done, **job.result}
     if job.status != BatchJob.Status.SUCCEEDED:
         raise RuntimeError(f"score_all batch job {job.pk} ended {job.status}: {job.error}")
+    scored = sum(job.result.get("risk_levels", {}).values())
+    figures = {"job": str(job.pk), "status": job.status, "active": job.total, "scored": scored, **job.result}
     skipped = ", ".join(f"{reason} {n}" for reason, n in job.result.get("skipped", {}).items() if n)
-    return JobResult(f"scored {job.done} at-risk patients; skipped: {skipped or 'none'}", figures)
+    return JobResult(f"scored {scored} at-risk patients of {job.total} active; skipped: {skipped or 'none'}", figures)
 
 
 def system() -> JobResult:

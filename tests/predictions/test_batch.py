@@ -47,12 +47,13 @@ def test_a_batch_job_scores_a_facility_in_chunks_through_a_real_worker(settings,
     response = api.post(BATCH, {"facility": facility.code}, format="json")
     assert response.status_code == 202, response.content
     job = _wait_for(response.json()["job_id"])
-    active = len(_at_risk(facility))
+    active = Patient.objects.filter(facility=facility, status="active").count()
+    at_risk = len(_at_risk(facility))
     assert (job.status, job.error) == (BatchJob.Status.SUCCEEDED, "")
-    assert job.total == job.done == active
+    assert job.total == job.done == active > at_risk
     assert job.chunks_total == job.chunks_done == -(-active // 20) > 1
-    assert Prediction.objects.filter(batch_job=job).count() == active
-    assert sum(job.result["risk_levels"].values()) == active
+    assert Prediction.objects.filter(batch_job=job).count() == at_risk
+    assert sum(job.result["risk_levels"].values()) == at_risk == active - sum(job.result["skipped"].values())
     body = api.get(f"/api/v1/jobs/{job.pk}/").json()
     assert (body["status"], body["progress"], body["facility"]) == ("succeeded", 1.0, facility.code)
 
@@ -104,8 +105,10 @@ def test_chunks_run_in_the_service_store_every_at_risk_patient_once(settings, tr
     assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunks[0]) == 0  # finished: nothing rescored
     job.refresh_from_db()
     at_risk = _at_risk(cohort[1])
-    assert (job.status, job.done, job.chunks_done) == ("succeeded", len(at_risk), len(chunks))
+    active = Patient.objects.filter(facility=cohort[1], status="active").count()
+    assert (job.status, job.done, job.chunks_done) == ("succeeded", active, len(chunks))
     assert set(Prediction.objects.filter(batch_job=job).values_list("patient_id", flat=True)) == at_risk
+    assert job.result["skipped"]["interrupted"] + job.result["skipped"]["no_booking_visit"] == active - len(at_risk)
     stored = Prediction.objects.filter(batch_job=job, appointment_date__isnull=False).first()
     assert set(stored.features) == set(FEATURES) and stored.factors[0]["description"]
     assert stored.observation_stamp is not None and stored.outcome == "pending"
@@ -134,7 +137,7 @@ def test_a_batch_skips_the_patients_not_at_risk_and_counts_them_by_reason(traine
     dead = Patient.objects.exclude(status="active").order_by("pk").first()
     asked = [*sorted(at_risk)[:5], *interrupted_or_unbooked[:7], dead.pk]
     job = services.batch_job_run_inline(job=services.batch_job_create(created_by=clinician, patient_ids=asked))
-    assert (job.status, job.total, job.done) == ("succeeded", 5, 5)
+    assert (job.status, job.total, job.done) == ("succeeded", 12, 12)
     skipped = job.result["skipped"]
     assert skipped["not_active"] == 1 and skipped["interrupted"] + skipped["no_booking_visit"] == 7
     assert skipped["interrupted"] > 0
@@ -148,8 +151,24 @@ def test_a_redelivered_chunk_is_not_stored_twice(settings, trained, cohort, clin
     (chunk,) = services.batch_job_start(job_id=str(job.pk))
     BatchJob.objects.filter(pk=job.pk).update(chunks_total=2)  # keep it running after the first delivery
     first = services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+    counted = BatchJob.objects.get(pk=job.pk)
     assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
     assert Prediction.objects.filter(batch_job=job).count() == first
+    again = BatchJob.objects.get(pk=job.pk)
+    assert (again.done, again.chunks_done, again.result) == (counted.done, 1, counted.result)
+
+
+def test_a_redelivered_chunk_with_no_patient_at_risk_is_not_counted_twice(trained, cohort, clinician):
+    active = set(Patient.objects.filter(status="active").values_list("pk", flat=True))
+    lost = sorted(active - _at_risk(cohort[0]) - _at_risk(cohort[1]))[:3]
+    job = services.batch_job_create(created_by=clinician, patient_ids=lost)
+    (chunk,) = services.batch_job_start(job_id=str(job.pk))
+    BatchJob.objects.filter(pk=job.pk).update(chunks_total=2)  # keep it running after the first delivery
+    assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
+    assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
+    job.refresh_from_db()
+    assert (job.done, job.chunks_done, sum(job.result["skipped"].values())) == (3, 1, 3)
+    assert not Prediction.objects.filter(batch_job=job).exists()
 
 
 def test_a_batch_prediction_stamps_its_patients_newest_observation_to_the_microsecond(trained, cohort, clinician):
