@@ -306,6 +306,11 @@ def batch_jobs_fail_stale(*, now: dt.datetime | None = None) -> int:
     )
 
 
+# Why a batch leaves a patient out: asked for by id but died, transferred out or stopped; more than 28 days
+# past due (a patient to trace, not to score); no appointment yet to predict.
+SKIP_REASONS = ("not_active", "interrupted", "no_booking_visit")
+
+
 def batch_job_start(*, job_id: str) -> list[list[int]]:
     """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids.
 
@@ -334,11 +339,6 @@ def batch_job_start(*, job_id: str) -> list[list[int]]:
     if not chunks:
         _batch_job_finish(job_id)
     return chunks
-
-
-# Why a batch leaves a patient out: asked for by id but died, transferred out or stopped; more than 28 days
-# past due (a patient to trace, not to score); no appointment yet to predict.
-SKIP_REASONS = ("not_active", "interrupted", "no_booking_visit")
 
 
 def _at_risk(timeline: Timeline, table: PatientTable, *, now: dt.datetime) -> tuple[np.ndarray, dict[str, int]]:
