@@ -1,4 +1,4 @@
-"""Batch scoring of every active patient, from the database to stored predictions.
+"""Batch scoring of every at-risk patient, from the database to stored predictions.
 
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python -m bench.bench_batch \\
         [--patients 100000] [--sample 200] [--workers 2] [--runs 3]
@@ -138,6 +138,7 @@ def main() -> None:
         "observations_read": Observation.objects.filter(patient__in=active, concept__in=CONCEPT_CODES).count(),
     }
     result["in_process"] = in_process()
+    result["at_risk_patients"] = result["in_process"]["patients"]  # what a job scores: active, booked, not lost
     if args.workers:
         result["celery"] = through_workers(args.workers, args.runs)
     # The figure that counts is the API's path, through Celery, when it was measured.

@@ -173,7 +173,9 @@ def parts(patient: Patient) -> dict:
     rows = features()
     # A country's model knows thousands of facilities; serving prepares their statistics once per version.
     country = FacilityStats.of({"facilities": {str(f): {"iit_rate": 0.1, "mean_days_late": 5.0} for f in range(3000)}})
-    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, registry.tier_overrides())
+    cutoffs = tiers.cutoff_matrix(
+        model.tier_cutoffs, table.facility_id, registry.tier_overrides(), model.facility_tier_cutoffs
+    )
     frame = pd.DataFrame(rows.matrix, columns=FEATURES)
     classifier = xgb.XGBClassifier()
     classifier.load_model(registry.artifact_path(model.record.artifact_path))

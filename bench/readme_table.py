@@ -66,7 +66,7 @@ def _prediction(r: dict) -> list[Row]:
 def _batch(r: dict) -> list[Row]:
     return [
         (
-            f"batch scoring of {r['active_patients']:,} active patients (`bench_batch`, {r['batch_path']})",
+            f"batch scoring of {r['at_risk_patients']:,} at-risk patients (`bench_batch`, {r['batch_path']})",
             f"{r['batch_seconds']} s",
             f"one by one, extrapolated: {r['one_by_one']['extrapolated_seconds']} s",
             f"{r['speedup_vs_one_by_one']}x (≤ {r['target_seconds']} s)",

@@ -277,6 +277,8 @@ PREDICTION_CACHE_TIMEOUT = env_int("PREDICTION_CACHE_TIMEOUT", 24 * 3600, minimu
 MODEL_VERSION_CHECK_SECONDS = env_float("MODEL_VERSION_CHECK_SECONDS", 5.0, minimum=0)
 # Patients per batch-scoring task: each chunk is one Celery task and one transaction.
 PREDICTION_BATCH_CHUNK_SIZE = env_int("PREDICTION_BATCH_CHUNK_SIZE", 5000, minimum=1)
+# A facility with fewer at-risk patients at training takes the version's global tier cut-offs.
+TIER_MIN_FACILITY_PATIENTS = env_int("TIER_MIN_FACILITY_PATIENTS", 200, minimum=1)
 
 # --- Monitoring -----------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")
@@ -307,7 +309,6 @@ LOGGING = logging_config(
 MONITORING_AUC_WINDOW_DAYS = env_int("MONITORING_AUC_WINDOW_DAYS", 28, minimum=1)
 MONITORING_AUC_MIN_EVENTS = env_int("MONITORING_AUC_MIN_EVENTS", 50, minimum=2)
 MONITORING_AUC_SEGMENT_MIN_EVENTS = env_int("MONITORING_AUC_SEGMENT_MIN_EVENTS", 20, minimum=2)
-MONITORING_DRIFT_WINDOW_DAYS = env_int("MONITORING_DRIFT_WINDOW_DAYS", 7, minimum=1)
 MONITORING_DRIFT_MIN_ROWS = env_int("MONITORING_DRIFT_MIN_ROWS", 500, minimum=1)
 # Rates and P95s of the system job are over this trailing window (PromQL's rate(...[5m])).
 MONITORING_RATE_WINDOW_SECONDS = env_int("MONITORING_RATE_WINDOW_SECONDS", 300, minimum=30)

@@ -78,6 +78,10 @@ class DriftEvaluation(models.Model):
     evaluated_at = models.DateTimeField()
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()
+    # The full score_all snapshot compared (its predictions are the window; start and end are its run).
+    snapshot = models.ForeignKey(
+        "predictions.BatchJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     status = models.CharField(max_length=24, choices=Status.choices)
     n_rows = models.PositiveIntegerField(default=0)
     window_drifted = models.BooleanField(default=False)  # this window's verdict alone

@@ -50,6 +50,10 @@ class Schedules:
         code = (overdue > 0).astype(np.int64) + (overdue > IIT_GRACE_DAYS)
         return np.array(CARE_STATES, dtype=object)[code]
 
+    def at_risk(self, today: int) -> np.ndarray:
+        """Whether each patient is one a prediction is for on ``today``: booked, and in care or late."""
+        return ~np.isnan(self.due) & np.isin(self.states(today), AT_RISK)
+
 
 def schedules_of(*, timeline: Timeline, patient_ids: np.ndarray, now: int) -> Schedules:
     """Each patient's open appointment as the record shows it at ``now`` (epoch seconds)."""

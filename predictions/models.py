@@ -27,8 +27,10 @@ class ModelVersion(models.Model):
     validation_window_start = models.DateField(null=True, blank=True)
     validation_window_end = models.DateField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
-    # {"medium": p, "high": p, "very_high": p}: lowest score of each tier (predictions.tiers).
+    # {"medium": p, "high": p, "very_high": p}: lowest score of each tier (predictions.tiers), over all facilities.
     tier_cutoffs = models.JSONField(default=dict)
+    # {"<facility id>": {"medium": p, ...}}: a facility's own cut-offs, where it had enough at-risk patients.
+    facility_tier_cutoffs = models.JSONField(default=dict, blank=True)
     # Frozen at training for drift: per-feature bins, category frequencies, score deciles.
     reference_profile = models.JSONField(default=dict, blank=True)
     feature_importance = models.JSONField(default=dict, blank=True)
@@ -92,6 +94,8 @@ class BatchJob(models.Model):
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
     result = models.JSONField(default=dict, blank=True)
+    # The first patient id of each chunk stored: a redelivered chunk is recognised, at-risk patients in it or not.
+    chunks_stored = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -1,8 +1,9 @@
 """The reference profile frozen on a ModelVersion at training, for drift monitoring.
 
 Built from what serving would have scored at the training date: one row per
-active patient as of their last booking visit (``training.reference_rows``),
-the same unit as the drift window (each patient's latest prediction).  Values
+at-risk patient (active, booked, in care or late) as of their last booking
+visit (``training.reference_rows``), the population and unit of the drift
+window (the latest full ``score_all`` snapshot).  Values
 are rounded exactly as a stored Prediction's ``features`` are (``FeatureRows.row_dicts``),
 so a live value never falls outside a reference bin through rounding alone.
 Stored as ``ModelVersion.reference_profile``.  Exact JSON structure::

@@ -51,6 +51,7 @@ class LoadedModel:
     booster: xgb.Booster
     margin_offset: float
     tier_cutoffs: dict
+    facility_tier_cutoffs: dict[int, dict]  # the version's own cut-offs per facility id (tiers.cutoff_matrix)
     facility_stats: FacilityStats
     record: ModelVersion  # the row itself, so a new Prediction needs no query to name its version
 
@@ -98,6 +99,7 @@ def artifact_load(version: ModelVersion) -> LoadedModel:
         booster=booster,
         margin_offset=float(params.get("margin_offset", 0.0)),
         tier_cutoffs=dict(version.tier_cutoffs),
+        facility_tier_cutoffs={int(key): dict(cut) for key, cut in (version.facility_tier_cutoffs or {}).items()},
         facility_stats=FacilityStats.of(params.get("facility_stats", {})),
         record=version,
     )

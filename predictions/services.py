@@ -32,12 +32,21 @@ from patients.services import audit_store
 from predictions import registry, selectors, tiers
 from predictions.care import INTERRUPTED, schedules_of
 from predictions.features import FEATURES, FeatureRows, compute_features, last_booking_day, scoring_moments
-from predictions.labels import resolve_outcomes
+from predictions.labels import IIT, resolve_outcomes
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import reference_profile
 from predictions.scoring import Scored, score
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of, group_starts
-from predictions.training import TrainedModel, probabilities, reference_rows, train, training_set
+from predictions.training import (
+    ACTIVATION_AUC_TOLERANCE,
+    TrainedModel,
+    probabilities,
+    recent_resolved,
+    reference_rows,
+    roc_auc_on,
+    train,
+    training_set,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +263,7 @@ def _score_patients(
         timeline=timeline, patients=table, patient_ids=table.id, as_of=moments, facility_stats=model.facility_stats
     )
     overrides = registry.tier_overrides() if overrides is None else overrides
-    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, overrides)
+    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, table.facility_id, overrides, model.facility_tier_cutoffs)
     scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(seconds=int(m)) for m in moments.tolist()]
     stamps = _observation_stamps(timeline, table.id)
@@ -329,8 +338,17 @@ def batch_jobs_fail_stale(*, now: dt.datetime | None = None) -> int:
     )
 
 
+# Why a batch leaves a patient out: asked for by id but died, transferred out or stopped; more than 28 days
+# past due (a patient to trace, not to score); no appointment yet to predict.
+SKIP_REASONS = ("not_active", "interrupted", "no_booking_visit")
+
+
 def batch_job_start(*, job_id: str) -> list[list[int]]:
-    """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids."""
+    """Claim a pending job (exactly one worker wins), size it, and return its chunks of patient ids.
+
+    A job looks at the active patients it names (a facility's, a list's, or all); each chunk scores those of
+    them at risk and counts the others (``batch_chunk_score``).
+    """
     chunk_size = settings.PREDICTION_BATCH_CHUNK_SIZE
     model = registry.active_model()
     claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.PENDING).update(
@@ -339,70 +357,100 @@ def batch_job_start(*, job_id: str) -> list[list[int]]:
     if not claimed:
         return []
     job = BatchJob.objects.get(pk=job_id)
-    patients = Patient.objects.filter(status=Patient.Status.ACTIVE)
+    patients = Patient.objects.all()
     if job.patient_ids is not None:
         patients = patients.filter(pk__in=job.patient_ids)
     if job.facility_id is not None:
         patients = patients.filter(facility_id=job.facility_id)
-    ids = list(patients.order_by("pk").values_list("pk", flat=True))
+    ids = list(patients.filter(status=Patient.Status.ACTIVE).order_by("pk").values_list("pk", flat=True))
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    if job.patient_ids is not None:  # asked for by id: say which were not scored
+        skipped["not_active"] = patients.exclude(status=Patient.Status.ACTIVE).count()
     chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
-    BatchJob.objects.filter(pk=job_id).update(total=len(ids), chunks_total=len(chunks))
+    BatchJob.objects.filter(pk=job_id).update(total=len(ids), chunks_total=len(chunks), result={"skipped": skipped})
     if not chunks:
         _batch_job_finish(job_id)
     return chunks
 
 
-def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int]) -> int:
-    """Score one chunk and store it whole or not at all; a redelivered chunk is not scored twice."""
+def _at_risk(timeline: Timeline, table: PatientTable, *, now: dt.datetime) -> tuple[np.ndarray, dict[str, int]]:
+    """Which active patients of ``table`` are at risk at ``now`` (booked, in care or late), and the others by reason."""
+    schedules = schedules_of(timeline=timeline, patient_ids=table.id, now=int(now.timestamp()))
+    today = int(day_of(timezone.localdate(now)))
+    booked = ~np.isnan(schedules.due)
+    skipped = {
+        "interrupted": int((booked & (schedules.states(today) == INTERRUPTED)).sum()),
+        "no_booking_visit": int((~booked).sum()),
+    }
+    return schedules.at_risk(today), skipped
+
+
+def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int], now: dt.datetime | None = None) -> int:
+    """Score one chunk's at-risk patients and store them whole or not at all; a redelivered chunk is not scored
+    twice. ``done`` counts the chunk's patients, scored or skipped; the skipped ones are counted by reason."""
     job = BatchJob.objects.get(pk=job_id)
     if job.status != BatchJob.Status.RUNNING:
         return 0
     model = registry.active_model()
     started = time.perf_counter()
+    now = now or timezone.now()
     timeline, table = selectors.record_of(patient_ids=patient_ids)
-    scored = _score_patients(model, timeline, table, now=timezone.now())
+    at_risk, skipped = _at_risk(timeline, table, now=now)
+    scored = _score_patients(model, timeline, table.take(at_risk), now=now) if at_risk.any() else None
+    first = int(min(patient_ids))
     with transaction.atomic():
-        # The job row's lock serialises two deliveries of the same chunk: the second sees the first's rows.
-        BatchJob.objects.select_for_update().filter(pk=job_id).values_list("pk", flat=True).get()
-        if _chunk_stored(scored, job_id=job_id):
+        # The job row's lock serialises two deliveries of the same chunk: the second sees the first's mark.
+        locked = BatchJob.objects.select_for_update().only("result", "chunks_stored").get(pk=job_id)
+        if first in locked.chunks_stored:
             return 0
-        _store(scored, job=job)
-        BatchJob.objects.filter(pk=job_id).update(done=F("done") + len(scored), chunks_done=F("chunks_done") + 1)
-    for level, count in Counter(scored.scored.risk_levels.tolist()).items():
+        if scored is not None:
+            _store(scored, job=job)
+        counts = locked.result.get("skipped", {})
+        result = {**locked.result, "skipped": {**counts, **{k: counts.get(k, 0) + n for k, n in skipped.items()}}}
+        BatchJob.objects.filter(pk=job_id).update(
+            done=F("done") + len(table.id),
+            chunks_done=F("chunks_done") + 1,
+            result=result,
+            chunks_stored=[*locked.chunks_stored, first],
+        )
+    levels = scored.scored.risk_levels.tolist() if scored is not None else []
+    for level, count in Counter(levels).items():
         PREDICTIONS.labels(risk_level=level, mode="batch").inc(count)
     PREDICTION_DURATION.labels(mode="batch").observe(time.perf_counter() - started)
     job.refresh_from_db(fields=["chunks_done", "chunks_total"])
     if job.chunks_done >= job.chunks_total:
         _batch_job_finish(job_id)
-    return len(scored)
-
-
-def _chunk_stored(scored: _ScoredPatients, *, job_id: str) -> bool:
-    """Whether an earlier delivery stored this chunk: a chunk is stored whole or not at all, so one patient tells.
-
-    Asking about every patient of the chunk scanned all of the job's rows so far (0.1 s by the last chunks of a
-    100,000-patient job), under the job row's lock; one patient is one index probe.
-    """
-    if not len(scored):
-        return False
-    first = int(scored.patient_ids[0])
-    return Prediction.objects.filter(patient_id=first, batch_job_id=uuid.UUID(str(job_id))).exists()
+    return len(levels)
 
 
 def _batch_job_finish(job_id: str) -> None:
     rows = Prediction.objects.filter(batch_job_id=uuid.UUID(str(job_id))).values("risk_level").annotate(n=Count("id"))
     counts = {row["risk_level"]: row["n"] for row in rows.order_by()}
+    started = BatchJob.objects.filter(pk=job_id).values_list("result", flat=True).get()  # the skipped counts
     BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.RUNNING).update(
-        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={"risk_levels": counts}
+        status=BatchJob.Status.SUCCEEDED, finished_at=timezone.now(), result={**started, "risk_levels": counts}
     )
 
 
-def batch_job_run_inline(*, job: BatchJob) -> BatchJob:
-    """Run a pending job's chunks in this process (the demo's first scoring; tests), not through Celery."""
+def batch_job_run_inline(*, job: BatchJob, now: dt.datetime | None = None) -> BatchJob:
+    """Run a pending job's chunks in this process (score_all, the demo's first scoring, tests), not through Celery.
+
+    ``now`` is the moment the job scores as of (default: the time each step runs).
+    """
     for chunk in batch_job_start(job_id=str(job.pk)):
-        batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+        batch_chunk_score(job_id=str(job.pk), patient_ids=chunk, now=now)
     job.refresh_from_db()
     return job
+
+
+def predictions_score_all(*, now: dt.datetime | None = None) -> BatchJob:
+    """Score every at-risk patient with the active version, through the batch path, in this process.
+
+    The nightly snapshot the drift job compares with the version's reference (the same population at
+    training). Raises registry.ModelUnavailable, before any job is recorded, when there is no model to serve.
+    """
+    registry.active_model()
+    return batch_job_run_inline(job=BatchJob.objects.create(), now=now)
 
 
 def batch_job_fail(*, job_id: str, error: str) -> None:
@@ -463,16 +511,116 @@ def prediction_outcomes_resolve(*, as_of: dt.date | None = None) -> dict:
 # --- training -----------------------------------------------------------------------------
 
 
-def model_train(*, as_of: dt.date | None = None, activate: bool = False, progress: bool = False) -> ModelVersion:
-    """Train on everything in the database as of a date and register the version (optionally active)."""
+def model_train(
+    *, as_of: dt.date | None = None, activate: bool = False, force: bool = False, progress: bool = False
+) -> ModelVersion:
+    """Train on everything in the database as of a date and register the version.
+
+    ``activate`` promotes it through the activation check (``model_version_promote``; ``force`` overrides
+    it): a refused candidate stays registered, inactive, and ActivationRefused says why.
+    """
     as_of = as_of or timezone.now().date()
     timeline, table = selectors.record_of()
     data = training_set(timeline=timeline, patients=table, as_of=as_of)
     trained = train(data, progress=progress)
     version = model_version_register(trained=trained, as_of=as_of, timeline=timeline, patients=table)
     if activate:
-        version = registry.version_activate(version=version)
+        version, _ = model_version_promote(version=version, force=force)
     return version
+
+
+class ActivationRefused(Conflict):
+    """The candidate's ROC-AUC is lower than the active version's by more than the tolerance (``check``: both)."""
+
+    code = "activation_refused"
+
+    def __init__(self, check: ActivationCheck) -> None:
+        super().__init__(f"not activated: {check}")
+        self.check = check
+
+
+@dataclass(frozen=True)
+class ActivationCheck:
+    """A candidate and the active version scored on the same most recent resolved appointments."""
+
+    candidate: str
+    active: str
+    n: int  # appointments compared
+    n_events: int  # of them interruptions
+    candidate_auc: float  # NaN when the appointments hold one class only
+    active_auc: float  # NaN when the active version cannot be loaded
+    window: tuple[dt.date, dt.date] | None  # their scheduled dates
+
+    @property
+    def allowed(self) -> bool:
+        """Activation passes unless the candidate is more than the tolerance lower, or cannot be compared."""
+        if self.active_auc != self.active_auc:
+            return True  # a broken active version must not block its replacement
+        if self.candidate_auc != self.candidate_auc:
+            return False
+        return self.candidate_auc >= self.active_auc - ACTIVATION_AUC_TOLERANCE
+
+    def __str__(self) -> str:
+        where = f"{self.window[0]}..{self.window[1]}" if self.window else "none"
+        return (
+            f"candidate {self.candidate} ROC-AUC {self.candidate_auc:.3f}, active {self.active} ROC-AUC "
+            f"{self.active_auc:.3f}, on the same {self.n} resolved appointments ({self.n_events} interruptions, "
+            f"scheduled {where}); a candidate may be at most {ACTIVATION_AUC_TOLERANCE} lower"
+        )
+
+
+def model_version_check(*, candidate: ModelVersion, as_of: dt.date | None = None) -> ActivationCheck | None:
+    """Score ``candidate`` and the active version on the most recent appointments resolved by ``as_of``
+    (default today) that neither trained on; None when no other version is active.
+
+    Raises registry.ModelUnavailable when the candidate's artifact cannot be loaded.
+    """
+    active = ModelVersion.objects.filter(is_active=True).exclude(pk=candidate.pk).first()
+    if active is None:
+        return None
+    mine = registry.artifact_load(candidate)
+    after = max(candidate.training_window_end, active.training_window_end)
+    timeline, table = selectors.record_of()
+    labels = recent_resolved(timeline=timeline, patients=table, as_of=as_of or timezone.localdate(), after=after)
+    if labels.empty:
+        return ActivationCheck(candidate.version, active.version, 0, 0, float("nan"), float("nan"), None)
+
+    def auc_of(model: registry.LoadedModel) -> float:
+        return roc_auc_on(
+            booster=model.booster,
+            margin_offset=model.margin_offset,
+            facility_stats=model.facility_stats,
+            labels=labels,
+            timeline=timeline,
+            patients=table,
+        )
+
+    try:
+        theirs = auc_of(registry.artifact_load(active))
+    except registry.ModelUnavailable:
+        theirs = float("nan")
+    window = (labels["scheduled"].min().date(), labels["scheduled"].max().date())
+    events = int((labels["label"] == IIT).sum())
+    return ActivationCheck(candidate.version, active.version, len(labels), events, auc_of(mine), theirs, window)
+
+
+def model_version_promote(
+    *, version: ModelVersion, force: bool = False, as_of: dt.date | None = None
+) -> tuple[ModelVersion, ActivationCheck | None]:
+    """Make ``version`` the active one if it scores no worse than the active version (``model_version_check``).
+
+    ``force`` activates it whatever the check says (the check still runs when it can, for the record).
+    Raises ActivationRefused, leaving the active version as it is, when the check fails.
+    """
+    try:
+        check = model_version_check(candidate=version, as_of=as_of)
+    except registry.ModelUnavailable:
+        if not force:
+            raise
+        check = None
+    if check is not None and not check.allowed and not force:
+        raise ActivationRefused(check)
+    return registry.version_activate(version=version), check
 
 
 def model_version_register(
@@ -483,10 +631,15 @@ def model_version_register(
     data = trained.training
     scheduled = data.labels["scheduled"]
     reference = reference_rows(timeline=timeline, patients=patients, as_of=as_of, facility_stats=data.facility_stats)
-    scores = probabilities(trained.booster, reference.matrix.astype(np.float32), trained.margin_offset)
-    profile = reference_profile(
-        matrix=reference.matrix, scores=scores, risk_levels=tiers.levels(scores, tiers.cutoff_row(trained.tier_cutoffs))
+    scores = probabilities(trained.booster, reference.rows.matrix.astype(np.float32), trained.margin_offset)
+    # The at-risk population sets the tiers; a cohort with none yet (all history, no one booked) falls back
+    # to the validation scores, so a version always has cut-offs.
+    cutoffs = tiers.cutoffs_from(scores if len(scores) else trained.validation_scores)
+    per_facility = tiers.facility_cutoffs(
+        scores, reference.facility_ids, min_patients=settings.TIER_MIN_FACILITY_PATIENTS
     )
+    matrix = tiers.cutoff_matrix(cutoffs, reference.facility_ids, {}, {int(k): v for k, v in per_facility.items()})
+    profile = reference_profile(matrix=reference.rows.matrix, scores=scores, risk_levels=tiers.levels(scores, matrix))
     split = _date(data.split_day)
     assert split is not None  # training refuses a cohort with no validation period
     return ModelVersion.objects.create(
@@ -501,7 +654,8 @@ def model_version_register(
         validation_window_start=split,
         validation_window_end=scheduled[data.is_validation].max().date(),
         metrics=trained.metrics,
-        tier_cutoffs=trained.tier_cutoffs,
+        tier_cutoffs=cutoffs,
+        facility_tier_cutoffs=per_facility,
         reference_profile=profile,
         feature_importance=_importance(trained),
     )
@@ -542,7 +696,8 @@ def predictions_backfill(*, weeks: int) -> dict:
         timeline=timeline, patients=table, patient_ids=pid, as_of=(day + 1) * DAY, facility_stats=model.facility_stats
     )
     facility = table.facility_id[table.rows_of(pid)]
-    scored = score(model, rows, tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides()))
+    cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides(), model.facility_tier_cutoffs)
+    scored = score(model, rows, cutoffs)
     as_of = [_EPOCH + dt.timedelta(days=int(d) + 1) for d in day.tolist()]
     stamps: list[dt.datetime | None] = [None] * len(pid)
     batch = _ScoredPatients(model, pid, facility, rows, scored, stamps, as_of)

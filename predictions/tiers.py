@@ -2,11 +2,16 @@
 
 A tier's cut-off is the lowest score it holds, and a score is in the highest
 tier whose cut-off it reaches (``low`` has none: it is every score below
-``medium``'s).  A version's cut-offs are workload quotas of its validation
-scores (``cutoffs_from``): the top 10% are very high, the next 15% high, the
-next 25% medium.  Staff may override them per facility (``FacilityTierCutoffs``,
-whose columns are named after ``CUT_TIERS``); serving scores each row with
-its facility's cut-offs (``cutoff_matrix``, then ``levels``).
+``medium``'s).  Cut-offs are workload quotas (``QUOTAS``, ``cutoffs_from``):
+the top 10% are very high, the next 15% high, the next 25% medium, of the
+patients a version was made for: its at-risk patients at training, scored as
+serving scores them.  Each facility with at least
+``TIER_MIN_FACILITY_PATIENTS`` of them gets its own quotas
+(``facility_cutoffs``); smaller facilities, and facilities new since training,
+take the version's global ones.  Staff may override them per facility
+(``FacilityTierCutoffs``, whose columns are named after ``CUT_TIERS``), and an
+override wins; serving scores each row with its facility's cut-offs
+(``cutoff_matrix``, then ``levels``).
 """
 
 from __future__ import annotations
@@ -32,8 +37,18 @@ QUOTAS = {RiskLevel.VERY_HIGH.value: 0.10, RiskLevel.HIGH.value: 0.25, RiskLevel
 
 
 def cutoffs_from(scores: np.ndarray) -> dict[str, float]:
-    """The lowest score of each tier with a cut-off, from the validation scores' quantiles."""
+    """The lowest score of each tier with a cut-off: the quantiles of ``scores`` that meet the quotas."""
     return {tier: round(float(np.quantile(scores, 1 - QUOTAS[tier])), 6) for tier in CUT_TIERS}
+
+
+def facility_cutoffs(scores: np.ndarray, facility_ids: np.ndarray, *, min_patients: int) -> dict[str, dict]:
+    """Each facility's own cut-offs (keyed by its id as text, for JSON), for facilities with ``min_patients`` scores."""
+    ids, counts = np.unique(facility_ids, return_counts=True)
+    return {
+        str(facility): cutoffs_from(scores[facility_ids == facility])
+        for facility, n in zip(ids.tolist(), counts.tolist(), strict=True)
+        if n >= min_patients
+    }
 
 
 def cutoff_row(cutoffs: dict[str, float]) -> np.ndarray:
@@ -41,11 +56,21 @@ def cutoff_row(cutoffs: dict[str, float]) -> np.ndarray:
     return np.array([cutoffs[tier] for tier in CUT_TIERS], dtype=np.float64)
 
 
-def cutoff_matrix(default: dict[str, float], facility_ids: np.ndarray, overrides: dict[int, dict]) -> np.ndarray:
-    """Each row's cut-offs, one column per ``CUT_TIERS``: its facility's staff override, else ``default``."""
+def cutoff_matrix(
+    default: dict[str, float],
+    facility_ids: np.ndarray,
+    overrides: dict[int, dict],
+    facilities: dict[int, dict] | None = None,
+) -> np.ndarray:
+    """Each row's cut-offs, one column per ``CUT_TIERS``.
+
+    A row takes its facility's staff override, else the version's cut-offs for its facility (``facilities``),
+    else the version's global ``default``.
+    """
+    facilities = facilities or {}
     matrix = np.tile(cutoff_row(default), (len(facility_ids), 1))
     for facility_id in np.unique(facility_ids).tolist():  # the rows' facilities, not every override there is
-        cut = overrides.get(facility_id)
+        cut = overrides.get(facility_id) or facilities.get(facility_id)
         if cut is not None:
             matrix[facility_ids == facility_id] = cutoff_row(cut)
     return matrix

@@ -17,7 +17,7 @@ Times ``t`` are whole seconds since the epoch (UTC); ``day = t // 86400``.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -283,6 +283,10 @@ class PatientTable:
             status=frame["status"].map(STATUS_CODES).to_numpy(dtype=np.int64),
             status_day=days("status_date"),
         )
+
+    def take(self, keep: np.ndarray) -> PatientTable:
+        """The patients of the rows ``keep`` selects (a boolean mask), still sorted by id."""
+        return PatientTable(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
 
     def rows_of(self, pid: np.ndarray) -> np.ndarray:
         """Row of each patient id (ids must be present)."""

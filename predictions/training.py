@@ -25,9 +25,12 @@ label is the trained label.
    held-out 15% of training *patients*, so the validation period stays unseen
    until it is scored.  Weighting shifts the log-odds by log(weight); the margin
    offset stored with the model undoes it, so scores are calibrated probabilities.
-6. The drift reference (``reference_rows``) is what serving would have scored at
-   the end of ``as_of``: one row per active patient, as of their last booking
-   visit, the unit the drift job compares (each patient's latest prediction).
+6. The at-risk population at ``as_of`` (``reference_rows``): what serving would
+   have scored at the end of that day, one row per patient a prediction is for
+   (active, booked, in care or late: ``care.Schedules.at_risk``), as of their
+   last booking visit.  Its scores set the tier cut-offs, overall and per
+   facility (``tiers``), and its profile is the drift reference, the same
+   population the nightly ``score_all`` snapshot holds.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import xgboost as xgb
 from tqdm import tqdm
 
 from monitoring.evaluation import auc
-from predictions import tiers
+from predictions.care import schedules_of
 from predictions.features import FEATURES, FeatureRows, compute_features, scoring_moments
 from predictions.labels import IIT, RETAINED, label_appointments
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of
@@ -93,7 +96,6 @@ class TrainedModel:
     training: TrainingSet
     validation_scores: np.ndarray
     metrics: dict
-    tier_cutoffs: dict
     params: dict
 
 
@@ -112,24 +114,85 @@ def training_set(*, timeline: Timeline, patients: PatientTable, as_of: dt.date) 
         if len(set(y[part].tolist())) < 2:
             raise ValueError(f"the {name} period has no interruptions or no retained appointments: too little history")
     stats = facility_stats(labels=labels[is_training], patients=patients)
-    rows = compute_features(
-        timeline=timeline,
-        patients=patients,
-        patient_ids=labels["patient_id"].to_numpy(),
-        as_of=(scheduled.astype(np.int64) + 1) * DAY,
-        facility_stats=stats,
-    )
+    rows = appointment_rows(timeline=timeline, patients=patients, labels=labels, facility_stats=stats)
     return TrainingSet(labels, rows, y, is_validation, is_training, stats, split_day)
 
 
-def reference_rows(*, timeline: Timeline, patients: PatientTable, as_of: dt.date, facility_stats: dict) -> FeatureRows:
-    """Serving's rows at the end of ``as_of``: every active patient as of their last booking visit."""
-    now = int(day_of(as_of) + 1) * DAY
-    active = patients.id[patients.status == STATUS_CODES["active"]]
-    moments = scoring_moments(timeline=timeline, patient_ids=active, now=now)
+def appointment_rows(
+    *, timeline: Timeline, patients: PatientTable, labels: pd.DataFrame, facility_stats
+) -> FeatureRows:
+    """Features of each labelled appointment as of the end of the day that booked it."""
     return compute_features(
-        timeline=timeline, patients=patients, patient_ids=active, as_of=moments, facility_stats=facility_stats
+        timeline=timeline,
+        patients=patients,
+        patient_ids=labels["patient_id"].to_numpy(),
+        as_of=(_days(labels["scheduled"]).astype(np.int64) + 1) * DAY,
+        facility_stats=facility_stats,
     )
+
+
+@dataclass
+class ReferenceRows:
+    """The at-risk patients at training, each as of their last booking visit."""
+
+    patient_ids: np.ndarray
+    facility_ids: np.ndarray
+    rows: FeatureRows
+
+
+def at_risk_ids(*, timeline: Timeline, patients: PatientTable, now: int, today: int) -> np.ndarray:
+    """Ids of the patients a prediction is for at ``now`` (epoch s) on ``today`` (a day number): active,
+    booked, in care or late."""
+    active = patients.id[patients.status == STATUS_CODES["active"]]
+    schedules = schedules_of(timeline=timeline, patient_ids=active, now=now)
+    return active[schedules.at_risk(today)]
+
+
+def reference_rows(
+    *, timeline: Timeline, patients: PatientTable, as_of: dt.date, facility_stats: dict
+) -> ReferenceRows:
+    """Serving's rows at the end of ``as_of``: every at-risk patient as of their last booking visit."""
+    now = int(day_of(as_of) + 1) * DAY
+    ids = at_risk_ids(timeline=timeline, patients=patients, now=now, today=int(day_of(as_of)))
+    moments = scoring_moments(timeline=timeline, patient_ids=ids, now=now)
+    rows = compute_features(
+        timeline=timeline, patients=patients, patient_ids=ids, as_of=moments, facility_stats=facility_stats
+    )
+    return ReferenceRows(ids, patients.facility_id[patients.rows_of(ids)], rows)
+
+
+# --- the activation check: no silent downgrade -----------------------------------------
+
+# A candidate may score at most this much lower ROC-AUC than the active version on the same appointments.
+ACTIVATION_AUC_TOLERANCE = 0.02
+
+
+def recent_resolved(*, timeline: Timeline, patients: PatientTable, as_of: dt.date, after: dt.date) -> pd.DataFrame:
+    """The most recent resolved appointments as of ``as_of`` (the last ``VALIDATION_SHARE`` of their calendar,
+    as training's validation period), keeping only those scheduled after ``after``."""
+    labels = label_appointments(timeline=timeline, patients=patients, as_of=as_of)
+    labels = labels[labels["label"].isin([IIT, RETAINED])].reset_index(drop=True)
+    if labels.empty:
+        return labels
+    scheduled = _days(labels["scheduled"])
+    recent = (scheduled >= np.quantile(scheduled, 1 - VALIDATION_SHARE)) & (scheduled > day_of(after))
+    return labels[recent].reset_index(drop=True)
+
+
+def roc_auc_on(
+    *,
+    booster: xgb.Booster,
+    margin_offset: float,
+    facility_stats,
+    labels: pd.DataFrame,
+    timeline: Timeline,
+    patients: PatientTable,
+) -> float:
+    """A model's ROC-AUC on labelled appointments, each scored as of its booking visit with the model's own
+    facility aggregates (NaN with one class only)."""
+    rows = appointment_rows(timeline=timeline, patients=patients, labels=labels, facility_stats=facility_stats)
+    scores = probabilities(booster, rows.matrix.astype(np.float32), margin_offset)
+    return auc.roc_auc((labels["label"] == IIT).to_numpy(dtype=np.float64), scores)
 
 
 def facility_stats(*, labels: pd.DataFrame, patients: PatientTable) -> dict:
@@ -198,7 +261,7 @@ def train(data: TrainingSet, *, progress: bool = False) -> TrainedModel:
     metrics["n_validation"] = int(data.is_validation.sum())
     metrics["train_iit_rate"] = float(data.y[data.is_training].mean())
     params.update(margin_offset=offset, scale_pos_weight=weight)
-    return TrainedModel(booster, offset, data, scores, metrics, tiers.cutoffs_from(scores), params)
+    return TrainedModel(booster, offset, data, scores, metrics, params)
 
 
 def validation_metrics(y: np.ndarray, scores: np.ndarray) -> dict:

@@ -3,7 +3,8 @@
 Training takes seconds, writing the cohort a fraction of one. A test that needs a trained, active model
 but does not train writes the cohort into its own transaction and registers the session's model over it:
 the row ``model_train`` created, the same artifact bytes in the test's MODEL_DIR, the facility aggregates
-keyed by this test's facility ids (the one part of a version that names database rows).
+and the per-facility tier cut-offs keyed by this test's facility ids (the parts of a version that name
+database rows).
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class TrainedOnce:
         ids = dict(Facility.objects.values_list("code", "pk"))
         stats = fields["params"]["facility_stats"]
         stats["facilities"] = {str(ids[self.facility_codes[key]]): row for key, row in stats["facilities"].items()}
+        cutoffs = fields["facility_tier_cutoffs"]
+        fields["facility_tier_cutoffs"] = {str(ids[self.facility_codes[key]]): cut for key, cut in cutoffs.items()}
         path = registry.artifact_path(fields["artifact_path"])
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(self.artifact)

@@ -60,7 +60,9 @@ from monitoring.observability.services import (
     rows_purge,
     system_metrics_record,
 )
-from predictions.services import prediction_outcomes_resolve, prediction_rescan_changed
+from predictions.models import BatchJob
+from predictions.registry import ModelUnavailable
+from predictions.services import prediction_outcomes_resolve, prediction_rescan_changed, predictions_score_all
 
 log = logging.getLogger("iit.monitoring")
 
@@ -136,10 +138,26 @@ def auc_job() -> JobResult:
 
 
 def drift() -> JobResult:
-    evaluation = services.drift_evaluation_create()
+    try:
+        evaluation = services.drift_evaluation_create()
+    except services.NoSnapshot as exc:
+        return JobResult(f"no drift evaluation: {exc}", {"status": "no_snapshot"})
     if evaluation is None:
         return JobResult("no active model version")
     return JobResult(services.drift_summary(evaluation), services.drift_figures(evaluation))
+
+
+def score_all() -> JobResult:
+    try:
+        job = predictions_score_all()
+    except ModelUnavailable as exc:
+        return JobResult(f"nothing scored: {exc}")
+    if job.status != BatchJob.Status.SUCCEEDED:
+        raise RuntimeError(f"score_all batch job {job.pk} ended {job.status}: {job.error}")
+    scored = sum(job.result.get("risk_levels", {}).values())
+    figures = {"job": str(job.pk), "status": job.status, "active": job.total, "scored": scored, **job.result}
+    skipped = ", ".join(f"{reason} {n}" for reason, n in job.result.get("skipped", {}).items() if n)
+    return JobResult(f"scored {scored} at-risk patients of {job.total} active; skipped: {skipped or 'none'}", figures)
 
 
 def system() -> JobResult:
@@ -191,7 +209,12 @@ def _jsonable(value) -> dict:
 JOBS: dict[str, JobSpec] = {
     "outcomes": JobSpec(outcomes, Cron(minute="0", hour="2"), "Resolve outcomes of predictions 28 days past"),
     "auc": JobSpec(auc_job, Cron(minute="0", hour="4", day_of_week="1"), "ROC-AUC of the active model, weekly"),
-    "drift": JobSpec(drift, Cron(minute="30", hour="3"), "Input and prediction drift against the reference"),
+    "score_all": JobSpec(
+        score_all, Cron(minute="30", hour="2"), "Score every at-risk patient: the nightly snapshot drift compares"
+    ),
+    "drift": JobSpec(
+        drift, Cron(minute="30", hour="3"), "Input and prediction drift of the latest snapshot against the reference"
+    ),
     "system": JobSpec(
         system,
         Every(30),

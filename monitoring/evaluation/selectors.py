@@ -14,7 +14,7 @@ import numpy as np
 from django.db.models import Max
 
 from monitoring.models import DriftEvaluation, JobRun, MetricSample
-from predictions.models import ModelVersion, Prediction
+from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import IIT_GRACE_DAYS
 
 OUTCOME_SETTLED = dt.timedelta(days=IIT_GRACE_DAYS)
@@ -89,28 +89,33 @@ def labelled_window(*, version: ModelVersion, start: dt.date, end: dt.date) -> L
     )
 
 
-def prediction_window(*, version: ModelVersion, start: dt.datetime, end: dt.datetime) -> tuple[list, np.ndarray, list]:
-    """(features dicts, scores, risk levels) of ``version``'s predictions created in [start, end).
+def score_all_snapshot_latest(*, version: ModelVersion) -> BatchJob | None:
+    """The latest full batch job of ``version`` that succeeded: every at-risk patient scored at once.
 
-    One row per patient, their latest: hourly rescans would otherwise weigh
-    the patients whose records change most, and the population drifts
-    would seem to drift with them.  Backfilled predictions (scored as of
-    past dates) describe past populations, not this window's, and are left out.
+    A full job names no facility and no patients (``score_all``, or the demo's first scoring); the
+    clinicians' batches and the rescan score some patients and are not snapshots of the population.
     """
+    return (
+        BatchJob.objects.filter(
+            model_version=version, status=BatchJob.Status.SUCCEEDED, facility__isnull=True, patient_ids__isnull=True
+        )
+        .order_by("-finished_at", "-created_at")
+        .first()
+    )
+
+
+def snapshot_predictions(*, snapshot: BatchJob) -> tuple[list, np.ndarray, list]:
+    """(features dicts, scores, risk levels) of a snapshot's predictions: one per patient."""
     rows = (
-        Prediction.objects.filter(model_version=version, created_at__gte=start, created_at__lt=end)
-        .exclude(source=Prediction.Source.BACKFILL)
-        .order_by("patient_id", "-created_at", "-id")
-        .values_list("patient_id", "features", "score", "risk_level")
+        Prediction.objects.filter(batch_job=snapshot)
+        .order_by("patient_id")
+        .values_list("features", "score", "risk_level")
     )
     features, scores, tiers = [], [], []
-    previous_patient = None
-    for patient_id, row_features, score, tier in rows.iterator(chunk_size=10_000):
-        if patient_id != previous_patient:
-            features.append(row_features)
-            scores.append(score)
-            tiers.append(tier)
-            previous_patient = patient_id
+    for row_features, score, tier in rows.iterator(chunk_size=10_000):
+        features.append(row_features)
+        scores.append(score)
+        tiers.append(tier)
     return features, np.array(scores, dtype=float), tiers
 
 

@@ -134,20 +134,37 @@ def _persistent_state(window_drifted: bool, previous: DriftEvaluation | None) ->
     return previous.drift_detected
 
 
-def drift_evaluation_create(
-    *, now: dt.datetime | None = None, window_days: int | None = None
-) -> DriftEvaluation | None:
-    """Compare the active version's predictions of the last ``window_days`` with its reference profile."""
+class NoSnapshot(Exception):  # noqa: N818 the name says what is missing
+    """The active version has no full score_all snapshot that has not been evaluated yet (``str``: which)."""
+
+
+def drift_evaluation_create(*, now: dt.datetime | None = None) -> DriftEvaluation | None:
+    """Compare the active version's latest full score_all snapshot with its reference profile.
+
+    The snapshot holds every at-risk patient scored on one night (``predictions_score_all``) and the
+    reference the same population at training, so the two differ only where the patients did.  Returns
+    None when no version is active; raises NoSnapshot when it has no snapshot yet, or none newer than
+    the last one evaluated (an evaluation counts towards persistence once per snapshot).
+    """
     version = selectors.model_version_active()
     if version is None:
         return None
     if not version.reference_profile:
         raise ValueError(f"model version {version.version} has no reference profile to compare with")
-    now = now or timezone.now()
-    window_start = now - dt.timedelta(days=window_days or settings.MONITORING_DRIFT_WINDOW_DAYS)
-    rows, scores, tiers = selectors.prediction_window(version=version, start=window_start, end=now)
+    snapshot = selectors.score_all_snapshot_latest(version=version)
+    if snapshot is None:
+        raise NoSnapshot(f"model version {version.version} has no full score_all snapshot yet: run the score_all job")
+    if DriftEvaluation.objects.filter(model_version=version, snapshot=snapshot).exists():
+        raise NoSnapshot(f"the latest score_all snapshot ({snapshot.finished_at:%Y-%m-%d %H:%M}) is already evaluated")
+    rows, scores, tiers = selectors.snapshot_predictions(snapshot=snapshot)
+    assert snapshot.started_at is not None and snapshot.finished_at is not None  # a succeeded job has run
     evaluation = DriftEvaluation(
-        model_version=version, evaluated_at=now, window_start=window_start, window_end=now, n_rows=len(rows)
+        model_version=version,
+        evaluated_at=now or timezone.now(),
+        window_start=snapshot.started_at,
+        window_end=snapshot.finished_at,
+        snapshot=snapshot,
+        n_rows=len(rows),
     )
     if len(rows) < settings.MONITORING_DRIFT_MIN_ROWS:
         previous = selectors.drift_evaluation_previous(version=version)
@@ -171,7 +188,7 @@ def drift_evaluation_create(
 
 def drift_summary(evaluation: DriftEvaluation) -> str:
     if evaluation.status != DriftEvaluation.Status.OK:
-        return f"insufficient data: {evaluation.n_rows} predictions in the window"
+        return f"insufficient data: {evaluation.n_rows} predictions in the score_all snapshot"
     state = "DRIFT DETECTED" if evaluation.drift_detected else "no drift"
     drifted = ", ".join(evaluation.drifted_features) or "none"
     return f"{state}; window drifted: {evaluation.window_drifted}; drifted features: {drifted}"[:1000]
@@ -182,6 +199,7 @@ def drift_figures(evaluation: DriftEvaluation) -> dict:
         "evaluation": evaluation.pk,
         "model_version": evaluation.model_version.version,
         "status": evaluation.status,
+        "snapshot": str(evaluation.snapshot_id),
         "n_rows": evaluation.n_rows,
         "window_drifted": evaluation.window_drifted,
         "drift_detected": evaluation.drift_detected,

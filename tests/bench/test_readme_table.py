@@ -27,7 +27,7 @@ HTTP = {**MACHINE, "bench": "bench_http", "cache": "redis", "web_workers": 2,
                      "baseline": {"server_p50_ms": 3.0}},
         "load": {"connections": 16, "predictions": {"requests_per_s": 314.0},
                  "baseline_pk_select": {"requests_per_s": 600.0}, "ratio": 0.524}}  # fmt: skip
-BATCH = {"database": "postgresql", "active_patients": 93_074, "batch_path": "celery", "batch_seconds": 8.64,
+BATCH = {"database": "postgresql", "at_risk_patients": 93_074, "batch_path": "celery", "batch_seconds": 8.64,
          "one_by_one": {"extrapolated_seconds": 228.0}, "speedup_vs_one_by_one": 26.4,
          "target_seconds": 15}  # fmt: skip
 
@@ -76,7 +76,7 @@ def test_the_http_bench_gives_its_unloaded_and_loaded_rows_with_its_database_and
 def test_a_result_without_the_machine_still_says_its_database():
     (batch,) = [row for row in rows(render({"bench_batch": BATCH})) if "`bench_batch`" in row[0]]
     assert batch == [
-        "batch scoring of 93,074 active patients (`bench_batch`, celery)",
+        "batch scoring of 93,074 at-risk patients (`bench_batch`, celery)",
         "8.64 s",
         "one by one, extrapolated: 228.0 s",
         "26.4x (≤ 15 s)",

@@ -27,7 +27,7 @@ def test_a_corrupt_artifact_is_refused_with_503_and_reactivation_recovers(servic
     raw = bytearray(artifact.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     artifact.write_bytes(bytes(raw))
-    stack.manage("activate_model", broken)
+    stack.manage("activate_model", broken, "--force")  # its artifact cannot be scored: only forced
     try:
         answer = wait_until(lambda: (a := predict(service, ids[0]))[0] == 503 and a, timeout=20, what="a 503")
         assert answer[1]["error"]["code"] == "model_unavailable"

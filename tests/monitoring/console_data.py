@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from monitoring.alerting import evaluate_rules, seed_alert_rules
 from monitoring.models import AlertRule, AucEvaluation, DriftEvaluation, HealthReport, JobRun, MetricSample
-from predictions.models import ModelVersion, Prediction
+from predictions.models import BatchJob, ModelVersion, Prediction
 
 FEATURE_BINS = {
     "labels": ["< 0", "[0, 7)", "[7, 28)", "= 28", "> 28", "missing"],
@@ -137,9 +137,16 @@ def history(*, weeks: int, patient, versions: dict | None = None) -> dict:
             ("cache_hit_ratio", 0.9),
         ):
             MetricSample.objects.create(name=name, value=value * (1 + hour % 3 / 10), recorded_at=at)
+    snapshot = BatchJob.objects.create(model_version=active, status="succeeded", started_at=now, finished_at=now)
     for tier, score in (("low", 0.1), ("medium", 0.3), ("high", 0.5), ("very_high", 0.8)):
         Prediction.objects.create(
-            patient=patient, facility=patient.facility, model_version=active, score=score, risk_level=tier, as_of=now
+            patient=patient,
+            facility=patient.facility,
+            model_version=active,
+            score=score,
+            risk_level=tier,
+            as_of=now,
+            batch_job=snapshot,
         )
     seed_alert_rules()
     evaluate_rules(now=now)  # the latest drift verdict fires "Model drift detected"

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from patients.models import Facility, Patient
 from predictions import tiers
-from predictions.models import ModelVersion, Prediction
+from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.profile import categorical_entry, numeric_entry
 
 NUMERIC = [f"x{i}" for i in range(8)]
@@ -101,6 +101,7 @@ def store_predictions(
     appointment_date: dt.date | None = None,
     created_at: dt.datetime | None = None,
     as_of: dt.datetime | None = None,
+    batch_job: BatchJob | None = None,
 ) -> list[Prediction]:
     """One prediction per patient (cycling through ``people`` if there are more scores)."""
     as_of = as_of or timezone.now()
@@ -115,9 +116,27 @@ def store_predictions(
             as_of=as_of,
             appointment_date=appointment_date,
             outcome=outcomes[i] if outcomes else Prediction.Outcome.PENDING,
+            batch_job=batch_job,
+            source=Prediction.Source.LIVE if batch_job is None else Prediction.Source.BATCH,
         )
         for i, score in enumerate(scores)
     )
     if created_at is not None:  # auto_now_add ignores a value given at creation
         Prediction.objects.filter(pk__in=[p.pk for p in predictions]).update(created_at=created_at)
     return predictions
+
+
+def store_snapshot(
+    version: ModelVersion, people: list[Patient], *, scores: np.ndarray, columns: dict, finished_at: dt.datetime
+) -> BatchJob:
+    """A full batch job of ``version`` that succeeded at ``finished_at``, with one prediction per score."""
+    job = BatchJob.objects.create(
+        model_version=version,
+        status=BatchJob.Status.SUCCEEDED,
+        started_at=finished_at - dt.timedelta(minutes=5),
+        finished_at=finished_at,
+        total=len(scores),
+        done=len(scores),
+    )
+    store_predictions(version, people, scores=scores, columns=columns, created_at=finished_at, batch_job=job)
+    return job

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from iit_service.celery import app as celery_app
+from monitoring.alerting.console.pages import facility_tier_table
 from monitoring.models import Alert, AlertEvent, JobRun
 from predictions import registry
-from predictions.models import ModelVersion
+from predictions.models import BatchJob, ModelVersion, Prediction
 from tests.monitoring import console_data
 
 pytestmark = pytest.mark.django_db
 
 PAGES = {
     "overview": ["Dependencies", "Pool:", "Open alerts", "Beat's last tick", "error_rate_per_hour"],
-    "model": ["Model versions", "v2", "AUC over time", "Calibration", "Predictions by tier per week", "Per segment"],
+    "model": [
+        "Model versions",
+        "v2",
+        "AUC over time",
+        "Calibration",
+        "Predictions by tier per week",
+        "Per segment",
+        "Realised tier shares by facility",
+        "25 / 25 / 25 / 25 <small>(n=4)",
+    ],
     "drift": ["Drift detected", "days_late_last_visit", "reference vs current", "missing-rate changes"],
     "alerts": ["Model drift detected", "Delivery log", "Acknowledge"],
     "jobs": ["Deadlines", "Run now", "drift", "boom", "Schedules"],
@@ -164,3 +177,28 @@ def test_a_page_runs_as_many_queries_for_a_year_as_for_a_week(staff_client, pati
     with CaptureQueriesContext(connection) as year:
         staff_client.get(url(page))
     assert len(year) == len(week), [q["sql"][:120] for q in year.captured_queries]
+
+
+def test_the_facility_tier_table_shows_each_weeks_latest_snapshot_per_facility(patient, other_patient):
+    version = console_data.model_version("v1", active=True)
+    today = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
+    now = today - dt.timedelta(days=today.weekday() - 2)  # a Wednesday noon: the snapshots below share its week
+
+    def snapshot(at, facility_tiers: dict) -> None:
+        job = BatchJob.objects.create(model_version=version, status="succeeded", started_at=at, finished_at=at)
+        for person, tiers in facility_tiers.items():
+            for tier in tiers:
+                Prediction.objects.create(patient=person, facility=person.facility, model_version=version, score=0.5,
+                                          risk_level=tier, as_of=at, batch_job=job)  # fmt: skip
+
+    snapshot(now - dt.timedelta(weeks=1), {patient: ["very_high", "low", "low", "low"]})
+    snapshot(now - dt.timedelta(minutes=2), {patient: ["low"] * 9})  # earlier the same week: superseded
+    snapshot(now - dt.timedelta(minutes=1), {patient: ["very_high"] + ["low"] * 9, other_patient: ["high"]})
+    BatchJob.objects.create(model_version=version, patient_ids=[patient.pk], status="succeeded", finished_at=now)
+
+    table = facility_tier_table(now=now)
+
+    assert len(table["weeks"]) == 2
+    rows = {row["facility"]: row["cells"] for row in table["rows"]}
+    assert rows[patient.facility.code] == [{"n": 4, "shares": [25, 0, 0, 75]}, {"n": 10, "shares": [10, 0, 0, 90]}]
+    assert rows[other_patient.facility.code] == [None, {"n": 1, "shares": [0, 100, 0, 0]}]

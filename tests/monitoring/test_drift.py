@@ -8,7 +8,7 @@ from django.utils import timezone
 from scipy.stats import wasserstein_distance
 
 from monitoring.evaluation import drift
-from monitoring.evaluation.services import drift_evaluation_create
+from monitoring.evaluation.services import NoSnapshot, drift_evaluation_create
 from monitoring.models import DriftEvaluation
 from tests.monitoring import evaluation_data
 
@@ -129,20 +129,19 @@ def test_psi_and_jensen_shannon_on_known_distributions():
     assert drift.jensen_shannon(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(1.0)
 
 
-# --- The service: windows of stored predictions, and the two-window persistence ---------
+# --- The service: the latest full snapshot, and the two-window persistence ---------
 
 
-def _window(version, people, rng, *, end: dt.datetime, n: int, shift: float):
+def _snapshot(version, people, rng, *, end: dt.datetime, n: int, shift: float):
     columns = evaluation_data.feature_columns(rng, n, shift={"x0": shift, "x1": shift})
-    created = end - dt.timedelta(hours=1)
-    evaluation_data.store_predictions(version, people, scores=rng.beta(2, 5, n), columns=columns, created_at=created)
+    return evaluation_data.store_snapshot(version, people, scores=rng.beta(2, 5, n), columns=columns, finished_at=end)
 
 
 @pytest.mark.django_db
-def test_a_small_window_is_insufficient_data(facility):
+def test_a_small_snapshot_is_insufficient_data(facility):
     rng = np.random.default_rng(10)
     version = evaluation_data.model_version(rng, n_reference=5_000)
-    _window(version, evaluation_data.patients(facility, 499), rng, end=NOW, n=499, shift=2.0)
+    _snapshot(version, evaluation_data.patients(facility, 499), rng, end=NOW, n=499, shift=2.0)
 
     evaluation = drift_evaluation_create(now=NOW)
 
@@ -152,19 +151,19 @@ def test_a_small_window_is_insufficient_data(facility):
 
 
 @pytest.mark.django_db
-def test_drift_rises_after_two_drifting_windows_and_falls_after_two_clean_ones(facility):
+def test_drift_rises_after_two_drifting_snapshots_and_falls_after_two_clean_ones(facility):
     rng = np.random.default_rng(11)
     version = evaluation_data.model_version(rng, n_reference=5_000)
     people = evaluation_data.patients(facility, 600)
-    # D = drifting window, C = clean, i = insufficient (neither raises nor clears).
+    # D = drifting snapshot, C = clean, i = insufficient (neither raises nor clears).
     sequence = ["D", "i", "D", "C", "D", "C", "C"]
     detected = []
     for day, kind in enumerate(sequence):
         end = NOW - dt.timedelta(days=len(sequence) - day)
         n = 100 if kind == "i" else 600
-        _window(version, people, rng, end=end, n=n, shift=1.0 if kind == "D" else 0.0)
-        evaluation = drift_evaluation_create(now=end, window_days=1)
-        assert evaluation.window_drifted == (kind == "D")
+        snapshot = _snapshot(version, people, rng, end=end, n=n, shift=1.0 if kind == "D" else 0.0)
+        evaluation = drift_evaluation_create(now=end + dt.timedelta(hours=1))
+        assert evaluation.window_drifted == (kind == "D") and evaluation.snapshot == snapshot
         detected.append(evaluation.drift_detected)
 
     assert detected == [False, False, True, True, True, True, False]
@@ -177,12 +176,16 @@ def test_drift_rises_after_two_drifting_windows_and_falls_after_two_clean_ones(f
 def test_the_stored_evaluation_lists_features_bins_and_prediction_drift(facility):
     rng = np.random.default_rng(12)
     version = evaluation_data.model_version(rng, n_reference=5_000)
-    _window(version, evaluation_data.patients(facility, 800), rng, end=NOW, n=800, shift=1.0)
+    snapshot = _snapshot(version, evaluation_data.patients(facility, 800), rng, end=NOW, n=800, shift=1.0)
 
     evaluation = drift_evaluation_create(now=NOW)
 
     assert evaluation.status == DriftEvaluation.Status.OK
-    assert evaluation.n_rows == 800
+    assert (evaluation.n_rows, evaluation.window_start, evaluation.window_end) == (
+        800,
+        snapshot.started_at,
+        snapshot.finished_at,
+    )
     assert set(evaluation.drifted_features) == {"x0", "x1"}
     assert {row["feature"] for row in evaluation.features} == set(version.feature_names)
     row = evaluation.features[0]
@@ -191,16 +194,32 @@ def test_the_stored_evaluation_lists_features_bins_and_prediction_drift(facility
 
 
 @pytest.mark.django_db
-def test_each_patient_counts_once_with_their_latest_prediction(facility):
+def test_the_window_is_the_latest_snapshot_alone_not_earlier_snapshots_or_rescans(facility):
     rng = np.random.default_rng(13)
     version = evaluation_data.model_version(rng, n_reference=5_000)
     people = evaluation_data.patients(facility, 600)
-    # Rescanned many times with shifted values earlier in the window, then a clean latest scan.
-    for hours_ago in (30, 20, 10):
-        _window(version, people, rng, end=NOW - dt.timedelta(hours=hours_ago), n=600, shift=1.0)
-    _window(version, people, rng, end=NOW, n=600, shift=0.0)
+    _snapshot(version, people, rng, end=NOW - dt.timedelta(days=1), n=600, shift=1.0)
+    _snapshot(version, people, rng, end=NOW - dt.timedelta(hours=2), n=600, shift=0.0)
+    shifted = evaluation_data.feature_columns(rng, 300, shift={"x0": 3.0, "x1": 3.0})  # rescanned since
+    evaluation_data.store_predictions(version, people[:300], scores=rng.beta(2, 5, 300), columns=shifted)
 
-    evaluation = drift_evaluation_create(now=NOW, window_days=2)
+    evaluation = drift_evaluation_create(now=NOW)
 
     assert evaluation.n_rows == 600
     assert evaluation.drifted_features == []
+
+
+@pytest.mark.django_db
+def test_without_a_snapshot_or_a_new_one_there_is_nothing_to_evaluate(facility):
+    rng = np.random.default_rng(14)
+    version = evaluation_data.model_version(rng, n_reference=5_000)
+    people = evaluation_data.patients(facility, 600)
+    evaluation_data.store_predictions(version, people, scores=rng.beta(2, 5, 600))  # live predictions only
+
+    with pytest.raises(NoSnapshot, match="no full score_all snapshot yet"):
+        drift_evaluation_create(now=NOW)
+    _snapshot(version, people, rng, end=NOW, n=600, shift=0.0)
+    drift_evaluation_create(now=NOW)
+    with pytest.raises(NoSnapshot, match="already evaluated"):
+        drift_evaluation_create(now=NOW + dt.timedelta(days=1))
+    assert DriftEvaluation.objects.count() == 1

@@ -49,6 +49,7 @@ def test_each_job_period_comes_from_its_schedule():
     assert periods == {
         "outcomes": DAY,
         "auc": 7 * DAY,
+        "score_all": DAY,
         "drift": DAY,
         "system": 30,
         "alerts": 60,
@@ -111,6 +112,7 @@ def test_each_job_is_ok_late_never_run_or_disabled():
     assert states(now) == {
         "outcomes": "never run",
         "auc": "ok",
+        "score_all": "never run",
         "drift": "late",
         "system": "ok",
         "alerts": "late",

@@ -37,7 +37,7 @@ def own_counters(settings):
 
 
 def test_the_registry_declares_at_least_the_jobs_the_issue_names():
-    assert {"outcomes", "auc", "drift", "system", "alerts", "health_report", "retention"} <= set(JOBS)
+    assert {"outcomes", "auc", "score_all", "drift", "system", "alerts", "health_report", "retention"} <= set(JOBS)
 
 
 @pytest.mark.django_db
@@ -96,7 +96,8 @@ def test_model_jobs_through_the_task_store_their_evaluations(facility):
     version = evaluation_data.model_version(rng, n_reference=2_000)
     people = evaluation_data.patients(facility, 600)
     columns = evaluation_data.feature_columns(rng, 600)
-    evaluation_data.store_predictions(version, people, scores=rng.beta(2, 5, 600), columns=columns)
+    scores = rng.beta(2, 5, 600)
+    evaluation_data.store_snapshot(version, people, scores=scores, columns=columns, finished_at=timezone.now())
 
     drift_run = JobRun.objects.get(pk=run_job.apply(kwargs={"name": "drift"}).get())
     auc_run = JobRun.objects.get(pk=run_job.apply(kwargs={"name": "auc"}).get())
@@ -113,6 +114,20 @@ def test_model_jobs_without_an_active_version_succeed_and_say_so():
     for name in ("auc", "drift"):
         run = job_run(name=name)
         assert (run.status, run.summary) == (JobRun.Status.SUCCEEDED, "no active model version")
+    run = job_run(name="score_all")
+    assert (run.status, run.summary) == (JobRun.Status.SUCCEEDED, "nothing scored: no active model version")
+
+
+@pytest.mark.django_db
+def test_the_drift_job_says_when_there_is_no_snapshot_to_compare(facility):
+    evaluation_data.model_version(np.random.default_rng(2), n_reference=2_000)
+    run = job_run(name="drift")
+    assert run.status == JobRun.Status.SUCCEEDED and run.figures == {"status": "no_snapshot"}
+    assert (
+        run.summary
+        == "no drift evaluation: model version v-test has no full score_all snapshot yet: run the score_all job"
+    )
+    assert not DriftEvaluation.objects.exists()
 
 
 @pytest.mark.django_db

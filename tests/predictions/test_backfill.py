@@ -8,9 +8,8 @@ import io
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
 
-from monitoring.evaluation.selectors import prediction_window
+from monitoring.evaluation.selectors import score_all_snapshot_latest
 from monitoring.evaluation.services import auc_history_backfill
 from monitoring.models import AucEvaluation
 from predictions.features import compute_features
@@ -57,8 +56,8 @@ def test_backfilling_twice_adds_nothing(backfilled):
 
 def test_backfilled_predictions_are_neither_the_line_list_nor_the_drift_window(trained, backfilled):
     assert not latest_predictions(facility_ids=None).exists()
-    rows, _, _ = prediction_window(version=trained, start=timezone.now() - dt.timedelta(days=1), end=timezone.now())
-    assert rows == []
+    assert score_all_snapshot_latest(version=trained) is None
+    assert not backfilled.filter(batch_job__isnull=False).exists()
 
 
 def test_auc_history_is_one_evaluation_per_past_week(trained, backfilled, settings):

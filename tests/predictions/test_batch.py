@@ -6,14 +6,24 @@ import pytest
 from django.db.models import Max
 from django.utils import timezone
 
-from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient, at_risk_q
+from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
 from predictions import services
 from predictions.features import FEATURES
 from predictions.models import BatchJob, Prediction
-from predictions.timeline import CONCEPT_CODES
+from predictions.selectors import record_of
+from predictions.timeline import CONCEPT_CODES, day_of
+from predictions.training import at_risk_ids
 from tests.trained import write_cohort
 
 BATCH = "/api/v1/predictions/batch/"
+
+
+def _at_risk(facility: Facility) -> set[int]:
+    """The facility's patients a prediction is for now: active, booked, in care or late."""
+    timeline, table = record_of(facility_id=facility.pk)
+    now = timezone.now()
+    ids = at_risk_ids(timeline=timeline, patients=table, now=int(now.timestamp()), today=int(day_of(now.date())))
+    return set(ids.tolist())
 
 
 def _wait_for(job_id: str, timeout: float = 90) -> BatchJob:
@@ -38,11 +48,12 @@ def test_a_batch_job_scores_a_facility_in_chunks_through_a_real_worker(settings,
     assert response.status_code == 202, response.content
     job = _wait_for(response.json()["job_id"])
     active = Patient.objects.filter(facility=facility, status="active").count()
+    at_risk = len(_at_risk(facility))
     assert (job.status, job.error) == (BatchJob.Status.SUCCEEDED, "")
-    assert job.total == job.done == active
+    assert job.total == job.done == active > at_risk
     assert job.chunks_total == job.chunks_done == -(-active // 20) > 1
-    assert Prediction.objects.filter(batch_job=job).count() == active
-    assert sum(job.result["risk_levels"].values()) == active
+    assert Prediction.objects.filter(batch_job=job).count() == at_risk
+    assert sum(job.result["risk_levels"].values()) == at_risk == active - sum(job.result["skipped"].values())
     body = api.get(f"/api/v1/jobs/{job.pk}/").json()
     assert (body["status"], body["progress"], body["facility"]) == ("succeeded", 1.0, facility.code)
 
@@ -85,7 +96,7 @@ def test_a_job_is_visible_to_its_creator_and_not_to_another_facility(
     assert outsider_api.get(url).status_code == 404
 
 
-def test_chunks_run_in_the_service_store_every_active_patient_once(settings, trained, cohort, clinician):
+def test_chunks_run_in_the_service_store_every_at_risk_patient_once(settings, trained, cohort, clinician):
     settings.PREDICTION_BATCH_CHUNK_SIZE = 50
     job = services.batch_job_create(created_by=clinician, facility=cohort[1])
     chunks = services.batch_job_start(job_id=str(job.pk))
@@ -93,17 +104,18 @@ def test_chunks_run_in_the_service_store_every_active_patient_once(settings, tra
         services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
     assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunks[0]) == 0  # finished: nothing rescored
     job.refresh_from_db()
+    at_risk = _at_risk(cohort[1])
     active = Patient.objects.filter(facility=cohort[1], status="active").count()
     assert (job.status, job.done, job.chunks_done) == ("succeeded", active, len(chunks))
-    assert Prediction.objects.filter(batch_job=job).values("patient").distinct().count() == active
+    assert set(Prediction.objects.filter(batch_job=job).values_list("patient_id", flat=True)) == at_risk
+    assert job.result["skipped"]["interrupted"] + job.result["skipped"]["no_booking_visit"] == active - len(at_risk)
     stored = Prediction.objects.filter(batch_job=job, appointment_date__isnull=False).first()
     assert set(stored.features) == set(FEATURES) and stored.factors[0]["description"]
     assert stored.observation_stamp is not None and stored.outcome == "pending"
 
 
 def test_a_batch_prediction_equals_the_single_prediction_of_the_same_moment(settings, trained, cohort, clinician):
-    at_risk = Patient.objects.filter(at_risk_q(today=timezone.localdate()), facility=cohort[0])
-    patient = at_risk.order_by("pk").first()  # single scoring refuses the interrupted
+    patient = Patient.objects.get(pk=min(_at_risk(cohort[0])))
     job = services.batch_job_create(created_by=clinician, patient_ids=[patient.pk])
     (chunk,) = services.batch_job_start(job_id=str(job.pk))
     services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
@@ -118,14 +130,45 @@ def test_a_batch_prediction_equals_the_single_prediction_of_the_same_moment(sett
     assert (batch.features, batch.factors) == (single.features, single.factors)
 
 
+def test_a_batch_skips_the_patients_not_at_risk_and_counts_them_by_reason(trained, cohort, clinician):
+    active = Patient.objects.filter(status="active")
+    at_risk = _at_risk(cohort[0]) | _at_risk(cohort[1])
+    interrupted_or_unbooked = sorted(set(active.values_list("pk", flat=True)) - at_risk)
+    dead = Patient.objects.exclude(status="active").order_by("pk").first()
+    asked = [*sorted(at_risk)[:5], *interrupted_or_unbooked[:7], dead.pk]
+    job = services.batch_job_run_inline(job=services.batch_job_create(created_by=clinician, patient_ids=asked))
+    assert (job.status, job.total, job.done) == ("succeeded", 12, 12)
+    skipped = job.result["skipped"]
+    assert skipped["not_active"] == 1 and skipped["interrupted"] + skipped["no_booking_visit"] == 7
+    assert skipped["interrupted"] > 0
+    assert set(Prediction.objects.filter(batch_job=job).values_list("patient_id", flat=True)) == set(asked[:5])
+    assert sum(job.result["risk_levels"].values()) == 5
+
+
 def test_a_redelivered_chunk_is_not_stored_twice(settings, trained, cohort, clinician):
     settings.PREDICTION_BATCH_CHUNK_SIZE = 10_000
     job = services.batch_job_create(created_by=clinician, facility=cohort[0])
     (chunk,) = services.batch_job_start(job_id=str(job.pk))
     BatchJob.objects.filter(pk=job.pk).update(chunks_total=2)  # keep it running after the first delivery
     first = services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk)
+    counted = BatchJob.objects.get(pk=job.pk)
     assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
     assert Prediction.objects.filter(batch_job=job).count() == first
+    again = BatchJob.objects.get(pk=job.pk)
+    assert (again.done, again.chunks_done, again.result) == (counted.done, 1, counted.result)
+
+
+def test_a_redelivered_chunk_with_no_patient_at_risk_is_not_counted_twice(trained, cohort, clinician):
+    active = set(Patient.objects.filter(status="active").values_list("pk", flat=True))
+    lost = sorted(active - _at_risk(cohort[0]) - _at_risk(cohort[1]))[:3]
+    job = services.batch_job_create(created_by=clinician, patient_ids=lost)
+    (chunk,) = services.batch_job_start(job_id=str(job.pk))
+    BatchJob.objects.filter(pk=job.pk).update(chunks_total=2)  # keep it running after the first delivery
+    assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
+    assert services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunk) == 0
+    job.refresh_from_db()
+    assert (job.done, job.chunks_done, sum(job.result["skipped"].values())) == (3, 1, 3)
+    assert not Prediction.objects.filter(batch_job=job).exists()
 
 
 def test_a_batch_prediction_stamps_its_patients_newest_observation_to_the_microsecond(trained, cohort, clinician):

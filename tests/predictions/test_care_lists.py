@@ -275,7 +275,7 @@ def test_on_a_cohort_the_tracing_list_holds_every_interrupted_active_patient_wit
     assert {r["patient"] for r in rows} == interrupted
     assert all(r["days_overdue"] == overdue[r["patient"]] for r in rows)
     assert [r["days_overdue"] for r in rows] == sorted(r["days_overdue"] for r in rows)
-    assert all(r["risk_level"] is not None for r in rows)  # each was scored by the batch before being listed
+    assert all(r["risk_level"] is None for r in rows)  # batches score only patients at risk, never these
     assert {r["id"] for r in _rows(api, PATIENTS, care_state="interrupted", facility=cohort[0].code)} == interrupted
 
 

@@ -100,7 +100,34 @@ def model_context(*, now: dt.datetime | None = None) -> dict:
         ),
         "tiers_chart": _tiers_chart(now=now),
         "tier_weeks": TIER_WEEKS,
+        "facility_tiers": facility_tier_table(now=now),
     }
+
+
+FACILITY_TIER_WEEKS = 8
+
+
+def facility_tier_table(*, now: dt.datetime) -> dict:
+    """Each facility's realised tier shares per week (its at-risk patients in the week's latest snapshot).
+
+    {"weeks": [week start, ...], "rows": [{"facility": code, "cells": [{"n", "shares": [%, ...]} | None, ...]}]}
+    with shares listed highest tier first.
+    """
+    rows = selectors.facility_tier_counts(weeks=FACILITY_TIER_WEEKS, now=now)
+    weeks = sorted({row["week"] for row in rows})
+    counts: dict[tuple, dict[str, int]] = {}
+    for row in rows:
+        counts.setdefault((row["facility"], row["week"]), {})[row["risk_level"]] = row["n"]
+    table = []
+    for facility in sorted({row["facility"] for row in rows}):
+        cells = []
+        for week in weeks:
+            tiers = counts.get((facility, week))
+            total = sum(tiers.values()) if tiers else 0
+            shares = [round(100 * tiers.get(t, 0) / total) for t in TIERS[::-1]] if tiers else []
+            cells.append({"n": total, "shares": shares} if tiers else None)
+        table.append({"facility": facility, "cells": cells})
+    return {"weeks": weeks, "rows": table}
 
 
 def _auc_chart(history: list) -> str:

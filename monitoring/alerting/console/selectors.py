@@ -16,7 +16,7 @@ from django.db.models import Avg, Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Trunc
 
 from monitoring.models import Alert, AucEvaluation, DriftEvaluation, JobRun, MetricSample, NotificationDelivery
-from predictions.models import ModelVersion, Prediction
+from predictions.models import BatchJob, ModelVersion, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +190,32 @@ def predictions_by_tier_over_time(*, weeks: int, now: dt.datetime) -> list[dict]
             cache.set(key, week, timeout=7 * 24 * 3600)
         rows.extend(week)
     return sorted(rows, key=lambda row: (row["t"], row["risk_level"]))
+
+
+def facility_tier_counts(*, weeks: int, now: dt.datetime) -> list[dict]:
+    """[{"week", "facility", "risk_level", "n"}]: each facility's tiers in each week's latest full snapshot.
+
+    A full snapshot (``score_all``) scores every at-risk patient once, so its counts are the tiers' realised
+    shares of that population; two queries whatever the history holds.
+    """
+    start = _week_start(now) - dt.timedelta(weeks=weeks - 1)
+    snapshots = BatchJob.objects.filter(
+        status=BatchJob.Status.SUCCEEDED, facility__isnull=True, patient_ids__isnull=True, finished_at__gte=start
+    ).order_by("finished_at")
+    finished = snapshots.values_list("pk", "finished_at")
+    latest = {_week_start(at): job for job, at in finished if at is not None}  # succeeded: never None
+    week_of = {job: week for week, job in latest.items()}
+    rows = (
+        Prediction.objects.filter(batch_job_id__in=list(week_of))
+        .values("batch_job_id", "facility__code", "risk_level")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        {"week": week_of[row["batch_job_id"]], "facility": row["facility__code"], "risk_level": row["risk_level"],
+         "n": row["n"]}
+        for row in rows
+    ]  # fmt: skip
 
 
 def _week_start(moment: dt.datetime) -> dt.datetime:

@@ -6,8 +6,9 @@
 3. A clinician ``clinician`` for the demo facilities; their API token is printed.
 4. If no model is active, train and activate one (``train_model --activate``), then give monitoring
    a history at once: retrospective predictions over the last weeks of the validation window with
-   their outcomes and weekly AUC (``backfill_predictions``), every demo patient scored (the line
-   list) and one drift evaluation of those predictions against the version's reference.
+   their outcomes and weekly AUC (``backfill_predictions``), every at-risk demo patient scored (the
+   ``score_all`` job: the line list and the drift window) and one drift evaluation of that snapshot
+   against the version's reference.
 5. Print how many demo patients are in each care state today (the line list and the tracing list).
 """
 
@@ -28,8 +29,7 @@ from patients.cohort_writer import cohort_write
 from patients.models import Facility, Patient
 from patients.selectors import care_state_counts
 from patients.services import clinician_enrol
-from predictions.models import BatchJob, ModelVersion
-from predictions.services import batch_job_run_inline
+from predictions.models import ModelVersion
 
 DEMO_PREFIX = "DEMO-"
 # The whole validation window, weekly; the demo cohort has ~20 interruptions a month, so each AUC
@@ -106,9 +106,8 @@ class Command(BaseCommand):
             stdout=self.stdout,
             stderr=self.stderr,
         )
-        job = batch_job_run_inline(job=BatchJob.objects.create())
-        self.stdout.write(f"Scored {job.done} patients for the line list.")
-        call_command("run_monitoring_job", "drift", "--trigger", "bootstrap", stdout=self.stdout, stderr=self.stderr)
+        for job in ("score_all", "drift"):
+            call_command("run_monitoring_job", job, "--trigger", "bootstrap", stdout=self.stdout, stderr=self.stderr)
 
 
 def _kept_password(path: Path) -> str:
