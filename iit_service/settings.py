@@ -112,12 +112,21 @@ DB_POOL_MAX = env_int("DB_POOL_MAX", 10, minimum=1)
 # The hot statements of a request are planned once a session (iit_service.db.execute_prepared). Switch off
 # behind a pooler that shares sessions between clients (PgBouncer in transaction mode).
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+# Fail fast on a database that does not answer (docs/RUNBOOK.md, "Database hung"). Every process: libpq gives
+# up connecting after DB_CONNECT_TIMEOUT s; the server ends any statement after DB_STATEMENT_TIMEOUT s (0 = no
+# limit). Web requests (iit_service.wsgi): each connect or statement waits at most DB_WEB_WAIT_TIMEOUT s for the
+# server's answer, kept by the client (iit_service.db_wait), so a frozen server is a 503, never a hung worker.
+DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 2, minimum=1)
+DB_STATEMENT_TIMEOUT = env_float("DB_STATEMENT_TIMEOUT", 0, minimum=0)
+DB_WEB_WAIT_TIMEOUT = env_float("DB_WEB_WAIT_TIMEOUT", 1.2, minimum=0)
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL", "sqlite:///db.sqlite3"),
         base_dir=BASE_DIR,
         app_name=DB_APPLICATION_NAME,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        connect_timeout=DB_CONNECT_TIMEOUT,
+        statement_timeout=DB_STATEMENT_TIMEOUT,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -25,6 +25,7 @@ from kombu.exceptions import KombuError
 
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
+from iit_service.db_wait import copy_allowed
 from iit_service.errors import Conflict
 from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import AuditEvent, Facility, Observation, Patient
@@ -230,7 +231,7 @@ def _score_patients(
 
 def _store(scored: _ScoredPatients, *, job: BatchJob) -> None:
     """Bulk insert: COPY on PostgreSQL, bulk_create elsewhere (inside the caller's transaction)."""
-    if connection.vendor != "postgresql":
+    if not copy_allowed(connection):
         Prediction.objects.bulk_create(scored.instances(batch_job=job, source=Prediction.Source.BATCH), batch_size=2000)
         return
     with connection.cursor() as cursor:

@@ -153,8 +153,7 @@ def service(tmp_path_factory) -> Iterator[dict]:
             web = stack.start_web(workers=2)
             yield {"stack": stack, "web": web, "redis": redis, "proxy": proxy, "token": stack.token}
         except Exception:
-            for name in stack.processes:
-                print(f"--- {name} ---\n{stack.output(name)}")
+            stack.print_outputs()
             raise
         finally:
             stack.stop_all()
