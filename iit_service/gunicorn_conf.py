@@ -78,6 +78,20 @@ def post_worker_init(worker) -> None:
     """
     gc.collect()
     gc.freeze()
+    _bound_database_waits()
+
+
+def _bound_database_waits() -> None:
+    """A request fails fast (503) on a database that stopped answering, instead of holding its thread.
+
+    Set per worker process (the bound is process-wide), not in wsgi.py, which tests import too.
+    """
+    from django.conf import settings
+
+    from iit_service.db_wait import bound_database_waits
+
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        bound_database_waits(settings.DB_WEB_WAIT_TIMEOUT)
 
 
 def child_exit(server, worker) -> None:

@@ -114,7 +114,7 @@ DB_POOL_MAX = env_int("DB_POOL_MAX", 10, minimum=1)
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 # Fail fast on a database that does not answer (docs/RUNBOOK.md, "Database hung"). Every process: libpq gives
 # up connecting after DB_CONNECT_TIMEOUT s; the server ends any statement after DB_STATEMENT_TIMEOUT s (0 = no
-# limit). Web requests (iit_service.wsgi): each connect or statement waits at most DB_WEB_WAIT_TIMEOUT s for the
+# limit). Web requests (gunicorn workers): each connect or statement waits at most DB_WEB_WAIT_TIMEOUT s for the
 # server's answer, kept by the client (iit_service.db_wait), so a frozen server is a 503, never a hung worker.
 DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 2, minimum=1)
 DB_STATEMENT_TIMEOUT = env_float("DB_STATEMENT_TIMEOUT", 0, minimum=0)
