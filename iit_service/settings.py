@@ -271,6 +271,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat writes each schedule's last run time after every task it sends (not every 3 minutes): /health reads it.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_WORKER_SEND_TASK_EVENTS = True
 # Keep the LOGGING config (JSON lines with categories) in workers instead of Celery's plain format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -290,6 +292,13 @@ METRICS_REQUIRE_AUTH = env_bool("METRICS_REQUIRE_AUTH", PRODUCTION)
 if PRODUCTION and METRICS_REQUIRE_AUTH and not (METRICS_TOKEN or METRICS_BASIC_AUTH):
     raise ImproperlyConfigured("METRICS_TOKEN or METRICS_BASIC_AUTH is required to protect /metrics in production")
 HEALTH_PROBE_TIMEOUT = env_float("HEALTH_PROBE_TIMEOUT", 1.5, minimum=0.1)
+# /health pings the Celery workers (answer cached for HEALTH_CELERY_CACHE_SECONDS) and reads beat's last tick:
+# degraded when no worker answers or beat's newest run is older than HEALTH_BEAT_STALE_SECONDS (more than the
+# shortest enabled schedule, 30 s for `system`). Off where no worker is meant to run beside the web.
+HEALTH_CELERY = env_bool("HEALTH_CELERY", True)
+HEALTH_CELERY_PING_TIMEOUT = env_float("HEALTH_CELERY_PING_TIMEOUT", 1.0, minimum=0.05)
+HEALTH_CELERY_CACHE_SECONDS = env_int("HEALTH_CELERY_CACHE_SECONDS", 30, minimum=1)
+HEALTH_BEAT_STALE_SECONDS = env_int("HEALTH_BEAT_STALE_SECONDS", 180, minimum=30)
 SLOW_REQUEST_SECONDS = env_float("SLOW_REQUEST_SECONDS", 1.0, minimum=0)
 SLOW_QUERY_SECONDS = env_float("SLOW_QUERY_SECONDS", 0.5, minimum=0)
 SLOW_PREDICTION_SECONDS = env_float("SLOW_PREDICTION_SECONDS", 1.0, minimum=0)

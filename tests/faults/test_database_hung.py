@@ -90,7 +90,7 @@ def frozen_service(tmp_path_factory) -> Iterator[dict]:
     os.chmod(cluster, 0o755)  # noqa: S103 - the "postgres" account reads its cluster under it
     server = PostgresServer(cluster)
     server.start()
-    stack = Stack(workdir, database_url=server.url, env={"HEALTH_PROBE_TIMEOUT": "1"})
+    stack = Stack(workdir, database_url=server.url, env={"HEALTH_PROBE_TIMEOUT": "1", "HEALTH_CELERY": "false"})
     try:
         stack.prepare(patients=150)
         web = stack.start_web(workers=2)
