@@ -284,6 +284,9 @@ PREDICTION_CACHE_TIMEOUT = env_int("PREDICTION_CACHE_TIMEOUT", 24 * 3600, minimu
 MODEL_VERSION_CHECK_SECONDS = env_float("MODEL_VERSION_CHECK_SECONDS", 5.0, minimum=0)
 # Patients per batch-scoring task: each chunk is one Celery task and one transaction.
 PREDICTION_BATCH_CHUNK_SIZE = env_int("PREDICTION_BATCH_CHUNK_SIZE", 5000, minimum=1)
+# A running batch job none of whose chunks was stored for this long lost them (a killed worker, a broker
+# outage): the hourly rescan job requeues its unscored patients once, and fails it if it stalls again.
+BATCH_STALL_MINUTES = env_int("BATCH_STALL_MINUTES", 30, minimum=1)
 
 # --- Monitoring -----------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")
