@@ -266,6 +266,20 @@ def test_beat_is_stale_when_its_newest_run_is_older_than_the_setting(db, setting
     assert health.beat_state(now=now) == (None, None)  # nothing for beat to do: not checked
 
 
+def test_schedules_never_run_long_after_they_were_written_mean_beat_is_not_running(db, settings, celery_checked):
+    import datetime as dt
+
+    from django.utils import timezone
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="system", task="x", interval=every, enabled=True)
+    assert health.beat_state() == (None, None)  # just written: beat has not had its chance yet
+    written = timezone.now() - dt.timedelta(seconds=settings.HEALTH_BEAT_STALE_SECONDS + 60)
+    PeriodicTasks.objects.filter(ident=1).update(last_update=written)
+    assert health.beat_state() == (None, True)
+
+
 def test_a_stale_beat_makes_health_degraded_though_a_worker_answers(client, model_loaded, celery_checked):
     import datetime as dt
 
