@@ -233,6 +233,7 @@ def celery_checked(settings):
     settings.HEALTH_CELERY_PING_TIMEOUT = 2.0  # the filesystem broker polls every second, on both sides
 
 
+@pytest.mark.django_db(transaction=True)  # the worker runs in a thread of this process, with its own connection
 def test_it_names_the_workers_that_answer_a_ping_and_stays_healthy(client, model_loaded, celery_checked, worker):
     body = client.get("/health").json()
     assert body["status"] == "healthy" and len(body["celery_workers"]) == 1, body
