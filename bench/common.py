@@ -206,6 +206,11 @@ class Stack:
         for name in reversed(list(self.processes)):
             self.stop(name)
 
+    def print_outputs(self) -> None:
+        """Every process's last output, for a failed start-up's report."""
+        for name in self.processes:
+            print(f"--- {name} ---\n{self.output(name)}")
+
     def output(self, name: str, *, tail: int | None = 4000) -> str:
         path = self.workdir / f"{name}.out"
         text = path.read_text(errors="replace") if path.exists() else ""

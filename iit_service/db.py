@@ -14,10 +14,10 @@ import contextlib
 import dataclasses
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
@@ -30,6 +30,10 @@ _PREPARED_SQL: dict[str, str] = {}  # statement name -> its SQL, for the query l
 # SQLSTATEs after which a session's statements are prepared afresh: a plan whose result type changed under it
 # (feature_not_supported, "cached plan must not change result type"), a statement the session lost.
 _PREPARE_AFRESH = {"0A000", "26000"}
+# SQLSTATEs of a transaction PostgreSQL rolled back to break a cycle of writers: deadlock_detected,
+# serialization_failure. Running the transaction again is the documented answer.
+ROLLED_BACK_FOR_CONCURRENCY = {"40P01", "40001"}
+T = TypeVar("T")
 
 
 class ModelColumns:
@@ -227,3 +231,22 @@ def _numbered(sql: str) -> str:
         return f"${count}"
 
     return _PLACEHOLDER.sub(number, sql)
+
+
+def retry_on_deadlock(work: Callable[[], T], *, attempts: int = 3) -> T:
+    """``work()`` (which opens its own transaction), run again when PostgreSQL rolled it back for a deadlock.
+
+    Inside an outer transaction nothing can be run again: the error goes to the caller, as it would anyway.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except DatabaseError as error:
+            if attempt == attempts or connection.in_atomic_block or not rolled_back_for_concurrency(error):
+                raise
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+def rolled_back_for_concurrency(error: BaseException) -> bool:
+    """Whether the database ended this transaction to let a concurrent one through (deadlock, serialization)."""
+    return getattr(error.__cause__, "pgcode", None) in ROLLED_BACK_FOR_CONCURRENCY

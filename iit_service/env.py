@@ -85,11 +85,22 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def database_from_url(url: str, *, base_dir: Path, app_name: str, conn_max_age: int) -> dict:
+def database_from_url(
+    url: str,
+    *,
+    base_dir: Path,
+    app_name: str,
+    conn_max_age: int,
+    connect_timeout: int = 5,
+    statement_timeout: float = 0,
+) -> dict:
     """Translate a DATABASE_URL into a Django DATABASES entry.
 
     Only SQLite and PostgreSQL are supported: those are the two engines the
     service is tested on.  Django-prometheus' wrappers add per-query metrics.
+    On PostgreSQL ``connect_timeout`` (seconds) bounds connecting and
+    ``statement_timeout`` (seconds, 0 = none) is the server's limit on one
+    statement; ``connect_timeout`` or ``options`` in the URL's query win.
     """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -102,7 +113,10 @@ def database_from_url(url: str, *, base_dir: Path, app_name: str, conn_max_age: 
         }
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         query = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
-        options = {"application_name": app_name, "connect_timeout": int(query.pop("connect_timeout", 5))}
+        timeout = int(query.pop("connect_timeout", connect_timeout))
+        options: dict = {"application_name": app_name, "connect_timeout": timeout}
+        if statement_timeout > 0:
+            options["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
         options.update(query)
         return {
             "ENGINE": "django_prometheus.db.backends.postgresql",

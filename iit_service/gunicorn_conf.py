@@ -28,7 +28,10 @@ for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 wsgi_app = "iit_service.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Threads (gunicorn's gthread worker): a request waiting on a slow dependency holds one thread, not the whole
+# worker, so /health/live and other requests are still answered. A database wait is bounded (DB_WEB_WAIT_TIMEOUT);
+# workers x threads stays under DB_POOL_MAX, as each thread keeps its own connection.
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
@@ -80,6 +83,20 @@ def post_worker_init(worker) -> None:
     from monitoring.observability.metrics import WEB_REQUEST_SLOTS
 
     WEB_REQUEST_SLOTS.set(threads)
+    _bound_database_waits()
+
+
+def _bound_database_waits() -> None:
+    """A request fails fast (503) on a database that stopped answering, instead of holding its thread.
+
+    Set per worker process (the bound is process-wide), not in wsgi.py, which tests import too.
+    """
+    from django.conf import settings
+
+    from iit_service.db_wait import bound_database_waits
+
+    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
+        bound_database_waits(settings.DB_WEB_WAIT_TIMEOUT)
 
 
 def child_exit(server, worker) -> None:

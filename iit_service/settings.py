@@ -116,12 +116,21 @@ DB_POOL_MAX = env_int("DB_POOL_MAX", 10, minimum=1)
 # The hot statements of a request are planned once a session (iit_service.db.execute_prepared). Switch off
 # behind a pooler that shares sessions between clients (PgBouncer in transaction mode).
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+# Fail fast on a database that does not answer (docs/RUNBOOK.md, "Database hung"). Every process: libpq gives
+# up connecting after DB_CONNECT_TIMEOUT s; the server ends any statement after DB_STATEMENT_TIMEOUT s (0 = no
+# limit). Web requests (gunicorn workers): each connect or statement waits at most DB_WEB_WAIT_TIMEOUT s for the
+# server's answer, kept by the client (iit_service.db_wait), so a frozen server is a 503, never a hung worker.
+DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 2, minimum=1)
+DB_STATEMENT_TIMEOUT = env_float("DB_STATEMENT_TIMEOUT", 0, minimum=0)
+DB_WEB_WAIT_TIMEOUT = env_float("DB_WEB_WAIT_TIMEOUT", 1.2, minimum=0)
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL", "sqlite:///db.sqlite3"),
         base_dir=BASE_DIR,
         app_name=DB_APPLICATION_NAME,
         conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        connect_timeout=DB_CONNECT_TIMEOUT,
+        statement_timeout=DB_STATEMENT_TIMEOUT,
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -266,6 +275,8 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat writes each schedule's last run time after every task it sends (not every 3 minutes): /health reads it.
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_WORKER_SEND_TASK_EVENTS = True
 # Keep the LOGGING config (JSON lines with categories) in workers instead of Celery's plain format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -279,6 +290,9 @@ MODEL_VERSION_CHECK_SECONDS = env_float("MODEL_VERSION_CHECK_SECONDS", 5.0, mini
 PREDICTION_BATCH_CHUNK_SIZE = env_int("PREDICTION_BATCH_CHUNK_SIZE", 5000, minimum=1)
 # A facility with fewer at-risk patients at training takes the version's global tier cut-offs.
 TIER_MIN_FACILITY_PATIENTS = env_int("TIER_MIN_FACILITY_PATIENTS", 200, minimum=1)
+# A running batch job none of whose chunks was stored for this long lost them (a killed worker, a broker
+# outage): the hourly rescan job requeues its unscored patients once, and fails it if it stalls again.
+BATCH_STALL_MINUTES = env_int("BATCH_STALL_MINUTES", 30, minimum=1)
 
 # --- Monitoring -----------------------------------------------------------
 METRICS_TOKEN = env_str("METRICS_TOKEN")
@@ -287,6 +301,13 @@ METRICS_REQUIRE_AUTH = env_bool("METRICS_REQUIRE_AUTH", PRODUCTION)
 if PRODUCTION and METRICS_REQUIRE_AUTH and not (METRICS_TOKEN or METRICS_BASIC_AUTH):
     raise ImproperlyConfigured("METRICS_TOKEN or METRICS_BASIC_AUTH is required to protect /metrics in production")
 HEALTH_PROBE_TIMEOUT = env_float("HEALTH_PROBE_TIMEOUT", 1.5, minimum=0.1)
+# /health pings the Celery workers (answer cached for HEALTH_CELERY_CACHE_SECONDS) and reads beat's last tick:
+# degraded when no worker answers or beat's newest run is older than HEALTH_BEAT_STALE_SECONDS (more than the
+# shortest enabled schedule, 30 s for `system`). Off where no worker is meant to run beside the web.
+HEALTH_CELERY = env_bool("HEALTH_CELERY", True)
+HEALTH_CELERY_PING_TIMEOUT = env_float("HEALTH_CELERY_PING_TIMEOUT", 1.0, minimum=0.05)
+HEALTH_CELERY_CACHE_SECONDS = env_int("HEALTH_CELERY_CACHE_SECONDS", 30, minimum=1)
+HEALTH_BEAT_STALE_SECONDS = env_int("HEALTH_BEAT_STALE_SECONDS", 180, minimum=30)
 SLOW_REQUEST_SECONDS = env_float("SLOW_REQUEST_SECONDS", 1.0, minimum=0)
 SLOW_QUERY_SECONDS = env_float("SLOW_QUERY_SECONDS", 0.5, minimum=0)
 SLOW_PREDICTION_SECONDS = env_float("SLOW_PREDICTION_SECONDS", 1.0, minimum=0)

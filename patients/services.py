@@ -19,7 +19,7 @@ from rest_framework.authtoken.models import Token
 
 from iit_service.after_response import after_response
 from iit_service.caller import Caller
-from iit_service.db import insert_together, update_rows
+from iit_service.db import insert_together, retry_on_deadlock, update_rows
 from iit_service.errors import CredentialsRefused, Invalid, NotFound
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
 from patients.selectors import (
@@ -310,8 +310,11 @@ def observations_bulk_ingest(*, caller: Caller, rows: list[dict]) -> BulkResult:
        cannot see fails the whole batch as not found (no existence leak).
     2. Check rules that need the patient (not before birth) and repeated external ids;
        any failure names its row index and nothing is written.
-    3. In one transaction, skip rows whose external id is already stored and
-       bulk-insert the rest with ignore_conflicts, so a concurrent retry cannot duplicate.
+    3. In one transaction, lock the batch's facilities (in id order), skip rows whose
+       external id is already stored and bulk-insert the rest. The lock makes two uploads
+       to one facility take turns, so the second sees the first's rows and ``created``
+       counts only what this upload stored; ignore_conflicts still guards against a
+       single observation created meanwhile. A deadlock with other writers is retried.
     """
     patients = patients_visible_to(caller.user).in_bulk({row["patient"] for row in rows})
     missing = {str(i): {"patient": ["Not found."]} for i, row in enumerate(rows) if row["patient"] not in patients}
@@ -320,7 +323,14 @@ def observations_bulk_ingest(*, caller: Caller, rows: list[dict]) -> BulkResult:
         audit_denied_reach(caller=caller, patient_ids=unseen, resource="observations.bulk", object_count=len(rows))
         raise NotFound("Patient not found.", details=missing)  # names the rows whose patient the caller cannot see
     _check_bulk_rows(rows, patients)
+    created = retry_on_deadlock(lambda: _bulk_store(caller, rows, patients))
+    return BulkResult(received=len(rows), created=created, already_present=len(rows) - created)
+
+
+def _bulk_store(caller: Caller, rows: list[dict], patients: dict[int, Patient]) -> int:
     with transaction.atomic():
+        facility_ids = sorted({patient.facility_id for patient in patients.values()})
+        list(Facility.objects.select_for_update().filter(pk__in=facility_ids).order_by("pk").values_list("pk"))
         present = _stored_external_ids(rows, patients)
         fresh = [row for row in rows if _external_key(row, patients) not in present]
         Observation.objects.bulk_create(
@@ -328,7 +338,7 @@ def observations_bulk_ingest(*, caller: Caller, rows: list[dict]) -> BulkResult:
         )
         patient_schedules_refresh(patient_ids=sorted({row["patient"] for row in fresh}))
         _audit_bulk(caller, rows, patients, created=len(fresh))
-    return BulkResult(received=len(rows), created=len(fresh), already_present=len(rows) - len(fresh))
+    return len(fresh)
 
 
 def _check_bulk_rows(rows: list[dict], patients: dict[int, Patient]) -> None:

@@ -57,7 +57,17 @@ class FacilityTierCutoffsAdmin(admin.ModelAdmin):
 
 @admin.register(BatchJob)
 class BatchJobAdmin(BigTableAdmin):
-    list_display = ["id", "status", "facility", "total", "done", "chunks_done", "chunks_total", "created_at"]
+    list_display = [
+        "id",
+        "status",
+        "facility",
+        "total",
+        "done",
+        "chunks_done",
+        "chunks_total",
+        "requeues",
+        "created_at",
+    ]
     list_filter = ["status"]
     list_select_related = ["facility"]
     readonly_fields = [f.name for f in BatchJob._meta.fields]

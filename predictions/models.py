@@ -101,6 +101,9 @@ class BatchJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When it last moved (started, a chunk stored); a running job still for BATCH_STALL_MINUTES is requeued once.
+    progressed_at = models.DateTimeField(null=True, blank=True)
+    requeues = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]

@@ -26,6 +26,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from rest_framework.authtoken.models import Token
 
 from iit_service.db import ModelColumns, execute_prepared
+from iit_service.db_wait import copy_allowed
 from patients.models import ClinicianFacility, Facility, Observation, Patient, at_risk_q, care_state_q
 from patients.selectors import facility_ids_for
 from predictions.care import INTERRUPTED, LATE
@@ -72,7 +73,7 @@ _CONCEPTS = ", ".join(f"'{name}'" for name in CONCEPT_CODES)
 
 def _read(sql: str, params: Sequence, columns: list[str], dtypes: dict | None = None) -> pd.DataFrame:
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        if copy_allowed(connection):
             query = cursor.mogrify(sql, params).decode()
             buffer = io.BytesIO()
             cursor.cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", buffer)

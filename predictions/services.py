@@ -25,6 +25,7 @@ from kombu.exceptions import KombuError
 
 from iit_service.after_response import after_response
 from iit_service.db import insert_together
+from iit_service.db_wait import copy_allowed
 from iit_service.errors import Conflict, Unprocessable
 from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import AuditEvent, Facility, Observation, Patient
@@ -272,7 +273,7 @@ def _score_patients(
 
 def _store(scored: _ScoredPatients, *, job: BatchJob) -> None:
     """Bulk insert: COPY on PostgreSQL, bulk_create elsewhere (inside the caller's transaction)."""
-    if connection.vendor != "postgresql":
+    if not copy_allowed(connection):
         Prediction.objects.bulk_create(scored.instances(batch_job=job, source=Prediction.Source.BATCH), batch_size=2000)
         return
     with connection.cursor() as cursor:
@@ -351,21 +352,18 @@ def batch_job_start(*, job_id: str) -> list[list[int]]:
     """
     chunk_size = settings.PREDICTION_BATCH_CHUNK_SIZE
     model = registry.active_model()
+    now = timezone.now()
     claimed = BatchJob.objects.filter(pk=job_id, status=BatchJob.Status.PENDING).update(
-        status=BatchJob.Status.RUNNING, started_at=timezone.now(), model_version_id=model.id
+        status=BatchJob.Status.RUNNING, started_at=now, progressed_at=now, model_version_id=model.id
     )
     if not claimed:
         return []
     job = BatchJob.objects.get(pk=job_id)
-    patients = Patient.objects.all()
-    if job.patient_ids is not None:
-        patients = patients.filter(pk__in=job.patient_ids)
-    if job.facility_id is not None:
-        patients = patients.filter(facility_id=job.facility_id)
-    ids = list(patients.filter(status=Patient.Status.ACTIVE).order_by("pk").values_list("pk", flat=True))
+    ids = list(_job_patients(job).order_by("pk").values_list("pk", flat=True))
     skipped = dict.fromkeys(SKIP_REASONS, 0)
     if job.patient_ids is not None:  # asked for by id: say which were not scored
-        skipped["not_active"] = patients.exclude(status=Patient.Status.ACTIVE).count()
+        asked = Patient.objects.filter(pk__in=job.patient_ids)
+        skipped["not_active"] = asked.exclude(status=Patient.Status.ACTIVE).count()
     chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
     BatchJob.objects.filter(pk=job_id).update(total=len(ids), chunks_total=len(chunks), result={"skipped": skipped})
     if not chunks:
@@ -383,6 +381,75 @@ def _at_risk(timeline: Timeline, table: PatientTable, *, now: dt.datetime) -> tu
         "no_booking_visit": int((~booked).sum()),
     }
     return schedules.at_risk(today), skipped
+
+
+def _job_patients(job: BatchJob):
+    patients = Patient.objects.filter(status=Patient.Status.ACTIVE)
+    if job.patient_ids is not None:
+        patients = patients.filter(pk__in=job.patient_ids)
+    if job.facility_id is not None:
+        patients = patients.filter(facility_id=job.facility_id)
+    return patients
+
+
+def batch_jobs_recover_stalled(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Running jobs with no chunk stored for BATCH_STALL_MINUTES: requeued once, failed with a reason after that.
+
+    Their chunk tasks were lost (a worker killed mid-chunk, a broker outage); without this a job stays
+    "running" until the broker's visibility timeout redelivers them, or forever.
+    """
+    now = now or timezone.now()
+    minutes = settings.BATCH_STALL_MINUTES
+    stalled = BatchJob.objects.filter(
+        status=BatchJob.Status.RUNNING, progressed_at__lt=now - dt.timedelta(minutes=minutes)
+    )
+    failed = stalled.filter(requeues__gte=1).update(
+        status=BatchJob.Status.FAILED,
+        finished_at=now,
+        error=f"No progress for {minutes} minutes, after one requeue: its chunks were lost (worker or broker "
+        "failure). Submit it again.",
+    )
+    requeued = sum(
+        batch_job_requeue(job_id=str(pk), now=now) for pk in stalled.filter(requeues=0).values_list("pk", flat=True)
+    )
+    return {"requeued": requeued, "failed": failed}
+
+
+def batch_job_requeue(*, job_id: str, now: dt.datetime) -> int:
+    """Queue the job's patients that have no prediction of it yet as new chunks, once; 1 if this call did."""
+    from predictions.tasks import score_batch_chunk
+
+    chunk_size = settings.PREDICTION_BATCH_CHUNK_SIZE
+    with transaction.atomic():
+        job = BatchJob.objects.select_for_update().get(pk=job_id)
+        if job.status != BatchJob.Status.RUNNING or job.requeues:
+            return 0
+        scored = Prediction.objects.filter(batch_job_id=job.pk).values("patient_id")
+        ids = list(_job_patients(job).exclude(pk__in=scored).order_by("pk").values_list("pk", flat=True))
+        chunks = [ids[i : i + chunk_size] for i in range(0, len(ids), chunk_size)]
+        # The lost chunks never counted as done: the job finishes when the requeued ones have. Patients a stored
+        # chunk skipped (not at risk) have no prediction either, so they are requeued and counted again.
+        BatchJob.objects.filter(pk=job_id).update(
+            requeues=F("requeues") + 1,
+            progressed_at=now,
+            chunks_total=job.chunks_done + len(chunks),
+            done=job.total - len(ids),
+        )
+        logger.warning("batch job %s stalled: %d patients requeued in %d chunks", job_id, len(ids), len(chunks))
+        if chunks:
+            transaction.on_commit(lambda: _enqueue_chunks(job_id, chunks, score_batch_chunk))
+    if not chunks:
+        _batch_job_finish(job_id)
+    return 1
+
+
+def _enqueue_chunks(job_id: str, chunks: list[list[int]], task) -> None:
+    from celery import group
+
+    try:
+        group(task.s(job_id, chunk) for chunk in chunks).apply_async()
+    except (KombuError, OSError) as exc:  # still stalled: the next check fails it with its reason
+        logger.error("batch job %s could not be requeued: %s", job_id, exc)
 
 
 def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int], now: dt.datetime | None = None) -> int:
@@ -412,6 +479,7 @@ def batch_chunk_score(*, job_id: str, patient_ids: Sequence[int], now: dt.dateti
             chunks_done=F("chunks_done") + 1,
             result=result,
             chunks_stored=[*locked.chunks_stored, first],
+            progressed_at=timezone.now(),
         )
     levels = scored.scored.risk_levels.tolist() if scored is not None else []
     for level, count in Counter(levels).items():
@@ -462,17 +530,19 @@ def batch_job_fail(*, job_id: str, error: str) -> None:
 def prediction_rescan_changed() -> dict:
     """Queue a batch job for patients with observations newer than their latest prediction.
 
-    Hourly, it also fails batch jobs left pending too long (their task was lost), so none stays pending forever.
+    Hourly, it also fails batch jobs left pending too long (their task was lost) and requeues, then fails,
+    running jobs that stopped progressing: no job stays pending or running forever.
     """
     stale = batch_jobs_fail_stale()
+    stalled = batch_jobs_recover_stalled()
     latest = selectors.latest_predictions(facility_ids=None)
     newer = Observation.objects.filter(patient_id=OuterRef("patient_id"), created_at__gt=OuterRef("observation_stamp"))
     changed = list(latest.filter(Exists(newer)).values_list("patient_id", flat=True))
     if not changed:
-        return {"changed_patients": 0, "job": None, "stale_jobs_failed": stale}
+        return {"changed_patients": 0, "job": None, "stale_jobs_failed": stale, "stalled_jobs": stalled}
     with transaction.atomic():
         job = batch_job_create(created_by=None, patient_ids=sorted(changed))
-    return {"changed_patients": len(changed), "job": str(job.pk), "stale_jobs_failed": stale}
+    return {"changed_patients": len(changed), "job": str(job.pk), "stale_jobs_failed": stale, "stalled_jobs": stalled}
 
 
 # --- outcomes -----------------------------------------------------------------------------

@@ -27,6 +27,12 @@ def _clean_cache():
 
 
 @pytest.fixture(autouse=True)
+def _no_celery_in_health(settings):
+    # No worker or beat runs beside most tests; the tests of /health's Celery report switch it on.
+    settings.HEALTH_CELERY = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness costs ~0.3 s per user created; tests only need hashing to work.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -51,3 +51,12 @@ def test_a_sqlite_url_is_relative_to_the_project(tmp_path):
 def test_an_unknown_database_scheme_is_refused(tmp_path):
     with pytest.raises(ImproperlyConfigured):
         database_from_url("mysql://x/y", base_dir=tmp_path, app_name="a", conn_max_age=0)
+
+
+def test_a_postgres_url_gets_the_connect_and_statement_timeouts(tmp_path):
+    db = database_from_url("postgres://u@db/iit", base_dir=tmp_path, app_name="a", conn_max_age=0,
+                           connect_timeout=2, statement_timeout=1.5)  # fmt: skip
+    assert db["OPTIONS"]["connect_timeout"] == 2 and db["OPTIONS"]["options"] == "-c statement_timeout=1500"
+    untimed = database_from_url("postgres://u@db/iit?connect_timeout=9", base_dir=tmp_path, app_name="a",
+                                conn_max_age=0, statement_timeout=0)  # fmt: skip
+    assert untimed["OPTIONS"]["connect_timeout"] == 9 and "options" not in untimed["OPTIONS"]

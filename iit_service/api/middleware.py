@@ -2,7 +2,9 @@
 
 Django raises OperationalError/InterfaceError when PostgreSQL cannot be
 reached or a connection broke; every later request opens a new connection,
-so the service recovers by itself when the database returns.
+so the service recovers by itself when the database returns. A deadlock or
+serialization failure is an OperationalError too, but the database answered:
+it is a 409 ``conflict`` (the services retry it first), not an outage.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest
 
 from iit_service.api.errors import json_error
+from iit_service.db import rolled_back_for_concurrency
 
 error_log = logging.getLogger("iit.error")
 RETRY_AFTER_SECONDS = 5
@@ -28,6 +31,9 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception):
         if not isinstance(exception, OperationalError | InterfaceError):
             return None
+        if rolled_back_for_concurrency(exception):  # the database answered: a write lost a race, retries included
+            error_log.warning("write conflict", extra={"event": "write_conflict", "path": request.path})
+            return json_error(409, "A concurrent write got in the way; send the request again.", code="conflict")
         error_log.error(
             "database unavailable",
             extra={"event": "database_unavailable", "path": request.path, "error": str(exception)[:300]},

@@ -22,7 +22,7 @@ from monitoring.models import Alert, HealthReport
 
 logger = logging.getLogger(__name__)
 
-HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+HEALTHY = "healthy"
 
 
 def health_report_build_and_send(*, now: dt.datetime | None = None) -> HealthReport:
@@ -54,7 +54,7 @@ def health_report_send(*, report: HealthReport) -> HealthReport:
         report.save(update_fields=["email_error"])
         return report
     message = EmailMultiAlternatives(
-        subject=f"[IIT] Health report {report.period_end:%Y-%m-%d}: {report.status}",
+        subject=f"[IIT] Health report {report.period_end:%Y-%m-%d}: {report.status}{_attention_note(report)}",
         body=report.text,
         to=recipients,
     )
@@ -71,6 +71,11 @@ def health_report_send(*, report: HealthReport) -> HealthReport:
     return report
 
 
+def _attention_note(report: HealthReport) -> str:
+    count = len(report.content.get("attention", []))
+    return f", {count} to look at" if count else ""
+
+
 def report_content(*, start: dt.datetime, end: dt.datetime) -> dict:
     """Everything the report says, as JSON: stored on the row and rendered by both templates."""
     content: dict[str, Any] = {
@@ -84,20 +89,21 @@ def report_content(*, start: dt.datetime, end: dt.datetime) -> dict:
         "service_metrics": _service_metrics(start=start, end=end),
     }
     content["predictions_total"] = sum(content["predictions_by_tier"].values())
-    content["status"] = overall_status(content)
+    # One verdict, /health's own (monitoring.observability.health): the headline and the body say the same.
+    content["status"] = content["health"]["status"]
+    content["attention"] = attention(content)
     return content
 
 
-def overall_status(content: dict) -> str:
-    """Unhealthy: /health says so or a critical alert is open; degraded: anything else needs a look."""
-    open_alerts = content["alerts"]["open"]
-    if content["health"].get("status") == UNHEALTHY or any(a["severity"] == "critical" for a in open_alerts):
-        return UNHEALTHY
-    failed_jobs = any(job["failed"] for job in content["jobs"])
-    drift = (content["model"]["drift"] or {}).get("drift_detected")
-    if content["health"].get("status") == DEGRADED or open_alerts or failed_jobs or drift:
-        return DEGRADED
-    return HEALTHY
+def attention(content: dict) -> list[str]:
+    """What else needs a look, beside the health verdict: open alerts (critical first), failed jobs, drift."""
+    alerts = sorted(content["alerts"]["open"], key=lambda alert: alert["severity"] != "critical")
+    items = [f"{alert['severity']} alert open: {alert['rule']}" for alert in alerts]
+    failed = [job for job in content["jobs"] if job["failed"]]
+    items += [f"job {job['job']} failed {job['failed']} of {job['runs']} runs" for job in failed]
+    if (content["model"]["drift"] or {}).get("drift_detected"):
+        items.append("model drift detected")
+    return items
 
 
 def _health() -> dict:

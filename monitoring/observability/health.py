@@ -9,11 +9,13 @@ instead of hanging the orchestrator's probe.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
@@ -39,11 +41,25 @@ TABLES: dict[str, type[Patient] | type[Prediction] | type[Observation]] = {
 
 
 @dataclass(frozen=True)
+class CeleryState:
+    """Who runs the background work: workers that answered a ping, and beat's last tick (None: not checked)."""
+
+    workers: list[str] | None = None
+    beat_last_tick: str | None = None
+    beat_stale: bool | None = None
+
+    @property
+    def failing(self) -> bool:
+        return self.workers == [] or self.beat_stale is True
+
+
+@dataclass(frozen=True)
 class Health:
     status: str
     database_connected: bool
     redis_connected: bool
     model_loaded: bool
+    celery: CeleryState = field(default_factory=CeleryState)
 
     @property
     def http_status(self) -> int:
@@ -56,24 +72,97 @@ class Health:
             "database_connected": self.database_connected,
             "redis_connected": self.redis_connected,
             "model_loaded": self.model_loaded,
+            "celery_workers": self.celery.workers,
+            "beat_last_tick": self.celery.beat_last_tick,
+            "beat_stale": self.celery.beat_stale,
         }
 
 
 def health_check() -> Health:
-    """The service's verdict: unhealthy without its database or a model, degraded without Redis."""
+    """The service's verdict: unhealthy without its database or a model; degraded without Redis, without a
+    Celery worker answering, or with beat's last tick stale."""
     timeout = settings.HEALTH_PROBE_TIMEOUT
     database = _PROBES.submit(database_probe, timeout=timeout)
     redis = _PROBES.submit(redis_probe, timeout=timeout)
+    workers = celery_workers() if settings.HEALTH_CELERY else None
     database_ok, redis_ok = _result(database, timeout), _result(redis, timeout)
     # The registry confirms the active version in the database: without it, no model is confirmed.
     model_ok = model_probe() if database_ok else False
+    celery = CeleryState(workers, *beat_state()) if settings.HEALTH_CELERY and database_ok else CeleryState(workers)
     if not (database_ok and model_ok):
         status = UNHEALTHY
-    elif not redis_ok:
+    elif not redis_ok or celery.failing:
         status = DEGRADED
     else:
         status = HEALTHY
-    return Health(status, database_ok, redis_ok, model_ok)
+    return Health(status, database_ok, redis_ok, model_ok, celery)
+
+
+# --- Celery: workers and beat ---------------------------------------------------
+# One ping at a time per process: a broker that hangs holds one thread, never the probe pool.
+_PING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="health-celery-ping")
+_ping_lock = threading.Lock()
+_ping_running: Future | None = None
+WORKERS_KEY = "health:celery-workers"
+
+
+def celery_workers() -> list[str]:
+    """Names of the workers that answered the last ping (cached HEALTH_CELERY_CACHE_SECONDS); [] when none did.
+
+    A ping waits HEALTH_CELERY_PING_TIMEOUT for replies, off the request thread: a request waits at most that
+    long (plus the broker's polling), and only once per cache period per process.
+    """
+    global _ping_running
+    cached = cache.get(WORKERS_KEY)
+    if cached is not None:
+        return cached["workers"]
+    timeout = settings.HEALTH_CELERY_PING_TIMEOUT
+    with _ping_lock:
+        if _ping_running is None or _ping_running.done():
+            _ping_running = _PING.submit(_ping_workers, timeout)
+        running = _ping_running
+    try:
+        # Slack for the broker's polling (the filesystem transport looks every second); a late answer is cached.
+        return running.result(timeout=timeout + 1.5)
+    except FutureTimeout:
+        return []
+
+
+def _ping_workers(timeout: float) -> list[str]:
+    from iit_service.celery import app
+
+    try:
+        workers = sorted(name for reply in app.control.ping(timeout=timeout) or [] for name in reply)
+    except Exception as exc:  # noqa: BLE001 - a broker outage means no worker can be reached
+        failure = {"event": "health_probe_failed", "dependency": "celery", "error": str(exc)[:300]}
+        error_log.warning("celery ping failed", extra=failure)
+        workers = []
+    # Wrapped: the cache reads an empty (falsy) value back as a miss (django-prometheus' get returns
+    # ``cached or default``), and "no worker answered" must be kept like any other answer.
+    cache.set(WORKERS_KEY, {"workers": workers}, timeout=settings.HEALTH_CELERY_CACHE_SECONDS)
+    return workers
+
+
+def beat_state(*, now: dt.datetime | None = None) -> tuple[str | None, bool | None]:
+    """Beat's last tick (the newest last run of an enabled schedule) and whether it is older than
+    HEALTH_BEAT_STALE_SECONDS. With no enabled schedule there is nothing beat must do: not checked."""
+    from django.db.models import Max
+    from django_celery_beat.models import PeriodicTask
+
+    enabled = PeriodicTask.objects.filter(enabled=True)
+    last = enabled.aggregate(last=Max("last_run_at"))["last"]
+    if last is None:
+        return None, (True if enabled.exists() and _beat_expected() else None)
+    age = ((now or timezone.now()) - last).total_seconds()
+    return last.strftime("%Y-%m-%dT%H:%M:%SZ"), age > settings.HEALTH_BEAT_STALE_SECONDS
+
+
+def _beat_expected() -> bool:
+    # Schedules written by setup_schedules more than a stale period ago and never run: beat is not running.
+    from django_celery_beat.models import PeriodicTasks
+
+    changed = PeriodicTasks.last_change()
+    return changed is not None and (timezone.now() - changed).total_seconds() > settings.HEALTH_BEAT_STALE_SECONDS
 
 
 def _result(future, timeout: float) -> bool:

@@ -148,13 +148,13 @@ def service(tmp_path_factory) -> Iterator[dict]:
         stack.env.update(
             CELERY_BROKER_URL="filesystem://", MODEL_VERSION_CHECK_SECONDS="0.5", HEALTH_PROBE_TIMEOUT="1",
             REDIS_CONNECT_TIMEOUT="0.5", REDIS_SOCKET_TIMEOUT="0.5", DB_CONN_MAX_AGE="60",
+            HEALTH_CELERY="false",  # no worker runs beside this web tier unless a test starts one
         )  # fmt: skip
         try:
             web = stack.start_web(workers=2)
             yield {"stack": stack, "web": web, "redis": redis, "proxy": proxy, "token": stack.token}
         except Exception:
-            for name in stack.processes:
-                print(f"--- {name} ---\n{stack.output(name)}")
+            stack.print_outputs()
             raise
         finally:
             stack.stop_all()

@@ -67,6 +67,9 @@ def test_it_is_healthy_with_200_when_every_dependency_answers(client, model_load
         "database_connected": True,
         "redis_connected": True,
         "model_loaded": True,
+        "celery_workers": None,
+        "beat_last_tick": None,
+        "beat_stale": None,
     }
 
 
@@ -90,9 +93,10 @@ def test_it_is_unhealthy_when_the_active_model_artifact_is_missing(client, model
     assert response.json()["model_loaded"] is False
 
 
-def test_it_reports_the_guide_fields_and_nothing_else(client):
+def test_it_reports_the_guide_fields_and_the_celery_ones_beside_them(client):
     body = client.get("/health").json()
-    assert set(body) == {"status", "timestamp", "database_connected", "redis_connected", "model_loaded"}
+    guide = {"status", "timestamp", "database_connected", "redis_connected", "model_loaded"}
+    assert set(body) == guide | {"celery_workers", "beat_last_tick", "beat_stale"}
     assert body["timestamp"].endswith("Z")
 
 
@@ -105,6 +109,9 @@ def test_it_is_unhealthy_with_503_when_no_model_is_loaded(client):
         "database_connected": True,
         "redis_connected": True,
         "model_loaded": False,
+        "celery_workers": None,
+        "beat_last_tick": None,
+        "beat_stale": None,
     }
 
 
@@ -215,3 +222,86 @@ def test_a_cache_that_fails_is_reported_down_not_a_server_error(client, tmp_path
         response = client.get("/health")
     assert response.status_code == 503  # no model here; the point is the answer, not a 500
     assert response.json()["redis_connected"] is False
+
+
+# --- Celery workers and beat --------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_checked(settings):
+    settings.HEALTH_CELERY = True
+    settings.HEALTH_CELERY_PING_TIMEOUT = 2.0  # the filesystem broker polls every second, on both sides
+
+
+@pytest.mark.django_db(transaction=True)  # the worker runs in a thread of this process, with its own connection
+def test_it_names_the_workers_that_answer_a_ping_and_stays_healthy(client, model_loaded, celery_checked, worker):
+    body = client.get("/health").json()
+    assert body["status"] == "healthy" and len(body["celery_workers"]) == 1, body
+    assert body["celery_workers"][0].startswith("celery@") or "@" in body["celery_workers"][0]
+
+
+def test_it_is_degraded_when_no_worker_answers_and_keeps_that_answer_briefly(client, model_loaded, celery_checked):
+    from django.core.cache import cache
+
+    body = client.get("/health").json()
+    assert body["status"] == "degraded" and body["celery_workers"] == [], body
+    assert body["database_connected"] and body["redis_connected"] and body["model_loaded"]
+    health._ping_running.result(timeout=10)  # the ping may outlast the request's wait; it then stores its answer
+    assert cache.get(health.WORKERS_KEY) == {"workers": []}  # what the probes read for HEALTH_CELERY_CACHE_SECONDS
+
+
+def test_beat_is_stale_when_its_newest_run_is_older_than_the_setting(db, settings, celery_checked):
+    import datetime as dt
+
+    from django.utils import timezone
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    task = PeriodicTask.objects.create(name="system", task="x", interval=every, enabled=True)
+    now = timezone.now()
+    for age, stale in ((60, False), (settings.HEALTH_BEAT_STALE_SECONDS + 60, True)):
+        PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=now - dt.timedelta(seconds=age))
+        last_tick, is_stale = health.beat_state(now=now)
+        assert is_stale is stale and last_tick is not None
+    PeriodicTask.objects.filter(pk=task.pk).update(enabled=False)
+    assert health.beat_state(now=now) == (None, None)  # nothing for beat to do: not checked
+
+
+def test_schedules_never_run_long_after_they_were_written_mean_beat_is_not_running(db, settings, celery_checked):
+    import datetime as dt
+
+    from django.utils import timezone
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="system", task="x", interval=every, enabled=True)
+    assert health.beat_state() == (None, None)  # just written: beat has not had its chance yet
+    written = timezone.now() - dt.timedelta(seconds=settings.HEALTH_BEAT_STALE_SECONDS + 60)
+    PeriodicTasks.objects.filter(ident=1).update(last_update=written)
+    assert health.beat_state() == (None, True)
+
+
+def test_a_stale_beat_makes_health_degraded_though_a_worker_answers(client, model_loaded, celery_checked):
+    import datetime as dt
+
+    from django.core.cache import cache
+    from django.utils import timezone
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every = IntervalSchedule.objects.create(every=30, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="system", task="x", interval=every, enabled=True,
+                                last_run_at=timezone.now() - dt.timedelta(hours=1))  # fmt: skip
+    cache.set(health.WORKERS_KEY, {"workers": ["celery@w1"]})  # the last ping's answer, as the probe keeps it
+    body = client.get("/health").json()
+    assert body["status"] == "degraded" and body["beat_stale"] is True and body["celery_workers"], body
+
+
+def test_the_console_shows_the_ping_answer_at_once_never_pinging(client, staff, celery_checked):
+    from django.core.cache import cache
+    from django.urls import reverse
+
+    client.force_login(staff)
+    page = client.get(reverse("admin:monitoring_console_overview")).content.decode()
+    assert "none answering a ping" in page and "pinging" not in page
+    cache.set(health.WORKERS_KEY, {"workers": ["celery@w1"]})
+    assert "celery@w1" in client.get(reverse("admin:monitoring_console_overview")).content.decode()

@@ -37,6 +37,11 @@ def test_there_is_exactly_one_beat(compose):
     assert beat["command"][:4] == ["celery", "-A", "iit_service", "beat"]
 
 
+def test_a_web_worker_or_beat_that_exits_is_started_again(compose):
+    for name in ("web", "worker", "beat"):
+        assert compose["services"][name]["restart"] in {"always", "unless-stopped"}, name
+
+
 def test_every_mounted_file_exists_in_the_repository(compose):
     for name, service in compose["services"].items():
         for volume in service.get("volumes", []):

@@ -152,6 +152,8 @@ def stack(tmp_path_factory, database_url) -> Iterator[dict]:
         "METRICS_TOKEN": METRICS_TOKEN,
         "CELERY_BROKER_URL": "filesystem://",
         "CELERY_RESULT_BACKEND": f"file://{var / 'celery' / 'results'}",
+        # /health pings the worker: the filesystem broker answers after its polling (a second each side).
+        "HEALTH_CELERY_PING_TIMEOUT": "2",
         "DJANGO_SETTINGS_MODULE": "iit_service.settings",
         # With Redis: nothing cached by an earlier run may answer for this one.
         "CACHE_KEY_PREFIX": f"it-{uuid.uuid4().hex[:12]}",

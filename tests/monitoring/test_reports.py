@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from email import message_from_bytes
 
 import pytest
@@ -88,7 +89,9 @@ def test_the_report_covers_health_jobs_alerts_model_predictions_and_metrics(a_da
     settings.OPS_EMAILS = []
     report = health_report_build_and_send(now=a_minute_after(now))
     content = report.content
-    assert report.status == "unhealthy"  # a critical alert is open (and no model is loaded)
+    assert report.status == "unhealthy" == content["health"]["status"]  # /health's verdict: no model is loaded
+    assert content["attention"][0].startswith("critical alert open: ")  # critical first
+    assert "job drift failed 1 of 1 runs" in content["attention"] and "model drift detected" in content["attention"]
     assert set(content["health"]) >= {"status", "database_connected", "redis_connected", "model_loaded"}
     assert content["database"]["database_status"] == "healthy"
     assert set(content["database"]["connection_pool"]) >= {"total", "active", "idle"}
@@ -119,7 +122,7 @@ def test_the_report_is_emailed_as_html_and_text_to_the_ops_list(a_day_of_operati
     envelope = smtp.messages[0]
     assert sorted(envelope.rcpt_tos) == ["oncall@example.org", "ops@example.org"]
     message = message_from_bytes(envelope.original_content)
-    assert message["Subject"] == f"[IIT] Health report {a_minute_after(now):%Y-%m-%d}: unhealthy"
+    assert message["Subject"] == f"[IIT] Health report {a_minute_after(now):%Y-%m-%d}: unhealthy, 4 to look at"
     parts = {p.get_content_type(): p.get_payload(decode=True).decode() for p in message.walk() if not p.is_multipart()}
     assert "Model drift detected" in parts["text/plain"]
     assert "<h1" in parts["text/html"] and "days_late_last_visit" in parts["text/html"]
@@ -136,3 +139,18 @@ def test_a_mail_outage_keeps_the_report_and_records_why_it_was_not_sent(settings
     assert report.emailed_at is None and report.emailed_to == []
     assert "refused" in report.email_error.lower()
     assert report.status in {"healthy", "degraded", "unhealthy"} and report.text and report.html
+
+
+def test_the_headline_and_the_body_give_the_one_verdict_health_gives(a_day_of_operations, settings, now):
+    from monitoring.observability.health import health_check
+
+    settings.OPS_EMAILS = []
+    report = health_report_build_and_send(now=a_minute_after(now))
+    verdict = health_check().status
+    assert report.status == verdict
+    assert report.text.startswith(f"IIT ML Service health report: {verdict.upper()}")
+    assert f"HEALTH (as /health answers)\n  status: {verdict}\n" in report.text
+    assert f"<tr><td>Overall</td><td>{verdict}</td></tr>" in report.html
+    for other in {"healthy", "degraded", "unhealthy"} - {verdict}:
+        assert not re.search(rf"\b{other}\b", report.text, re.IGNORECASE), other
+        assert f"<td>{other}</td>" not in report.html

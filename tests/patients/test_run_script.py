@@ -111,6 +111,22 @@ def test_the_run_script_serves_demo_data_with_the_printed_token_and_stops_its_ch
     assert status == 200 and {row["care_state"] for row in tracing["results"]} <= {"interrupted"}
     assert get(f"{base}/api/v1/patients/")[0] == 401
 
+    # The worker builds reports: its links point at the address this run serves.
+    var = log.parent / "var"
+    worker = int((var / "celery-worker.pid").read_text())
+    assert f"SITE_URL={base}".encode() in Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+    # A dead worker (and beat) is started again.
+    for name in ("celery-worker", "celery-beat"):
+        dead = int((var / f"{name}.pid").read_text())
+        os.kill(dead, signal.SIGKILL)
+        wait_for(lambda name=name, dead=dead: _restarted(var / f"{name}.pid", dead), timeout=30)
+    assert '"event": "process_restart", "process": "celery-worker"' in (var / "log" / "celery-worker.log").read_text()
+
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=60)
     wait_for(lambda: not group_alive(process.pid), timeout=60)
+
+
+def _restarted(pid_file: Path, dead: int) -> bool:
+    pid = int(pid_file.read_text() or 0)
+    return pid != dead and Path(f"/proc/{pid}").exists()

@@ -30,11 +30,12 @@ def overview_context(*, now: dt.datetime | None = None) -> dict:
 
     now = now or timezone.now()
     database = database_health()
+    health = health_check().as_dict()
     return {
-        "health": health_check().as_dict(),
+        "health": health,
         "database": database,
         "table_sizes": table_sizes() if database["database_status"] == "healthy" else {},
-        "workers": selectors.celery_workers(),
+        "workers": health["celery_workers"],
         "last_job": selectors.last_job_finished(),
         "beat_last_tick": selectors.beat_last_tick(),
         "metrics": selectors.metrics_latest(),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from django.core.cache import cache
 from django.db.models import Avg, Count, Max, Min, Q, QuerySet
@@ -253,33 +252,6 @@ def periodic_tasks() -> list[dict]:
     return list(
         PeriodicTask.objects.order_by("name").values("id", "name", "enabled", "last_run_at", "total_run_count")[:50]
     )
-
-
-_PING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="console-celery-ping")
-WORKERS_KEY = "console:celery-workers"
-
-
-def celery_workers() -> list[str] | None:
-    """Worker names that answered the last broadcast ping; None while the first ping is out.
-
-    The ping waits up to a second for replies, so it runs off the request thread and
-    its answer is cached for a minute: the page never waits on the broker.
-    """
-    workers = cache.get(WORKERS_KEY)
-    if workers is None and cache.add(f"{WORKERS_KEY}:pinging", True, timeout=10):
-        _PING.submit(_ping_workers)
-    return workers
-
-
-def _ping_workers(timeout: float = 1.0) -> None:
-    from iit_service.celery import app
-
-    try:
-        workers = sorted(app.control.inspect(timeout=timeout).ping() or {})
-    except Exception as exc:  # the filesystem broker has no broadcast; an outage must not break the page
-        logger.info("celery ping unavailable: %s", exc)
-        workers = []
-    cache.set(WORKERS_KEY, workers, timeout=60)
 
 
 def last_job_finished() -> JobRun | None:
