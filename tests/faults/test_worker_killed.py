@@ -10,6 +10,7 @@ each chunk's predictions are all there or none are, never twice.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import signal
 import sqlite3
 import time
@@ -112,10 +113,11 @@ def test_a_killed_worker_leaves_every_chunk_whole_and_the_job_finished(service):
     chunks = _chunks(database_url, facility["id"])
     per_patient = dict(_predictions_per_patient(database_url, body["job_id"]))
     assert all(count == 1 for count in per_patient.values()), "a patient scored twice in one job"
-    stored = [sum(1 for pk in chunk if pk in per_patient) for chunk in chunks]
-    assert all(n in (0, len(chunk)) for n, chunk in zip(stored, chunks, strict=True)), stored
+    stored = [sum(1 for pk, _ in chunk if pk in per_patient) for chunk in chunks]
+    at_risk = [sum(1 for _, scored in chunk if scored) for chunk in chunks]  # a chunk scores only these
+    assert all(n in (0, m) for n, m in zip(stored, at_risk, strict=True)), (stored, at_risk)
     if job["status"] == "succeeded":
-        assert stored == [len(chunk) for chunk in chunks]
+        assert stored == at_risk
     else:
         assert job["status"] == "failed" and job["error"]
 
@@ -125,10 +127,14 @@ def _finished(web: str, token: str, job_id: str) -> dict | None:
     return job if status == 200 and job["status"] in ("succeeded", "failed") else None
 
 
-def _chunks(database_url: str, facility_id: int) -> list[list[int]]:
-    sql = "SELECT id FROM patients_patient WHERE facility_id = %s AND status = 'active' ORDER BY id"
-    ids = [row[0] for row in query(database_url, sql, (facility_id,))]
-    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+def _chunks(database_url: str, facility_id: int) -> list[list[tuple[int, bool]]]:
+    """The job's chunks of (patient id, at risk: booked and at most 28 days past due today)."""
+    sql = "SELECT id, due_date FROM patients_patient WHERE facility_id = %s AND status = 'active' ORDER BY id"
+    lost = dt.date.today() - dt.timedelta(days=28)
+    rows = [
+        (pk, due is not None and str(due) >= lost.isoformat()) for pk, due in query(database_url, sql, (facility_id,))
+    ]
+    return [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
 
 
 def _predictions_per_patient(database_url: str, job_id: str) -> list[tuple[int, int]]:
