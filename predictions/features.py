@@ -1,8 +1,10 @@
 """THE feature pipeline: training rows, batch scoring and single predictions all come through
 ``compute_features``.
 
-A query is (patient, as-of moment).  Only observations strictly before the moment
-are used, so adding later observations never changes a feature (tested).  Every
+A query is (patient, as-of moment).  Only observations observed and entered
+strictly before the moment are used, so adding later observations, or results
+entered later, never changes a feature (tested).  The booking visit a row is
+made as of is the row's anchor: its scheduling observations count from its day.  Every
 step is vectorized over all queries at once with numpy: appointment history is
 precomputed per scheduling visit with cumulative sums over the patient's
 appointments, and each query picks its patient's last scheduling visit before
@@ -33,6 +35,7 @@ from predictions.timeline import (
     Timeline,
     group_starts,
     last_before,
+    last_entered_before,
     pair_key,
 )
 
@@ -228,9 +231,9 @@ def _dispensing(supplied: np.ndarray, i: np.ndarray, start: np.ndarray) -> dict[
 
 
 def _latest(timeline: Timeline, pid, seconds, *codes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's last observation of ``codes`` before its moment: (value, day), NaN if none."""
+    """Each query's last observation of ``codes`` observed and entered before its moment: (value, day), NaN if none."""
     opid, ot, ovalue = timeline.of(*codes)
-    idx = last_before(pair_key(opid, ot), opid, pid, pair_key(pid, seconds))
+    idx = last_entered_before(pair_key(opid, ot), opid, timeline.entered_of(*codes), pid, seconds)
     hit = idx >= 0
     value, day = np.full(len(idx), np.nan), np.full(len(idx), np.nan)
     value[hit], day[hit] = ovalue[idx[hit]], ot[idx[hit]] // DAY
@@ -238,12 +241,19 @@ def _latest(timeline: Timeline, pid, seconds, *codes: int) -> tuple[np.ndarray, 
 
 
 def _count_between(timeline: Timeline, pid, lo_seconds, hi_seconds, code: int, where) -> np.ndarray:
+    """Observations of ``code`` (``where`` their value) observed from ``lo_seconds`` and entered before ``hi_seconds``.
+
+    Those entered before hi, less those observed before lo: exact while nothing observed before lo is
+    entered after hi (a year's gap, for the 12-month counts).
+    """
     opid, ot, ovalue = timeline.of(code)
     keep = where(ovalue)
     keys = pair_key(opid[keep], ot[keep])
-    hi = np.searchsorted(keys, pair_key(pid, hi_seconds), side="left")
+    entered_keys = np.sort(pair_key(opid[keep], timeline.entered_of(code)[keep]))
+    # Both key arrays hold the same rows sorted by patient first, so a patient's rows start at the same index.
+    hi = np.searchsorted(entered_keys, pair_key(pid, hi_seconds), side="left")
     lo = np.searchsorted(keys, pair_key(pid, np.maximum(lo_seconds, 0)), side="left")
-    return (hi - lo).astype(np.float64)
+    return np.maximum(hi - lo, 0).astype(np.float64)
 
 
 def _demographics(patients: PatientTable, pid: np.ndarray, today: np.ndarray) -> dict[str, np.ndarray]:

@@ -129,6 +129,24 @@ def test_same_day_observations_after_the_moment_are_not_seen():
     assert dict(zip(FEATURES, result.matrix[0], strict=True))["vl_age_days"] == 45
 
 
+def test_a_result_entered_after_the_moment_is_not_seen_until_it_is_entered():
+    rows = _history()
+    rows[rows.index(obs(1, 100, "viral_load", number=5000))] = obs(1, 100, "viral_load", number=5000, entered=160)
+    rows.append(obs(1, 121, "visit", text="unscheduled", entered=150))
+    at_booking = _features(rows, at=day(146))
+    assert np.isnan(at_booking["vl_age_days"]) and at_booking["vl_category"] == 2
+    assert at_booking["unscheduled_visits_12m"] == 1  # the one entered on its day
+    later = _features(rows, at=day(211))
+    assert (later["vl_category"], later["vl_age_days"], later["unscheduled_visits_12m"]) == (1, 110, 2)
+
+
+def test_an_earlier_result_stands_while_a_later_one_awaits_entry():
+    rows = _history() + [obs(1, 140, "viral_load", number=40, entered=200)]
+    f = _features(rows, at=day(146))
+    assert (f["vl_category"], f["vl_age_days"]) == (1, 45)  # day 100's result; day 140's is not entered yet
+    assert _features(rows, at=day(211))["vl_category"] == 0
+
+
 def test_many_queries_at_once_equal_one_at_a_time():
     rows = _history(1) + _history(2) + visit(3, 5, next_in=60, supplied=60)
     table = patients({"patient_id": 1}, {"patient_id": 2, "sex": "M"}, {"patient_id": 3})
