@@ -283,14 +283,16 @@ def _clinical(timeline: Timeline, pid, seconds, today, male) -> dict[str, np.nda
         "unscheduled_visits_12m": _count_between(
             timeline, pid, year_ago, seconds, VISIT, where=lambda v: v == UNSCHEDULED
         ),
-        "pregnant_or_breastfeeding": np.where(male == 1, 0.0, np.maximum(pregnant, feeding)),
+        # A woman never asked is not recorded (NaN), not "no": the model learns what an unasked question means.
+        "pregnant_or_breastfeeding": np.where(male == 1, 0.0, np.fmax(pregnant, feeding)),
     }
 
 
 def _recent_flag(timeline: Timeline, pid, seconds, today, code: int, within_days: int) -> np.ndarray:
+    """The latest answer while recent, 0 once it is old, NaN if never recorded."""
     value, day = _latest(timeline, pid, seconds, code)
     age = today - day
-    return np.where(np.isnan(value) | (age > within_days), 0.0, value)
+    return np.where(age > within_days, 0.0, value)
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compared and hashed by identity
