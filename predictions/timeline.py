@@ -129,8 +129,8 @@ class Timeline:
     """Observations sorted by (patient, time): pid, concept code, t (s), value, created (µs), entered (s).
 
     ``t`` is when a fact was observed, ``entered`` when the EMR recorded it (never before ``t``), and
-    ``created`` when this service received it (what staleness and caching compare).  As of a moment the
-    model sees an observation only if it was both observed and entered before that moment.
+    ``created`` when this service received it (what staleness and caching compare).  A training row as
+    of a moment sees an observation only if it was both observed and entered before that moment.
     """
 
     pid: np.ndarray
@@ -184,9 +184,13 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.pid)
 
-    def before(self, seconds: int) -> Timeline:
-        """Only what was observed and entered strictly before ``seconds``: the no-leakage cut."""
-        keep = (self.t < seconds) & (self.entered < seconds)
+    def before(self, seconds: int, *, entered: bool = False) -> Timeline:
+        """Only what was observed strictly before ``seconds``; with ``entered``, also entered before it (known then).
+
+        Labels read outcomes with the observed cut (the fullest knowledge of what happened); a training
+        row's features read only what the clinic knew at its moment.
+        """
+        keep = (self.t < seconds) & (self.entered < seconds) if entered else self.t < seconds
         if keep.all():
             return self
         fields = ("pid", "concept", "t", "value", "created", "entered")

@@ -20,7 +20,9 @@ label is the trained label.
 3. Facility aggregates (IIT rate, mean lateness) come from the training period
    only, smoothed toward the overall rate, and are frozen on the version.
 4. Features for each appointment as of the end of the day that scheduled it,
-   through the one pipeline (``features.compute_features``).
+   through the one pipeline (``features.compute_features``), from observations
+   both observed and entered before that moment (``known_then``): a result
+   entered weeks after the visit is not in that visit's row.
 5. XGBoost with class weighting (``scale_pos_weight``) and early stopping on a
    held-out 15% of training *patients*, so the validation period stays unseen
    until it is scored.  Weighting shifts the log-odds by log(weight); the margin
@@ -118,6 +120,7 @@ def training_set(*, timeline: Timeline, patients: PatientTable, as_of: dt.date) 
         patient_ids=labels["patient_id"].to_numpy(),
         as_of=(scheduled.astype(np.int64) + 1) * DAY,
         facility_stats=stats,
+        known_then=True,
     )
     return TrainingSet(labels, rows, y, is_validation, is_training, stats, split_day)
 
