@@ -8,8 +8,9 @@ also have been entered before the moment: a result that came back weeks after
 the visit is not in that visit's row, because the clinic could not have seen
 it.  Serving scores the record as it stands, as of the last booking visit.  The
 booking visit a row is made as of is the row's anchor: its scheduling
-observations count from its day.  Every
-step is vectorized over all queries at once with numpy: appointment history is
+observations count from its day.
+
+Every step is vectorized over all queries at once with numpy: appointment history is
 precomputed per scheduling visit with cumulative sums over the patient's
 appointments, and each query picks its patient's last scheduling visit before
 the moment with one ``searchsorted``.  No per-patient Python loop anywhere, so
@@ -239,8 +240,10 @@ def _dispensing(supplied: np.ndarray, i: np.ndarray, start: np.ndarray) -> dict[
 
 
 def _latest(timeline: Timeline, pid, seconds, *codes: int, known_then: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's last observation of ``codes`` before its moment (and entered by then if ``known_then``):
-    (value, day), NaN if none."""
+    """Each query's last observation of ``codes`` before its moment: (value, day), NaN if none.
+
+    With ``known_then``, the last one also entered by then.
+    """
     opid, ot, ovalue = timeline.of(*codes)
     if known_then:
         idx = last_entered_before(pair_key(opid, ot), opid, timeline.entered_of(*codes), pid, seconds)
