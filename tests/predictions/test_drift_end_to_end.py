@@ -2,8 +2,10 @@
 
 Generated cohort -> a model trained eight weeks ago -> every patient batch-scored
 now through the services -> the drift job twice (drift is declared after two
-drifting windows).  Then half the patients get an unsuppressed viral load and
-poor adherence at their last booking visit, are rescored, and drift must show.
+drifting windows).  Then half the patients become younger, new on ART and
+sicker (an unsuppressed viral load, poor adherence, a drop-in, WHO stage 4 at
+their last booking visit), are rescored, and drift must show whichever
+features the model ranks highest.
 """
 
 from __future__ import annotations
@@ -35,14 +37,21 @@ def _drift_twice(*, hours_later: int = 1):
 
 
 def _shift_half_of_the_patients() -> None:
-    shifted = []
+    """A clinic of younger patients new on ART, sicker and poorly adherent: eight of the features move."""
+    shifted, patients = [], []
     for patient in Patient.objects.filter(status="active").order_by("pk")[::2]:
         booking = patient.observations.filter(concept__in=("next_appointment", "arv_days_supplied"))
         at = booking.latest("observed_at").observed_at
-        common = {"patient": patient, "facility_id": patient.facility_id, "observed_at": at}
+        common = {"patient": patient, "facility_id": patient.facility_id, "observed_at": at, "entered_at": at}
         shifted.append(Observation(concept="viral_load", value_numeric=250_000, **common))
         shifted.append(Observation(concept="adherence", value_text="poor", **common))
+        shifted.append(Observation(concept="visit", value_text="unscheduled", **common))
+        shifted.append(Observation(concept="who_stage", value_numeric=4, **common))
+        patient.art_start_date = at.date() - dt.timedelta(days=60)
+        patient.birth_date = at.date() - dt.timedelta(days=20 * 365)
+        patients.append(patient)
     Observation.objects.bulk_create(shifted)
+    Patient.objects.bulk_update(patients, ["art_start_date", "birth_date"])
 
 
 @pytest.fixture
