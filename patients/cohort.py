@@ -1,19 +1,39 @@
-"""A synthetic ART cohort: pure, reproducible, vectorised.
+"""A synthetic ART cohort as messy as a real EMR: pure, reproducible, vectorised.
 
 ``generate_cohort`` returns DataFrames and touches no database; the writer in
 ``patients.cohort_writer`` puts them in the tables.  The simulation walks all
-patients forward one visit at a time (numpy arrays over patients, one loop
-iteration per visit number), because whether someone is late depends on how
-late they were before.
+patients forward one scheduled visit at a time (numpy arrays over patients, one
+loop iteration per visit number).  The rates it produces are in docs/COHORT.md
+(``record_rates`` and ``interruption_rates`` measure them).
 
-Lateness at each scheduled appointment comes from an ordinal logit with four
-categories: on time, 1-14 days late, 15-28 days late, and over 28 days
-(an interruption in treatment, IIT), counted from the due date to the next
-scheduled visit exactly as the model's IIT label counts it: an unscheduled
-visit before the due date books nothing, so it is never the return.  Its log-odds rise with past lateness
-(strongest), the first 6 months on ART, age 15-24, male sex, an unsuppressed
-or missing viral load, poor adherence, a short supply of drugs, and two hidden
-effects a model can only approximate: the facility and the person.
+What drives lateness is hidden, as it is in a clinic: the record shows only
+noisy traces of it.
+
+* Each person has a lasting **engagement** trait, and lives through **episodes**
+  (life disruption, migration, depression or drinking) that begin and end at
+  random and last several appointments.  An appointment's lateness (an ordinal
+  logit: on time, 1-14, 15-28, over 28 days late, counted from the due date as
+  ``predictions.timeline.return_day`` counts it) rises with low engagement, the
+  current episode, the facility, youth, male sex and the first months on ART.
+  Nothing the model reads (past lateness, adherence, viral load) is in that
+  formula: those are consequences of the same hidden causes.
+* Adherence is taken and assessed at about 60% of visits (each facility its
+  own habit); the recorded answer is a noisy, flattering report of the hidden
+  adherence.  Viral load is drawn first at about 6 months and then yearly
+  (3-monthly after a high result); some samples are not taken or their
+  results never come back; results are entered days to weeks after the sample
+  date.  WHO stage is recorded mostly at enrolment.
+* Unscheduled visits come more often in episodes and with an unsuppressed
+  viral load, so patients about to interrupt make them too.  They fall before
+  the appointment's due date and book and dispense nothing, so (by the label's
+  return rule) they never count as the return.
+* Interrupters return after a long gap or never (migrants mostly never);
+  patients die or transfer out with a dated status; stable patients get
+  multi-month dispensing.
+* Visit data (visit, booking, dispense) is entered on the day; a visit's
+  clinical form (adherence, WHO stage, weight, screening) is sometimes entered
+  days later; lab results are entered when they come back (``entered_at``).
+  Anything not entered by ``as_of`` is not in the record yet.
 """
 
 from __future__ import annotations
@@ -27,18 +47,30 @@ from tqdm import tqdm
 
 EPOCH = dt.date(1970, 1, 1)
 NEVER = np.iinfo(np.int64).max // 4  # a day number no one reaches
+MONTH = 30.4375
 
 LATE_CATEGORIES = ("on_time", "late_1_14", "late_15_28", "interrupted")
 INTERRUPTION_DAYS = 28
-RETURN_PROBABILITY = 0.85
 SUPPLY_DAYS = np.array([30, 60, 90, 180])
 REGIMENS = np.array(["TDF/3TC/DTG", "TDF/3TC/EFV", "ABC/3TC/DTG", "AZT/3TC/NVP"])
 REGIMEN_WEIGHTS = np.array([0.78, 0.12, 0.06, 0.04])
 REGIONS = (("Central", "Kiambu"), ("Coast", "Mombasa"), ("Nyanza", "Kisumu"), ("Rift Valley", "Nakuru"))
 
+# Episodes: none, life disruption, migration, depression or drinking.
+NO_EPISODE, DISRUPTION, MIGRATION, DEPRESSION = range(4)
+EPISODE_ONSET_PER_MONTH = 0.012
+EPISODE_END_PER_MONTH = np.array([0.0, 0.08, 0.06, 0.05])
+EPISODE_LATENESS = np.array([0.0, 1.6, 2.8, 1.4])  # added to the lateness log-odds
+EPISODE_ADHERENCE = np.array([0.0, -0.6, -0.4, -1.3])  # added to the hidden adherence
+EPISODE_DROP_IN_PER_MONTH = np.array([0.025, 0.12, 0.06, 0.10])
+RETURN_PROBABILITY = np.array([0.85, 0.8, 0.3, 0.7])  # of an interrupter, by episode
+ENGAGEMENT_LATENESS = -1.6
 # Ordinal-logit thresholds: P(category >= k) = sigmoid(risk + THRESHOLDS[k-1]).
-THRESHOLDS = np.array([-2.3, -3.9, -4.43])
-PAST_LATENESS_EFFECT = np.array([0.0, 0.5, 0.9, 1.4])  # by the previous appointment's category
+THRESHOLDS = np.array([-1.5, -3.0, -3.6])
+ADHERENCE_ASSESSED = 0.6  # the cohort-wide share of visits whose adherence is assessed
+WHO_STAGE_AT_ENROLMENT, WHO_STAGE_LATER = 0.7, 0.05
+VL_NOT_TAKEN, VL_NO_RESULT = 0.15, 0.07
+FORM_ENTERED_LATE = 0.15
 
 
 @dataclass(frozen=True)
@@ -48,9 +80,9 @@ class Cohort:
     facilities: pd.DataFrame  # code, name, region, district
     patients: pd.DataFrame  # facility (code), identifier, sex, birth_date, art_start_date, enrollment_date,
     #                         status, status_date
-    observations: pd.DataFrame  # patient, concept, observed_at, value_numeric, value_text, value_date
+    observations: pd.DataFrame  # patient, concept, observed_at, entered_at, value_numeric, value_text, value_date
     # patient, visit_date, appointment_date (booked), due_date (later of booked and drugs running out),
-    # next_visit_date, days_late (from due_date), outcome
+    # next_visit_date, days_late (from due_date), outcome, episode (hidden cause during the interval)
     appointments: pd.DataFrame
 
 
@@ -72,6 +104,11 @@ def _choose(rng: np.random.Generator, probabilities: np.ndarray) -> np.ndarray:
     return (u > np.cumsum(probabilities, axis=1)[:, :-1]).sum(axis=1)
 
 
+def _within(rng: np.random.Generator, months: np.ndarray, per_month) -> np.ndarray:
+    """Whether an event with a monthly hazard happens within ``months``."""
+    return rng.random(len(months)) < 1 - (1 - per_month) ** months
+
+
 def generate_cohort(
     *,
     facilities: int,
@@ -87,12 +124,13 @@ def generate_cohort(
         raise ValueError("facilities, patients and years must be positive")
     rng = np.random.default_rng(seed)
     people = _draw_people(rng, facilities=facilities, patients=patients, end=day_number(as_of), years=years)
-    # History ends the day before as_of, so nothing is recorded later than "now" when as_of is today.
+    # History ends the day before as_of, and what was not entered by then is not in the record yet: nothing is
+    # recorded later than "now" when as_of is today.
     with tqdm(total=patients, desc="simulating", unit="patient", disable=not progress) as bar:
         visits, appointments, status, status_day = _simulate(rng, people, end=day_number(as_of) - 1, bar=bar)
     facility_frame = _facility_frame(facilities, facility_prefix)
     patient_frame = _patient_frame(people, facility_frame, status, status_day)
-    observation_frame = _observation_frame(rng, visits, people)
+    observation_frame = _observation_frame(rng, visits, people, entered_before=day_number(as_of))
     return Cohort(facility_frame, patient_frame, observation_frame, appointments)
 
 
@@ -106,11 +144,15 @@ def _draw_people(rng: np.random.Generator, *, facilities: int, patients: int, en
     age_at_start = np.where(young, rng.uniform(15, 25, patients), np.minimum(25 + rng.gamma(2.5, 6.0, patients), 75))
     art_start = end - rng.integers(30, int(years * 365.25), patients)
     female = rng.random(patients) < 0.62
+    # Each facility's habit of assessing adherence, around the cohort-wide share.
+    habit = np.log(ADHERENCE_ASSESSED / (1 - ADHERENCE_ASSESSED)) + _centred(rng.normal(0.0, 0.6, facilities))
     return {
         "n": patients,
         "facility": facility,
         "facility_effect": _centred(rng.normal(0.0, 0.35, facilities))[facility],
-        "frailty": rng.normal(0.0, 1.0, patients),
+        "assessing": _sigmoid(habit)[facility],
+        "engagement": rng.normal(0.0, 1.0, patients),
+        "mobile": rng.random(patients) < 0.15,
         "female": female,
         "art_start": art_start,
         "enrollment": art_start - np.where(rng.random(patients) < 0.6, rng.integers(0, 45, patients), 0),
@@ -133,19 +175,22 @@ def _centred(effects: np.ndarray) -> np.ndarray:
 def _simulate(rng: np.random.Generator, people: dict, *, end: int, bar: tqdm):
     """Walk every patient from ART start to ``end``; return visit and appointment records and final statuses.
 
-    1. At each patient's current visit: assess adherence, draw a viral load if one is due, dispense drugs.
-    2. Maybe an unscheduled visit before the appointment, maybe death or transfer out before it.
-    3. Draw lateness for the appointment; the next visit is the appointment plus that lateness
-       (an interrupter returns with probability 0.85, after a long gap).
-    4. Patients whose next visit falls after ``end`` leave the loop.
+    1. At each patient's scheduled visit: assess adherence (or not), draw a viral load if one is due,
+       dispense drugs and book the next appointment.
+    2. The hidden episode for the coming interval begins, goes on or ends.
+    3. Lateness for the appointment from the hidden causes; the next visit is the due date plus that
+       lateness (an interrupter returns after a long gap, or never).
+    4. Maybe unscheduled visits before the due date, maybe death or transfer out.
+    5. Patients whose next visit falls after ``end`` leave the loop.
     """
     n = people["n"]
     state = {
         "day": people["art_start"].copy(),
         "prev_cat": np.zeros(n, np.int64),
-        "late_count": np.zeros(n, np.int64),
-        "appointments": np.zeros(n, np.int64),
-        "last_vl": np.full(n, np.nan),
+        "episode": np.zeros(n, np.int64),
+        "adherence": people["engagement"] * 0.8,  # hidden, a running average of adherence
+        "suppressed": np.zeros(n, bool),  # hidden: the true viral state
+        "last_vl": np.full(n, np.nan),  # the last result the clinic has
         "last_vl_day": np.full(n, -NEVER),
         "next_vl_day": people["art_start"] + rng.integers(170, 200, n),
         "weight": people["base_weight"].copy(),
@@ -171,17 +216,17 @@ def _simulate(rng: np.random.Generator, people: dict, *, end: int, bar: tqdm):
 
 
 def _visit(rng: np.random.Generator, people: dict, state: dict, idx: np.ndarray) -> dict:
-    """A scheduled visit for patients ``idx`` on ``state['day'][idx]``: adherence, labs, dispense."""
+    """A scheduled visit for patients ``idx`` on ``state['day'][idx]``: adherence, labs, dispense, booking."""
     day = state["day"][idx]
     m = len(idx)
     on_art_days = day - people["art_start"][idx]
-    frailty = people["frailty"][idx]
-    adherence_score = 0.75 * frailty + 0.5 * (state["prev_cat"][idx] >= 2) + rng.normal(0, 0.8, m)
-    adherence = np.digitize(adherence_score, [0.9, 1.7])  # 0 good, 1 fair, 2 poor
-    vl = _viral_load(rng, state, idx, day, adherence, frailty)
+    first = on_art_days == 0
+    vl, vl_lag = _viral_load(rng, state, idx, day, on_art_days)
+    reported = _reported_adherence(rng, state["adherence"][idx])
+    adherence = np.where(rng.random(m) < people["assessing"][idx], reported, -1)
     supply = _supply(rng, state, idx, adherence, on_art_days)
     state["weight"][idx] = np.clip(state["weight"][idx] + rng.normal(0.05, 0.8, m) + 0.4 * (on_art_days < 365), 30, 200)
-    first = on_art_days == 0
+    stage_recorded = rng.random(m) < np.where(first, WHO_STAGE_AT_ENROLMENT, WHO_STAGE_LATER)
     return {
         "patient": idx,
         "day": day,
@@ -190,68 +235,90 @@ def _visit(rng: np.random.Generator, people: dict, state: dict, idx: np.ndarray)
         "appointment": day + supply + rng.integers(-3, 4, m),
         "adherence": adherence,
         "viral_load": vl,
-        "cd4": np.where(first & (rng.random(m) < 0.9), people["base_cd4"][idx], np.nan),
+        "lab_lag": vl_lag,
+        "cd4": np.where(first & (rng.random(m) < 0.6), people["base_cd4"][idx], np.nan),
         "who_stage": np.where(
-            first | (rng.random(m) < 0.12),
-            np.maximum(1, people["base_stage"][idx] - (on_art_days > 365) - (on_art_days > 730)),
-            0,
+            stage_recorded, np.maximum(1, people["base_stage"][idx] - (on_art_days > 365) - (on_art_days > 730)), 0
         ),
         "weight": np.where(rng.random(m) < 0.85, state["weight"][idx].round(1), np.nan),
+        "form_lag": np.where(rng.random(m) < FORM_ENTERED_LATE, rng.integers(1, 22, m), 0),
     }
 
 
-def _viral_load(rng, state: dict, idx, day, adherence, frailty) -> np.ndarray:
-    """A result where one is due (first at ~6 months, then every 6-12); 15% of due tests are missed and retried."""
+def _reported_adherence(rng: np.random.Generator, hidden: np.ndarray) -> np.ndarray:
+    """What a patient says when asked (0 good, 1 fair, 2 poor): flattering and noisy."""
+    said = hidden + rng.normal(0.0, 0.8, len(hidden))
+    return np.digitize(-said, [1.1, 1.8])
+
+
+def _viral_load(rng, state: dict, idx, day, on_art_days) -> tuple[np.ndarray, np.ndarray]:
+    """A result where one is due (NaN where none), and the days until the visit's lab results are entered.
+
+    First at ~6 months, then yearly, 3-monthly after a high one. Some due samples are not taken (retried at a
+    later visit), some taken samples never give a result; results come back days to weeks later.
+    """
     m = len(idx)
-    vl = np.full(m, np.nan)
+    # The hidden viral state follows adherence: it settles over the first months on ART, then can rebound.
+    p_suppressed = _sigmoid(1.9 + 1.6 * state["adherence"][idx]) * np.clip(on_art_days / 150, 0, 1)
+    state["suppressed"][idx] = rng.random(m) < p_suppressed
     due = day >= state["next_vl_day"][idx]
-    drawn = due & (rng.random(m) < 0.85)
-    p_suppressed = _sigmoid(2.1 - 1.4 * (adherence == 2) - 0.6 * (adherence == 1) - 0.6 * frailty)
-    suppressed = rng.random(m) < p_suppressed
+    taken = due & (rng.random(m) >= VL_NOT_TAKEN)
+    resulted = taken & (rng.random(m) >= VL_NO_RESULT)
     low = np.where(rng.random(m) < 0.5, 0.0, np.clip(rng.lognormal(np.log(90), 0.9, m), 20, 999).round())
     high = np.clip(rng.lognormal(np.log(18000), 1.3, m), 1000, 5e6).round()
-    vl[drawn] = np.where(suppressed, low, high)[drawn]
-    state["last_vl"][idx[drawn]] = vl[drawn]
-    state["last_vl_day"][idx[drawn]] = day[drawn]
-    next_test = day + rng.integers(180, 366, m)
-    retry = np.where(due, day + rng.integers(60, 150, m), state["next_vl_day"][idx])
-    state["next_vl_day"][idx] = np.where(drawn, next_test, retry)
-    return vl
+    vl = np.where(resulted, np.where(state["suppressed"][idx], low, high), np.nan)
+    lag = np.where(rng.random(m) < 0.1, rng.integers(35, 90, m), np.clip(rng.lognormal(np.log(14), 0.5, m), 3, 60))
+    state["last_vl"][idx[resulted]] = vl[resulted]
+    state["last_vl_day"][idx[resulted]] = day[resulted]
+    interval = np.where(vl >= 1000, rng.integers(85, 100, m), rng.integers(335, 395, m))
+    state["next_vl_day"][idx] = np.where(taken, day + interval, state["next_vl_day"][idx])
+    return vl, lag.round()
 
 
 def _supply(rng, state: dict, idx, adherence, on_art_days) -> np.ndarray:
     """Days of drugs: monthly while new on ART, multi-month for the stable (suppressed, adherent, on time)."""
     last_vl = state["last_vl"][idx]
-    stable = (last_vl < 1000) & (adherence == 0) & (state["prev_cat"][idx] == 0) & (on_art_days >= 180)
+    recent = state["day"][idx] - state["last_vl_day"][idx] < 400
+    stable = (last_vl < 1000) & recent & (adherence != 2) & (state["prev_cat"][idx] <= 1) & (on_art_days >= 365)
     probabilities = np.where(
         (on_art_days < 180)[:, None],
-        [0.85, 0.15, 0.0, 0.0],
-        np.where(stable[:, None], [0.2, 0.2, 0.45, 0.15], [0.6, 0.3, 0.1, 0.0]),
+        [0.9, 0.1, 0.0, 0.0],
+        np.where(stable[:, None], [0.15, 0.15, 0.55, 0.15], [0.7, 0.25, 0.05, 0.0]),
     )
     return SUPPLY_DAYS[_choose(rng, probabilities)]
 
 
-def _risk(people: dict, state: dict, idx: np.ndarray, visit: dict) -> np.ndarray:
+def _episodes(rng, people: dict, state: dict, idx, months: np.ndarray) -> np.ndarray:
+    """The hidden episode during the coming interval: an episode goes on or ends; a new one may begin."""
+    episode = state["episode"][idx]
+    ends = _within(rng, months, EPISODE_END_PER_MONTH[episode])
+    episode = np.where(ends, NO_EPISODE, episode)
+    engagement = people["engagement"][idx]
+    onset = EPISODE_ONSET_PER_MONTH * np.exp(-0.45 * engagement) * (1 + people["mobile"][idx])
+    begins = (episode == NO_EPISODE) & _within(rng, months, onset)
+    p_migration = np.where(people["mobile"][idx], 0.5, 0.12)
+    kind = np.where(
+        rng.random(len(idx)) < p_migration, MIGRATION, np.where(rng.random(len(idx)) < 0.55, DISRUPTION, DEPRESSION)
+    )
+    episode = np.where(begins, kind, episode)
+    state["episode"][idx] = episode
+    # Adherence drifts toward what engagement and the episode allow.
+    target = 0.8 * engagement + EPISODE_ADHERENCE[episode] + rng.normal(0, 0.5, len(idx))
+    state["adherence"][idx] = 0.5 * state["adherence"][idx] + 0.5 * target
+    return episode
+
+
+def _risk(people: dict, idx: np.ndarray, day: np.ndarray, episode: np.ndarray) -> np.ndarray:
     """Log-odds (before thresholds) that the coming appointment is missed; see the module docstring."""
-    day = visit["day"]
     on_art_days = day - people["art_start"][idx]
     age = (day - people["birth"][idx]) / 365.25
-    last_vl = state["last_vl"][idx]
-    vl_missing = np.isnan(last_vl) | (day - state["last_vl_day"][idx] > 450)
-    late_share = state["late_count"][idx] / np.maximum(state["appointments"][idx], 1)
     return (
-        PAST_LATENESS_EFFECT[state["prev_cat"][idx]]
-        + 1.1 * late_share
+        ENGAGEMENT_LATENESS * people["engagement"][idx]
+        + EPISODE_LATENESS[episode]
         + 0.25 * (on_art_days < 183)
         + 0.45 * ((age >= 15) & (age < 25))
         + 0.3 * ~people["female"][idx]
-        + 0.6 * (last_vl >= 1000)
-        + 0.35 * vl_missing
-        + 0.7 * (visit["adherence"] == 2)
-        + 0.3 * (visit["adherence"] == 1)
-        + 0.35 * (visit["supply"] == 30)
         + people["facility_effect"][idx]
-        + 0.5 * people["frailty"][idx]
     )
 
 
@@ -259,11 +326,14 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
     m = len(idx)
     # Lateness counts from the later of the booked date and the day the drugs run out, as the label does.
     day, due = visit["day"], np.maximum(visit["appointment"], visit["day"] + visit["supply"])
+    episode = _episodes(rng, people, state, idx, (due - day) / MONTH)
     u = rng.random(m)
-    category = (u[:, None] < _sigmoid(_risk(people, state, idx, visit)[:, None] + THRESHOLDS)).sum(axis=1)
-    next_day = due + _days_late(rng, category)
+    category = (u[:, None] < _sigmoid(_risk(people, idx, day, episode)[:, None] + THRESHOLDS)).sum(axis=1)
+    next_day = due + _days_late(rng, category, episode)
+    # Coming back ends an episode half the time (the return visit is a chance to re-engage).
+    state["episode"][idx] = np.where((category == 3) & (rng.random(m) < 0.5), NO_EPISODE, episode)
 
-    event, event_day = _death_or_transfer(rng, people, state, idx, visit)
+    event, event_day = _death_or_transfer(rng, people, state, idx, day, due, episode)
     event_happens = (event > 0) & (event_day < np.minimum(next_day, due + INTERRUPTION_DAYS + 1))
     event_happens &= event_day <= end
     event = np.where(event_happens, event, 0)
@@ -272,7 +342,6 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
     visited = next_day <= end
     lapsed = ~visited & ~event_happens & (due + INTERRUPTION_DAYS < end)
     observed = np.where(visited, category, np.where(lapsed, 3, -1))
-    known = observed >= 0
     appt = {
         "patient": idx,
         "visit_date": day,
@@ -280,64 +349,69 @@ def _next_appointment(rng: np.random.Generator, people: dict, state: dict, idx, 
         "due_date": due,
         "next_visit_date": np.where(visited, next_day, -1),
         "category": observed,
+        "episode": episode,
     }
-    state["appointments"][idx] += known
-    state["late_count"][idx] += known & (observed >= 1)
-    state["prev_cat"][idx] = np.where(known, observed, state["prev_cat"][idx])
+    state["prev_cat"][idx] = np.where(observed >= 0, observed, state["prev_cat"][idx])
 
-    stop = np.minimum(next_day, np.where(event_happens, event_day, NEVER))
-    # An unscheduled visit falls before the due date and books and dispenses nothing, so by the label's return rule
-    # (predictions.timeline.return_day) it never counts as the return; here only patients who come back make them.
-    unscheduled = _unscheduled(rng, idx, visit, limit=np.minimum(stop, end + 1), in_care=category < 3)
+    # A drop-in falls before the due date (and before any return or death) and books and dispenses nothing, so
+    # by the label's return rule (predictions.timeline.return_day) it never counts as the return.
+    limit = np.minimum(np.minimum(due, next_day), np.where(event_happens, event_day, NEVER))
+    unscheduled = _unscheduled(rng, state, idx, visit, episode, limit=np.minimum(limit, end + 1))
     return appt, {"event": event, "event_day": event_day, "next_day": next_day, "unscheduled": unscheduled}
 
 
-def _days_late(rng, category: np.ndarray) -> np.ndarray:
+def _days_late(rng, category: np.ndarray, episode: np.ndarray) -> np.ndarray:
     """Days after the due date for each lateness category; an interrupter returns (after a long gap) or never."""
     m = len(category)
     days_late = np.select(
         [category == 0, category == 1, category == 2],
         [-rng.choice([0, 0, 0, 1, 2, 3], m), rng.integers(1, 15, m), rng.integers(15, 29, m)],
-        default=INTERRUPTION_DAYS + 1 + rng.exponential(110, m).astype(np.int64),
+        default=INTERRUPTION_DAYS + 1 + rng.exponential(120, m).astype(np.int64),
     )
-    returns = (category < 3) | (rng.random(m) < RETURN_PROBABILITY)
+    returns = (category < 3) | (rng.random(m) < RETURN_PROBABILITY[episode])
     return np.where(returns, days_late, NEVER)
 
 
-def _death_or_transfer(rng, people: dict, state: dict, idx, visit: dict):
+def _death_or_transfer(rng, people: dict, state: dict, idx, day, due, episode):
+    """A dated death or documented transfer out, from hidden health and moves, during the interval and grace."""
     m = len(idx)
-    months = (visit["appointment"] - visit["day"] + INTERRUPTION_DAYS) / 30.4
-    unsuppressed = state["last_vl"][idx] >= 1000
-    death_hazard = 0.0006 + 0.0025 * unsuppressed + 0.002 * (people["base_stage"][idx] >= 3)
+    span = due - day + INTERRUPTION_DAYS
+    months = span / MONTH
+    advanced = (people["base_stage"][idx] >= 3) & (day - people["art_start"][idx] < 365)
+    death_hazard = 0.0005 + 0.003 * ~state["suppressed"][idx] + 0.003 * advanced
+    transfer_hazard = 0.0012 + 0.006 * (episode == MIGRATION)
     p_death = 1 - (1 - death_hazard) ** months
-    p_transfer = 1 - (1 - 0.0015) ** months
+    p_transfer = 1 - (1 - transfer_hazard) ** months
     u = rng.random(m)
     event = np.where(u < p_death, 2, np.where(u < p_death + p_transfer, 1, 0))
-    event_day = (
-        visit["day"] + 1 + (rng.random(m) * (visit["appointment"] - visit["day"] + INTERRUPTION_DAYS)).astype(np.int64)
-    )
-    return event, event_day
+    return event, day + 1 + (rng.random(m) * span).astype(np.int64)
 
 
-def _unscheduled(rng, idx, visit: dict, *, limit: np.ndarray, in_care: np.ndarray) -> list[dict]:
-    m = len(idx)
-    day = visit["day"] + 7 + (rng.random(m) * np.maximum(visit["supply"] - 12, 1)).astype(np.int64)
-    has = (rng.random(m) < 0.07) & (day < limit) & in_care
+def _unscheduled(rng, state: dict, idx, visit: dict, episode, *, limit: np.ndarray) -> list[dict]:
+    """Drop-ins between a visit and ``limit``: more often in an episode or with an unsuppressed viral load."""
+    start = visit["day"] + 3
+    room = limit - start
+    months = np.maximum(room, 0) / MONTH
+    per_month = EPISODE_DROP_IN_PER_MONTH[episode] + 0.015 * ~state["suppressed"][idx]
+    has = (room > 1) & _within(rng, months, per_month)
     if not has.any():
         return []
     k = int(has.sum())
+    day = start[has] + (rng.random(k) * room[has]).astype(np.int64)
     return [
         {
             "patient": idx[has],
-            "day": day[has],
+            "day": day,
             "kind": "unscheduled",
             "supply": 0,
             "appointment": -1,
             "adherence": -1,
             "viral_load": np.nan,
+            "lab_lag": np.nan,
             "cd4": np.nan,
             "who_stage": 0,
             "weight": np.where(rng.random(k) < 0.9, visit["weight"][has], np.nan),
+            "form_lag": 0,
         }
     ]
 
@@ -356,6 +430,7 @@ def _appointment_frame(appointments: list[dict]) -> pd.DataFrame:
             "next_visit_date": np.where(next_visit >= 0, _dates(next_visit), np.datetime64("NaT")),
             "days_late": np.where(next_visit >= 0, next_visit - frame["due_date"].to_numpy(), np.nan),
             "outcome": outcome,
+            "episode": frame["episode"].to_numpy(),
         }
     ).sort_values(["patient", "appointment_date"], ignore_index=True)
 
@@ -393,80 +468,59 @@ def _patient_frame(people: dict, facilities: pd.DataFrame, status: np.ndarray, s
     )
 
 
-def _observation_frame(rng: np.random.Generator, visits: pd.DataFrame, people: dict) -> pd.DataFrame:
-    """Melt one row per visit into one row per recorded concept."""
+def _observation_frame(rng: np.random.Generator, visits: pd.DataFrame, people: dict, *, entered_before: int):
+    """Melt one row per visit into one row per recorded concept, each with its entry time.
+
+    Rows not entered before the day ``entered_before`` begins are not in the record yet.
+    """
     visits = visits.sort_values(["patient", "day"], kind="stable", ignore_index=True)
     minutes = rng.integers(8 * 60, 16 * 60, len(visits))
     visits["observed_at"] = _dates(visits["day"]).astype("datetime64[s]") + minutes.astype("timedelta64[m]")
+    # Visit data is entered during the visit's day; the clinical form sometimes days later; labs when they return.
+    soon = visits["observed_at"] + rng.integers(5, 120, len(visits)).astype("timedelta64[m]")
+    visits["entered_at"] = soon
+    visits["form_entered_at"] = soon + visits["form_lag"].to_numpy().astype("timedelta64[D]")
+    lab_lag = np.nan_to_num(visits["lab_lag"].to_numpy(), nan=0).astype("timedelta64[D]")
+    visits["lab_entered_at"] = _dates(visits["day"]).astype("datetime64[s]") + lab_lag + np.timedelta64(15, "h")
     scheduled = visits[visits["kind"] == "scheduled"]
     patient = visits["patient"].to_numpy()
     age = (visits["day"].to_numpy() - people["birth"][patient]) / 365.25
     fertile = people["female"][patient] & (age < 50)
+    form, lab = {"entered": "form_entered_at"}, {"entered": "lab_entered_at"}
+    adherence = np.array(["good", "fair", "poor"])[scheduled["adherence"].clip(0)]
+    tb, pregnant, feeding = (rng.random(len(visits)) for _ in range(3))
     parts = [
         _part(visits, "visit", text=visits["kind"]),
         _part(scheduled, "next_appointment", date=_dates(scheduled["appointment"])),
         _part(scheduled, "arv_days_supplied", numeric=scheduled["supply"]),
         _part(scheduled, "arv_regimen", text=people["regimen"][scheduled["patient"].to_numpy()]),
-        _part(scheduled, "adherence", text=np.array(["good", "fair", "poor"])[scheduled["adherence"].clip(0)]),
-        _part(visits, "weight", numeric=visits["weight"], keep=visits["weight"].notna()),
-        _part(scheduled, "viral_load", numeric=scheduled["viral_load"], keep=scheduled["viral_load"].notna()),
-        _part(scheduled, "cd4", numeric=scheduled["cd4"], keep=scheduled["cd4"].notna()),
-        _part(scheduled, "who_stage", numeric=scheduled["who_stage"], keep=scheduled["who_stage"] > 0),
+        _part(scheduled, "adherence", text=adherence, keep=scheduled["adherence"] >= 0, **form),
+        _part(visits, "weight", numeric=visits["weight"], keep=visits["weight"].notna(), **form),
+        _part(scheduled, "viral_load", numeric=scheduled["viral_load"], keep=scheduled["viral_load"].notna(), **lab),
+        _part(scheduled, "cd4", numeric=scheduled["cd4"], keep=scheduled["cd4"].notna(), **lab),
+        _part(scheduled, "who_stage", numeric=scheduled["who_stage"], keep=scheduled["who_stage"] > 0, **form),
+        _part(visits, "tb_screen", text=np.where(tb < 0.02, "positive", "negative"), keep=tb < 0.8, **form),
+        _part(visits, "pregnant", numeric=pregnant < 0.03, keep=fertile & (pregnant < 0.5), **form),
+        _part(visits, "breastfeeding", numeric=feeding < 0.05, keep=fertile & (feeding < 0.4), **form),
     ]
-    tb = rng.random(len(visits))
-    parts.append(_part(visits, "tb_screen", text=np.where(tb < 0.02, "positive", "negative"), keep=tb < 0.8))
-    pregnant, feeding = rng.random(len(visits)), rng.random(len(visits))
-    parts.append(_part(visits, "pregnant", numeric=(pregnant < 0.03).astype(float), keep=fertile & (pregnant < 0.5)))
-    parts.append(_part(visits, "breastfeeding", numeric=(feeding < 0.05).astype(float), keep=fertile & (feeding < 0.4)))
     frame = pd.concat(parts, ignore_index=True)
+    frame = frame[frame["entered_at"] < np.datetime64(entered_before, "D").astype("datetime64[s]")]
     return frame.sort_values(["patient", "observed_at"], kind="stable", ignore_index=True)
 
 
-def _part(visits: pd.DataFrame, concept: str, *, numeric=None, text=None, date=None, keep=None) -> pd.DataFrame:
+def _part(
+    visits: pd.DataFrame, concept: str, *, numeric=None, text=None, date=None, keep=None, entered: str = "entered_at"
+) -> pd.DataFrame:
     n = len(visits)
     part = pd.DataFrame(
         {
             "patient": visits["patient"].to_numpy(),
             "concept": concept,
             "observed_at": visits["observed_at"].to_numpy(),
+            "entered_at": visits[entered].to_numpy(),
             "value_numeric": np.full(n, np.nan) if numeric is None else np.asarray(numeric, dtype=float),
             "value_text": np.full(n, None, dtype=object) if text is None else np.asarray(text, dtype=object),
             "value_date": np.full(n, np.datetime64("NaT"), dtype="datetime64[D]") if date is None else date,
         }
     )
     return part if keep is None else part[np.asarray(keep)]
-
-
-# --- rates (for tests and for tuning) -----------------------------------------
-
-
-def interruption_rates(cohort: Cohort, *, as_of: dt.date, window_years: float = 2.0) -> dict[str, float]:
-    """How often appointments end in IIT, and how many patients have one "within two years".
-
-    The issue's "30-50% of patients with at least one within two years" is read two ways, and both are
-    reported: in the last ``window_years`` before ``as_of`` (patients with an appointment then), and in
-    the first ``window_years`` on ART (patients followed that long).
-    """
-    appointments = cohort.appointments[cohort.appointments["outcome"] != "censored"]
-    interrupted = appointments["outcome"] == "interrupted"
-    window = np.timedelta64(int(window_years * 365.25), "D")
-    recent = appointments[appointments["appointment_date"] >= np.datetime64(as_of) - window]
-    start = cohort.patients["art_start_date"].to_numpy()
-    followed = np.flatnonzero(np.datetime64(as_of) - start > window + np.timedelta64(INTERRUPTION_DAYS, "D"))
-    early = appointments[appointments["appointment_date"].to_numpy() - start[appointments["patient"]] < window]
-    early = early[np.isin(early["patient"], followed)]
-    return {
-        "appointment_iit_rate": float(interrupted.mean()),
-        "patient_iit_share": float(_any_iit(recent).mean()),
-        "patient_iit_share_first_years": float(_any_iit(early).reindex(followed, fill_value=False).mean()),
-        "return_share": float(_return_share(appointments)),
-    }
-
-
-def _any_iit(appointments: pd.DataFrame) -> pd.Series:
-    return (appointments["outcome"] == "interrupted").groupby(appointments["patient"]).any()
-
-
-def _return_share(appointments: pd.DataFrame) -> float:
-    iit = appointments[appointments["outcome"] == "interrupted"]
-    return float(iit["next_visit_date"].notna().mean()) if len(iit) else 0.0

@@ -42,6 +42,7 @@ OBSERVATION_COLUMNS = [
     "value_text",
     "value_date",
     "external_id",
+    "entered_at",
     "created_at",
 ]
 
@@ -102,6 +103,7 @@ def _observation_rows(frame: pd.DataFrame, patient_ids: np.ndarray, facility_ids
             "value_text": frame["value_text"].to_numpy(),
             "value_date": frame["value_date"].to_numpy(),
             "external_id": None,
+            "entered_at": pd.to_datetime(frame["entered_at"]).dt.tz_localize("UTC"),
             "created_at": timezone.now(),
         }
     )

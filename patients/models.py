@@ -5,6 +5,7 @@ import datetime as dt
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from patients.concepts import BOOLEAN, CODED, CONCEPT_CHOICES, CONCEPTS, DATE, NUMERIC, TEXT
 from predictions.care import AT_RISK, IN_CARE, INTERRUPTED, LATE
@@ -123,6 +124,9 @@ class Observation(models.Model):
     The value sits in the column its concept's type requires; ``facility`` is
     copied from the patient so that "a facility's observations since a date"
     and idempotent ingest per facility are single index look-ups.
+    ``observed_at`` is when the fact was true (a visit, a sample drawn),
+    ``entered_at`` when the EMR recorded it (a lab result weeks later; never
+    before ``observed_at``), ``created_at`` when this service received it.
     """
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="observations")
@@ -133,6 +137,7 @@ class Observation(models.Model):
     value_text = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 NULL = not this type
     value_date = models.DateField(null=True, blank=True)
     external_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 NULL = none, unique otherwise
+    entered_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

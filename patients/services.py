@@ -267,8 +267,13 @@ def observation_create(
     observed_at: dt.datetime,
     value,
     external_id: str | None = None,
+    entered_at: dt.datetime | None = None,
 ) -> tuple[Observation, bool]:
-    """Record one observation; a repeated external_id returns the stored one (created is False)."""
+    """Record one observation; a repeated external_id returns the stored one (created is False).
+
+    ``entered_at`` is when the EMR recorded it (already checked: not before ``observed_at``, not in the
+    future); without one, it was entered when received.
+    """
     _refuse_before_birth(patient, observed_at, field="observed_at")
     if external_id is not None:
         existing = Observation.objects.filter(facility_id=patient.facility_id, external_id=external_id).first()
@@ -284,6 +289,7 @@ def observation_create(
             concept=concept,
             observed_at=observed_at,
             external_id=external_id,
+            entered_at=entered_at or timezone.now(),
             **Observation.value_columns(concept, value),
         )
         patient_schedules_refresh(patient_ids=[patient.pk])
@@ -333,8 +339,11 @@ def _bulk_store(caller: Caller, rows: list[dict], patients: dict[int, Patient]) 
         list(Facility.objects.select_for_update().filter(pk__in=facility_ids).order_by("pk").values_list("pk"))
         present = _stored_external_ids(rows, patients)
         fresh = [row for row in rows if _external_key(row, patients) not in present]
+        received = timezone.now()
         Observation.objects.bulk_create(
-            [_observation(row, patients[row["patient"]]) for row in fresh], batch_size=2000, ignore_conflicts=True
+            [_observation(row, patients[row["patient"]], received) for row in fresh],
+            batch_size=2000,
+            ignore_conflicts=True,
         )
         patient_schedules_refresh(patient_ids=sorted({row["patient"] for row in fresh}))
         _audit_bulk(caller, rows, patients, created=len(fresh))
@@ -379,13 +388,14 @@ def _stored_external_ids(rows: list[dict], patients: dict[int, Patient]) -> set[
     return stored & keys
 
 
-def _observation(row: dict, patient: Patient) -> Observation:
+def _observation(row: dict, patient: Patient, received: dt.datetime) -> Observation:
     return Observation(
         patient_id=patient.pk,  # ids, not instances: building 10,000 rows stays cheap
         facility_id=patient.facility_id,
         concept=row["concept"],
         observed_at=row["observed_at"],
         external_id=row.get("external_id"),
+        entered_at=row.get("entered_at") or received,
         **Observation.value_columns(row["concept"], row["value"]),
     )
 

@@ -1,9 +1,16 @@
 """THE feature pipeline: training rows, batch scoring and single predictions all come through
 ``compute_features``.
 
-A query is (patient, as-of moment).  Only observations strictly before the moment
-are used, so adding later observations never changes a feature (tested).  Every
-step is vectorized over all queries at once with numpy: appointment history is
+A query is (patient, as-of moment).  Only observations strictly before the
+moment are used, so adding later observations never changes a feature (tested).
+With ``known_then`` (training rows, backfilled predictions) an observation must
+also have been entered before the moment: a result that came back weeks after
+the visit is not in that visit's row, because the clinic could not have seen
+it.  Serving scores the record as it stands, as of the last booking visit.  The
+booking visit a row is made as of is the row's anchor: its scheduling
+observations count from its day.
+
+Every step is vectorized over all queries at once with numpy: appointment history is
 precomputed per scheduling visit with cumulative sums over the patient's
 appointments, and each query picks its patient's last scheduling visit before
 the moment with one ``searchsorted``.  No per-patient Python loop anywhere, so
@@ -33,6 +40,7 @@ from predictions.timeline import (
     Timeline,
     group_starts,
     last_before,
+    last_entered_before,
     pair_key,
 )
 
@@ -108,12 +116,16 @@ def compute_features(
     patient_ids: np.ndarray,
     as_of: np.ndarray,
     facility_stats: FacilityStats | dict | None = None,
+    known_then: bool = False,
 ) -> FeatureRows:
-    """Features for each (patient_ids[i], as_of[i] in epoch seconds) from observations before as_of[i]."""
+    """Features for each (patient_ids[i], as_of[i] in epoch seconds) from observations before as_of[i].
+
+    ``known_then``: only observations also entered before as_of[i] (what the clinic could see at that moment).
+    """
     pid = np.asarray(patient_ids, dtype=np.int64)
     seconds = np.asarray(as_of, dtype=np.int64)
     if len(seconds):
-        timeline = timeline.before(int(seconds.max()))
+        timeline = timeline.before(int(seconds.max()), entered=known_then)
     today = ((seconds - 1) // DAY).astype(np.float64)  # the last day whose data the query may see
     columns: dict[str, np.ndarray] = {}
     appts = timeline.appointments
@@ -132,7 +144,7 @@ def compute_features(
     due = gathered[:, -1]
     columns["days_to_next_appointment"] = due - today
     columns.update(_demographics(patients, pid, today))
-    columns.update(_clinical(timeline, pid, seconds, today, columns["sex_male"]))
+    columns.update(_clinical(timeline, pid, seconds, today, columns["sex_male"], known_then=known_then))
     stats = facility_stats if isinstance(facility_stats, FacilityStats) else FacilityStats.of(facility_stats or {})
     columns.update(stats.columns(patients.facility_id[patients.rows_of(pid)]))
     if not len(pid):
@@ -227,23 +239,36 @@ def _dispensing(supplied: np.ndarray, i: np.ndarray, start: np.ndarray) -> dict[
     }
 
 
-def _latest(timeline: Timeline, pid, seconds, *codes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each query's last observation of ``codes`` before its moment: (value, day), NaN if none."""
+def _latest(timeline: Timeline, pid, seconds, *codes: int, known_then: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's last observation of ``codes`` before its moment: (value, day), NaN if none.
+
+    With ``known_then``, the last one also entered by then.
+    """
     opid, ot, ovalue = timeline.of(*codes)
-    idx = last_before(pair_key(opid, ot), opid, pid, pair_key(pid, seconds))
+    if known_then:
+        idx = last_entered_before(pair_key(opid, ot), opid, timeline.entered_of(*codes), pid, seconds)
+    else:
+        idx = last_before(pair_key(opid, ot), opid, pid, pair_key(pid, seconds))
     hit = idx >= 0
     value, day = np.full(len(idx), np.nan), np.full(len(idx), np.nan)
     value[hit], day[hit] = ovalue[idx[hit]], ot[idx[hit]] // DAY
     return value, day
 
 
-def _count_between(timeline: Timeline, pid, lo_seconds, hi_seconds, code: int, where) -> np.ndarray:
+def _count_between(timeline: Timeline, pid, lo_seconds, hi_seconds, code: int, where, *, known_then: bool):
+    """Observations of ``code`` (``where`` their value) observed from ``lo_seconds`` to before ``hi_seconds``.
+
+    With ``known_then``: those entered before hi, less those observed before lo; exact while nothing
+    observed before lo is entered after hi (a year's gap, for the 12-month counts).
+    """
     opid, ot, ovalue = timeline.of(code)
     keep = where(ovalue)
     keys = pair_key(opid[keep], ot[keep])
-    hi = np.searchsorted(keys, pair_key(pid, hi_seconds), side="left")
+    # Both key arrays hold the same rows sorted by patient first, so a patient's rows start at the same index.
+    ends = np.sort(pair_key(opid[keep], timeline.entered_of(code)[keep])) if known_then else keys
+    hi = np.searchsorted(ends, pair_key(pid, hi_seconds), side="left")
     lo = np.searchsorted(keys, pair_key(pid, np.maximum(lo_seconds, 0)), side="left")
-    return (hi - lo).astype(np.float64)
+    return np.maximum(hi - lo, 0).astype(np.float64)
 
 
 def _demographics(patients: PatientTable, pid: np.ndarray, today: np.ndarray) -> dict[str, np.ndarray]:
@@ -257,30 +282,34 @@ def _demographics(patients: PatientTable, pid: np.ndarray, today: np.ndarray) ->
     }
 
 
-def _clinical(timeline: Timeline, pid, seconds, today, male) -> dict[str, np.ndarray]:
-    vl, vl_day = _latest(timeline, pid, seconds, VIRAL_LOAD)
+def _clinical(timeline: Timeline, pid, seconds, today, male, *, known_then: bool) -> dict[str, np.ndarray]:
+    vl, vl_day = _latest(timeline, pid, seconds, VIRAL_LOAD, known_then=known_then)
     vl_age = today - vl_day
     category = np.where(vl >= SUPPRESSED_BELOW, 1.0, 0.0)
     category = np.where(np.isnan(vl) | (vl_age > VL_CURRENT_DAYS), 2.0, category)
-    pregnant = _recent_flag(timeline, pid, seconds, today, PREGNANT, PREGNANCY_DAYS)
-    feeding = _recent_flag(timeline, pid, seconds, today, BREASTFEEDING, BREASTFEEDING_DAYS)
+    pregnant = _recent_flag(_latest(timeline, pid, seconds, PREGNANT, known_then=known_then), today, PREGNANCY_DAYS)
+    feeding = _recent_flag(
+        _latest(timeline, pid, seconds, BREASTFEEDING, known_then=known_then), today, BREASTFEEDING_DAYS
+    )
     year_ago = seconds - VL_CURRENT_DAYS * DAY
     return {
         "vl_category": category,
         "vl_age_days": vl_age,
-        "who_stage": _latest(timeline, pid, seconds, WHO_STAGE)[0],
-        "adherence": _latest(timeline, pid, seconds, ADHERENCE)[0],
+        "who_stage": _latest(timeline, pid, seconds, WHO_STAGE, known_then=known_then)[0],
+        "adherence": _latest(timeline, pid, seconds, ADHERENCE, known_then=known_then)[0],
         "unscheduled_visits_12m": _count_between(
-            timeline, pid, year_ago, seconds, VISIT, where=lambda v: v == UNSCHEDULED
+            timeline, pid, year_ago, seconds, VISIT, where=lambda v: v == UNSCHEDULED, known_then=known_then
         ),
-        "pregnant_or_breastfeeding": np.where(male == 1, 0.0, np.maximum(pregnant, feeding)),
+        # A woman never asked is not recorded (NaN), not "no": the model learns what an unasked question means.
+        "pregnant_or_breastfeeding": np.where(male == 1, 0.0, np.fmax(pregnant, feeding)),
     }
 
 
-def _recent_flag(timeline: Timeline, pid, seconds, today, code: int, within_days: int) -> np.ndarray:
-    value, day = _latest(timeline, pid, seconds, code)
+def _recent_flag(latest: tuple[np.ndarray, np.ndarray], today, within_days: int) -> np.ndarray:
+    """The latest answer (value, day) while recent, 0 once it is old, NaN if never recorded."""
+    value, day = latest
     age = today - day
-    return np.where(np.isnan(value) | (age > within_days), 0.0, value)
+    return np.where(age > within_days, 0.0, value)
 
 
 @dataclass(frozen=True, eq=False)  # arrays: compared and hashed by identity

@@ -33,9 +33,10 @@ from predictions.care import INTERRUPTED, LATE
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import CONCEPT_CODES, STATUS_CODES, TEXT_CODES, PatientTable, Timeline, day_of
 
-_OBS_COLUMNS = ["patient_id", "concept", "t", "value", "created"]
+_OBS_COLUMNS = ["patient_id", "concept", "t", "value", "created", "entered"]
 # Declared so read_csv skips inference; value may be empty (NaN), the others never are.
-_DTYPES = {"patient_id": "int64", "concept": "int8", "t": "int64", "value": "float64", "created": "int64"}
+_DTYPES = {"patient_id": "int64", "concept": "int8", "t": "int64", "value": "float64", "created": "int64",
+           "entered": "int64"}  # fmt: skip
 _PATIENT_COLUMNS = ["patient_id", "facility_id", "sex", "birth_date", "art_start_date", "status", "status_date"]
 
 
@@ -45,19 +46,21 @@ def _case(column: str, codes: dict[str, int]) -> str:
 
 
 def _observation_columns() -> list[str]:
-    """The model's reading of an observation: concept (code), t (seconds), value, created (µs)."""
+    """The model's reading of an observation: concept (code), t (seconds), value, created (µs), entered (seconds)."""
     if connection.vendor == "postgresql":
         # date_part (float8), not extract (numeric since PostgreSQL 14): a quarter of a bulk read's server time.
         # Still exact: a float8 epoch is within 0.25 µs of the stored microsecond, so rounding recovers it.
         seconds = "floor(date_part('epoch', observed_at))::bigint"
         date_days = "(value_date - DATE '1970-01-01')::float8"
         created = "(date_part('epoch', created_at) * 1000000)::bigint"
+        entered = "floor(date_part('epoch', entered_at))::bigint"
     else:
         seconds = "CAST(strftime('%%s', observed_at) AS INTEGER)"
         date_days = "(julianday(value_date) - 2440587.5)"
         created = "created_at"
+        entered = "CAST(strftime('%%s', entered_at) AS INTEGER)"
     value = f"COALESCE(value_numeric, {date_days}, {_case('value_text', TEXT_CODES)})"
-    return [_case("concept", CONCEPT_CODES), seconds, value, created]
+    return [_case("concept", CONCEPT_CODES), seconds, value, created, entered]
 
 
 def _observation_sql(where: str) -> str:
@@ -97,7 +100,7 @@ def _scope(*, patient_ids: Sequence[int] | None, facility_id: int | None, column
 
 
 def observations_frame(*, patient_ids: Sequence[int] | None = None, facility_id: int | None = None) -> pd.DataFrame:
-    """Encoded observations (patient_id, concept code, t seconds, value, created µs) of some or all patients."""
+    """Encoded observations (patient_id, concept code, t s, value, created µs, entered s) of some or all patients."""
     where, params = _scope(patient_ids=patient_ids, facility_id=facility_id, column="patient_id")
     frame = _read(_observation_sql(where), params, _OBS_COLUMNS, _DTYPES)
     if connection.vendor != "postgresql":
@@ -137,14 +140,14 @@ def patient_record(patient: Patient) -> PatientRecord:
         cursor.execute(_observation_sql(" AND patient_id = %s"), [patient.pk])
         rows = cursor.fetchall()
     if connection.vendor == "postgresql" or not rows:
-        columns: list = list(zip(*rows, strict=True)) if rows else [[]] * 5
+        columns: list = list(zip(*rows, strict=True)) if rows else [[]] * 6
         created = np.asarray(columns[4], dtype=np.int64)
     else:
         columns = list(zip(*rows, strict=True))
         stamps = pd.to_datetime(pd.Series(columns[4]), utc=True, format="ISO8601")
         created = ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)).to_numpy()
     value = np.array(columns[3], dtype=np.float64)  # NULL (None) is NaN
-    timeline = Timeline.from_arrays(columns[0], columns[1], columns[2], value, created)
+    timeline = Timeline.from_arrays(columns[0], columns[1], columns[2], value, created, columns[5])
     return PatientRecord(timeline, patient_table_of([patient]))
 
 
@@ -177,10 +180,11 @@ def token_user_and_patient_record(key: str, patient_id) -> tuple[AbstractBaseUse
         return user, None
     patient = cast(Patient, patients.instance(row[: len(patients)]))
     patient.facility = cast(Facility, facilities.instance(row[len(patients) : len(patients) + len(facilities)]))
-    concept, t, value, created = row[len(patients) + len(facilities) :]
+    concept, t, value, created, entered = row[len(patients) + len(facilities) :]
     t = t or []  # no observation: NULL arrays
     pid = np.full(len(t), patient.pk, dtype=np.int64)
-    timeline = Timeline.from_arrays(pid, concept or [], t, np.array(value or [], dtype=np.float64), created or [])
+    values = np.array(value or [], dtype=np.float64)
+    timeline = Timeline.from_arrays(pid, concept or [], t, values, created or [], entered or [])
     return user, (patient, PatientRecord(timeline, patient_table_of([patient])))
 
 

@@ -746,7 +746,7 @@ def predictions_backfill(*, weeks: int) -> dict:
     Each as-of date d (the validation window's end, then a week earlier, ...
     never before the window's start) scores every active patient as serving
     would have on d: as of their last booking visit before d, from
-    observations strictly before that moment, so nothing later leaks in.
+    observations observed and entered before that moment, so nothing later leaks in.
     Visits before the validation window (data the model was trained on) are
     skipped, and a (patient, moment) already scored for this version is not
     scored again, so running twice adds nothing.  Rows are marked
@@ -763,7 +763,12 @@ def predictions_backfill(*, weeks: int) -> dict:
     if not len(pid):
         return {"predictions": 0}
     rows = compute_features(
-        timeline=timeline, patients=table, patient_ids=pid, as_of=(day + 1) * DAY, facility_stats=model.facility_stats
+        timeline=timeline,
+        patients=table,
+        patient_ids=pid,
+        as_of=(day + 1) * DAY,
+        facility_stats=model.facility_stats,
+        known_then=True,
     )
     facility = table.facility_id[table.rows_of(pid)]
     cutoffs = tiers.cutoff_matrix(model.tier_cutoffs, facility, registry.tier_overrides(), model.facility_tier_cutoffs)

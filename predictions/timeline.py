@@ -89,6 +89,33 @@ def last_before(keys: np.ndarray, pids: np.ndarray, query_pid: np.ndarray, query
     return np.where(ok, idx, -1)
 
 
+def _seconds(moments: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(moments, utc=True)
+    return (stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+
+
+def last_entered_before(
+    keys: np.ndarray, pids: np.ndarray, entered: np.ndarray, query_pid: np.ndarray, query_seconds: np.ndarray
+) -> np.ndarray:
+    """``last_before`` by observation time, passing over rows not yet entered at each query's moment.
+
+    ``keys`` are (patient, observed) keys and ``entered`` the rows' entry times. Steps back one row at a
+    time for the queries whose candidate was entered too late: as many steps as the longest run of rows
+    observed but not yet entered, a few at most for results that come back days or weeks later.
+    """
+    idx = last_before(keys, pids, query_pid, pair_key(query_pid, query_seconds))
+    pending = np.flatnonzero(idx >= 0)
+    pending = pending[entered[idx[pending]] >= query_seconds[pending]]
+    while len(pending):
+        earlier = idx[pending] - 1
+        same = earlier >= 0
+        same[same] = pids[earlier[same]] == query_pid[pending[same]]
+        idx[pending] = np.where(same, earlier, -1)
+        pending = pending[same]
+        pending = pending[entered[idx[pending]] >= query_seconds[pending]]
+    return idx
+
+
 def take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """values[idx] as float, NaN where idx is -1."""
     out = np.full(len(idx), np.nan)
@@ -99,42 +126,52 @@ def take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Observations sorted by (patient, time): pid, concept code, t (s), value, created (µs)."""
+    """Observations sorted by (patient, time): pid, concept code, t (s), value, created (µs), entered (s).
+
+    ``t`` is when a fact was observed, ``entered`` when the EMR recorded it (never before ``t``), and
+    ``created`` when this service received it (what staleness and caching compare).  A training row as
+    of a moment sees an observation only if it was both observed and entered before that moment.
+    """
 
     pid: np.ndarray
     concept: np.ndarray
     t: np.ndarray
     value: np.ndarray
     created: np.ndarray
+    entered: np.ndarray
     # Rows per concept set and the appointments, computed once: features ask for them several times.
     _subsets: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_arrays(cls, pid, concept, t, value, created=None) -> Timeline:
+    def from_arrays(cls, pid, concept, t, value, created=None, entered=None) -> Timeline:
+        """``entered`` defaults to ``t`` (entered when observed)."""
         pid = np.asarray(pid, dtype=np.int64)
         t = np.asarray(t, dtype=np.int64)
         order = np.argsort(pair_key(pid, t), kind="stable")
         created = np.zeros(len(pid), dtype=np.int64) if created is None else np.asarray(created, dtype=np.int64)
+        entered = t if entered is None else np.maximum(np.asarray(entered, dtype=np.int64), t)
         return cls(
             pid=pid[order],
             concept=np.asarray(concept, dtype=np.int8)[order],
             t=t[order],
             value=np.asarray(value, dtype=np.float64)[order],
             created=created[order],
+            entered=entered[order],
         )
 
     @classmethod
     def from_encoded(cls, frame: pd.DataFrame) -> Timeline:
-        """From the loader's frame: patient_id, concept (code), t, value[, created]."""
+        """From the loader's frame: patient_id, concept (code), t, value[, created][, entered]."""
         created = frame["created"].to_numpy() if "created" in frame else None
-        return cls.from_arrays(frame["patient_id"], frame["concept"], frame["t"], frame["value"], created)
+        entered = frame["entered"].to_numpy() if "entered" in frame else None
+        return cls.from_arrays(frame["patient_id"], frame["concept"], frame["t"], frame["value"], created, entered)
 
     @classmethod
     def from_raw(cls, frame: pd.DataFrame) -> Timeline:
-        """From database-shaped rows: patient_id, concept (str), observed_at, value_numeric/_text/_date."""
+        """From database-shaped rows: patient_id, concept (str), observed_at, value_numeric/_text/_date, entered_at?"""
         frame = frame[frame["concept"].isin(CONCEPT_CODES)]
-        observed = pd.to_datetime(frame["observed_at"], utc=True)
-        t = (observed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        t = _seconds(frame["observed_at"])
+        entered = _seconds(frame["entered_at"]) if "entered_at" in frame else None
         value = pd.to_numeric(frame.get("value_numeric"), errors="coerce")
         if "value_date" in frame:
             days = (pd.to_datetime(frame["value_date"]) - pd.Timestamp(0)) // pd.Timedelta(days=1)
@@ -142,17 +179,32 @@ class Timeline:
         if "value_text" in frame:
             value = value.fillna(frame["value_text"].map(TEXT_CODES).astype("float64"))
         concept = frame["concept"].map(CONCEPT_CODES)
-        return cls.from_arrays(frame["patient_id"], concept, t, value)
+        return cls.from_arrays(frame["patient_id"], concept, t, value, entered=entered)
 
     def __len__(self) -> int:
         return len(self.pid)
 
-    def before(self, seconds: int) -> Timeline:
-        """Only what was observed strictly before ``seconds``: the no-leakage cut."""
-        keep = self.t < seconds
+    def before(self, seconds: int, *, entered: bool = False) -> Timeline:
+        """Only what was observed strictly before ``seconds``; with ``entered``, also entered before it (known then).
+
+        Labels read outcomes with the observed cut (the fullest knowledge of what happened); a training
+        row's features read only what the clinic knew at its moment.
+        """
+        keep = (self.t < seconds) & (self.entered < seconds) if entered else self.t < seconds
         if keep.all():
             return self
-        return Timeline(*(getattr(self, f)[keep] for f in ("pid", "concept", "t", "value", "created")))
+        fields = ("pid", "concept", "t", "value", "created", "entered")
+        return Timeline(*(getattr(self, f)[keep] for f in fields))
+
+    def entered_of(self, *codes: int) -> np.ndarray:
+        """The entry times of ``of(*codes)``'s rows, in the same order."""
+        key = ("entered", codes)
+        found = self._subsets.get(key)
+        if found is None:
+            wanted = np.zeros(len(CONCEPT_CODES), dtype=bool)
+            wanted[list(codes)] = True
+            found = self._subsets[key] = self.entered[wanted[self.concept]]
+        return found
 
     def of(self, *codes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(pid, t, value) of the observations of these concepts, still sorted by (patient, time)."""

@@ -20,7 +20,9 @@ label is the trained label.
 3. Facility aggregates (IIT rate, mean lateness) come from the training period
    only, smoothed toward the overall rate, and are frozen on the version.
 4. Features for each appointment as of the end of the day that scheduled it,
-   through the one pipeline (``features.compute_features``).
+   through the one pipeline (``features.compute_features``), from observations
+   both observed and entered before that moment (``known_then``): a result
+   entered weeks after the visit is not in that visit's row.
 5. XGBoost with class weighting (``scale_pos_weight``) and early stopping on a
    held-out 15% of training *patients*, so the validation period stays unseen
    until it is scored.  Weighting shifts the log-odds by log(weight); the margin
@@ -128,6 +130,7 @@ def appointment_rows(
         patient_ids=labels["patient_id"].to_numpy(),
         as_of=(_days(labels["scheduled"]).astype(np.int64) + 1) * DAY,
         facility_stats=facility_stats,
+        known_then=True,  # what the clinic had entered by then, as the training rows saw it
     )
 
 

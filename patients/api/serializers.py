@@ -4,7 +4,7 @@ Input serializers validate and refuse; output serializers only render.  The
 public contract (extend it, never rename):
     patient     {id, facility (code), identifier, sex, birth_date, art_start_date, enrollment_date, status,
                  care_state, next_appointment_date, drugs_run_out_date, days_overdue, last_visit_date}
-    observation {id, patient (id), concept, observed_at, value, external_id}
+    observation {id, patient (id), concept, observed_at, value, external_id, entered_at}
 """
 
 from __future__ import annotations
@@ -193,12 +193,18 @@ class ObservationOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Observation
-        fields = ["id", "patient", "concept", "observed_at", "value", "external_id", "created_at"]
+        fields = ["id", "patient", "concept", "observed_at", "value", "external_id", "entered_at", "created_at"]
 
     @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]})
     def value_of(self, observation: Observation):
         value = observation.value
         return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _not_in_the_future(value: dt.datetime) -> dt.datetime:
+    if value > timezone.now() + FUTURE_TOLERANCE:
+        raise serializers.ValidationError("Cannot be in the future.")
+    return value
 
 
 class ObservationInput(StrictInput):
@@ -208,13 +214,26 @@ class ObservationInput(StrictInput):
     external_id = serializers.CharField(
         max_length=100, required=False, allow_null=True, default=None, help_text="For idempotent ingest."
     )
+    entered_at = ObservedAtField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text=(
+            "When the EMR recorded it (a lab result may be entered weeks after the sample); not before observed_at, "
+            "not in the future. Default: when this service receives it. A row as of a moment is trained only on "
+            "observations observed and entered before it."
+        ),
+    )
 
     def validate_observed_at(self, value: dt.datetime) -> dt.datetime:
-        if value > timezone.now() + FUTURE_TOLERANCE:
-            raise serializers.ValidationError("Cannot be in the future.")
-        return value
+        return _not_in_the_future(value)
+
+    def validate_entered_at(self, value: dt.datetime | None) -> dt.datetime | None:
+        return None if value is None else _not_in_the_future(value)
 
     def validate(self, attrs):
+        if attrs.get("entered_at") is not None and attrs["entered_at"] < attrs["observed_at"]:
+            raise serializers.ValidationError({"entered_at": ["Cannot be before observed_at."]})
         observed_on = attrs["observed_at"].date()
         try:
             attrs["value"] = clean_observation(attrs["concept"], attrs["value"], observed_on=observed_on)

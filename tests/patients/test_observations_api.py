@@ -149,6 +149,9 @@ def test_a_repeated_external_id_returns_the_stored_observation(api, patient):
         ({"concept": "weight", "observed_at": "2999-01-01", "value": 60}, "observed_at"),
         ({"concept": "weight", "observed_at": "2024-01-15", "value": 60, "unit": "kg"}, "unit"),
         ({"concept": "weight", "value": 60}, "observed_at"),
+        ({"concept": "viral_load", "observed_at": "2024-01-15", "value": 50, "entered_at": "2024-01-14"}, "entered_at"),
+        ({"concept": "viral_load", "observed_at": "2024-01-15", "value": 50, "entered_at": "2999-01-01"}, "entered_at"),
+        ({"concept": "viral_load", "observed_at": "2024-01-15", "value": 50, "entered_at": "soon"}, "entered_at"),
     ],
 )
 def test_it_refuses_bad_observations_with_field_details(api, patient, body, field):
@@ -165,3 +168,31 @@ def test_an_observation_a_minute_from_now_is_accepted_but_tomorrow_is_not(api, p
     assert api.post(url(patient), dict(body, observed_at=soon), format="json").status_code == 201
     response = api.post(url(patient), dict(body, observed_at=tomorrow), format="json")
     assert response.status_code == 400
+
+
+def test_a_result_entered_weeks_after_the_sample_keeps_both_times(api, patient):
+    body = {"concept": "viral_load", "observed_at": "2024-01-15T09:00:00Z", "value": 50, "entered_at": "2024-02-05"}
+    response = api.post(url(patient), body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["entered_at"].startswith("2024-02-05T00:00:00")
+    stored = Observation.objects.get()
+    assert (stored.observed_at.date(), stored.entered_at.date()) == (dt.date(2024, 1, 15), dt.date(2024, 2, 5))
+    listed = api.get(url(patient)).json()["results"][0]
+    assert listed["entered_at"] == response.json()["entered_at"]
+
+
+def test_without_an_entry_time_an_observation_was_entered_when_received(api, patient):
+    before = timezone.now()
+    body = {"concept": "weight", "observed_at": "2024-01-15", "value": 60}
+    assert api.post(url(patient), body, format="json").status_code == 201
+    stored = Observation.objects.get()
+    assert before <= stored.entered_at <= timezone.now()
+
+
+def test_an_entry_time_before_the_observation_is_refused_with_its_reason(api, patient):
+    body = {"concept": "weight", "observed_at": "2024-01-15T10:00:00Z", "value": 60, "entered_at": "2024-01-15T09:59Z"}
+    response = api.post(url(patient), body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"]["entered_at"] == ["Cannot be before observed_at."]
+    same_moment = dict(body, entered_at="2024-01-15T10:00:00Z")
+    assert api.post(url(patient), same_moment, format="json").status_code == 201

@@ -44,6 +44,7 @@ def test_backfilled_features_use_only_what_was_recorded_before_their_moment(trai
         patient_ids=np.array([r[0] for r in rows]),
         as_of=np.array([seconds_of(r[1]) for r in rows]),
         facility_stats=trained.params["facility_stats"],
+        known_then=True,
     )
     assert computed.row_dicts() == [r[2] for r in rows]
 

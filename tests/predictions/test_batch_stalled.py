@@ -8,7 +8,7 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from patients.models import Facility, Patient
+from patients.models import Facility, Patient, at_risk_q
 from predictions import services
 from predictions.models import BatchJob, Prediction
 from tests.predictions.test_batch import _wait_for
@@ -29,15 +29,19 @@ def test_a_job_whose_chunks_were_lost_is_requeued_and_scores_each_patient_once(s
     job = BatchJob.objects.create(facility=facility)
     chunks = services.batch_job_start(job_id=str(job.pk))  # claimed and sized; its chunk tasks never sent
     services.batch_chunk_score(job_id=str(job.pk), patient_ids=chunks[0])  # one chunk stored, then nothing
+    stored_first = Prediction.objects.filter(batch_job=job).count()  # its at-risk patients
     _stall(job, minutes=settings.BATCH_STALL_MINUTES + 1)
 
     assert services.batch_jobs_recover_stalled() == {"requeued": 1, "failed": 0}
     job = _wait_for(str(job.pk))
     active = Patient.objects.filter(facility=facility, status="active").count()
+    at_risk = Patient.objects.filter(at_risk_q(today=timezone.localdate()), facility=facility).count()
     assert (job.status, job.requeues, job.error) == (BatchJob.Status.SUCCEEDED, 1, "")
     per_patient = Prediction.objects.filter(batch_job=job).values("patient_id").annotate(n=Count("id"))
-    assert len(per_patient) == active and {row["n"] for row in per_patient} == {1}
-    assert job.chunks_done == job.chunks_total == 1 + -(-(active - len(chunks[0])) // 20)
+    assert len(per_patient) == at_risk and {row["n"] for row in per_patient} == {1}
+    # Requeued: every active patient without a prediction of the job, the first chunk's skipped ones included.
+    assert job.chunks_done == job.chunks_total == 1 + -(-(active - stored_first) // 20)
+    assert job.done == job.total == active
 
 
 def test_a_job_that_stalls_again_after_its_requeue_fails_with_the_reason(db, settings):

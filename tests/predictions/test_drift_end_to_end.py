@@ -2,8 +2,9 @@
 
 A generated cohort whose record runs eight weeks past the training date -> a model trained then ->
 "now" advanced a week at a time, each night ``score_all`` (every at-risk patient, through the batch
-path) and the drift job on that snapshot.  Then every other at-risk patient gets an unsuppressed viral
-load and poor adherence at their last booking visit, and the next two nights must declare drift.
+path) and the drift job on that snapshot.  Then every other at-risk patient becomes younger, new on ART
+and sicker (an unsuppressed viral load, poor adherence, a drop-in, WHO stage 4 at their last booking
+visit), and the next two nights must declare drift.
 """
 
 from __future__ import annotations
@@ -35,15 +36,22 @@ def _score_and_evaluate(night: dt.datetime):
 
 
 def _shift_every_other_patient_of(snapshot) -> None:
-    shifted = []
+    """A clinic of younger patients new on ART, sicker and poorly adherent: eight of the features move."""
+    shifted, patients = [], []
     scored = Prediction.objects.filter(batch_job=snapshot).order_by("patient_id").values_list("patient_id", "as_of")
     for patient_id, as_of in list(scored)[::2]:
         patient = Patient.objects.get(pk=patient_id)
         at = patient.observations.filter(concept__in=BOOKING, observed_at__lt=as_of).latest("observed_at").observed_at
-        common = {"patient": patient, "facility_id": patient.facility_id, "observed_at": at}
+        common = {"patient": patient, "facility_id": patient.facility_id, "observed_at": at, "entered_at": at}
         shifted.append(Observation(concept="viral_load", value_numeric=250_000, **common))
         shifted.append(Observation(concept="adherence", value_text="poor", **common))
+        shifted.append(Observation(concept="visit", value_text="unscheduled", **common))
+        shifted.append(Observation(concept="who_stage", value_numeric=4, **common))
+        patient.art_start_date = at.date() - dt.timedelta(days=60)
+        patient.birth_date = at.date() - dt.timedelta(days=20 * 365)
+        patients.append(patient)
     Observation.objects.bulk_create(shifted)
+    Patient.objects.bulk_update(patients, ["art_start_date", "birth_date"])
 
 
 @pytest.fixture

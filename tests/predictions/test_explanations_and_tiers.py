@@ -171,3 +171,30 @@ def test_served_scores_are_the_models_probabilities(trained):
     model = registry.active_model()
     served = score(model, rows, tiers.cutoff_matrix(model.tier_cutoffs, np.zeros(len(rows.matrix), dtype=np.int64), {}))
     np.testing.assert_allclose(served.scores, probabilities(model, rows.matrix), rtol=0, atol=1e-6)
+
+
+def _missing_adherence_ranked_first(weight: float) -> list[dict]:
+    contribs = np.zeros((1, len(FEATURES)))
+    contribs[0, FEATURES.index("adherence")] = weight
+    contribs[0, FEATURES.index("days_late_last")] = 0.05
+    contribs[0, FEATURES.index("mmd_share")] = -0.04
+    features = [dict.fromkeys(FEATURES, 1.0) | {"adherence": None, "who_stage": None}]
+    (factors,) = top_factors(contribs, features, seen_days=np.array([20_000.0]))
+    return factors
+
+
+def test_a_missing_value_is_a_reason_only_where_the_model_learned_its_absence_raises_the_risk():
+    assert [f["description"] for f in _missing_adherence_ranked_first(0.6)][0] == "adherence not assessed"
+    for weight in (-0.6, 0.05):  # lowers the risk, or too little to matter
+        factors = _missing_adherence_ranked_first(weight)
+        assert [f["feature"] for f in factors] == ["days_late_last", "mmd_share"]
+        assert not any("not assessed" in f["description"] or "not recorded" in f["description"] for f in factors)
+
+
+def test_rows_full_of_gaps_still_list_their_recorded_reasons():
+    contribs = np.tile(np.linspace(1.0, 0.5, len(FEATURES)), (1, 1))
+    recorded = {"mmd_share", "days_supplied_last", "who_stage"}
+    features = [{name: (2.0 if name in recorded else None) for name in FEATURES}]
+    contribs[0, [FEATURES.index(name) for name in FEATURES if name not in recorded]] = -2.0
+    (factors,) = top_factors(contribs, features, seen_days=np.array([20_000.0]))
+    assert {f["feature"] for f in factors} == recorded

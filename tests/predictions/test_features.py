@@ -24,13 +24,14 @@ def _history(pid: int = 1):
     )
 
 
-def _features(rows, *, at: dt.date, pid: int = 1, stats=None, **patient) -> dict[str, float]:
+def _features(rows, *, at: dt.date, pid: int = 1, stats=None, known_then=False, **patient) -> dict[str, float]:
     result = compute_features(
         timeline=timeline(rows),
         patients=patients({"patient_id": pid, **patient}),
         patient_ids=np.array([pid]),
         as_of=np.array([seconds_of(at)]),
         facility_stats=stats,
+        known_then=known_then,
     )
     return dict(zip(FEATURES, result.matrix[0].tolist(), strict=True))
 
@@ -55,7 +56,8 @@ def test_clinical_features_are_the_latest_values():
     f = _features(_history(), at=day(211))
     assert (f["vl_category"], f["vl_age_days"]) == (1, 110)
     assert (f["who_stage"], f["adherence"], f["unscheduled_visits_12m"]) == (2, 2, 1)
-    assert f["pregnant_or_breastfeeding"] == 0
+    assert np.isnan(f["pregnant_or_breastfeeding"])  # never asked: not recorded, not "no"
+    assert _features(_history(), at=day(211), sex="M")["pregnant_or_breastfeeding"] == 0
 
 
 def test_demographics_are_as_of_the_query_day():
@@ -102,7 +104,7 @@ def test_facility_statistics_prepared_for_serving_agree_with_the_stored_ones():
         f = _features(_history(), at=day(211), stats=prepared, facility_id=facility_id)
         want = facilities.get(str(facility_id), stats["overall"])
         assert (f["facility_iit_rate"], f["facility_mean_days_late"]) == (want["iit_rate"], want["mean_days_late"])
-        assert f == _features(_history(), at=day(211), stats=stats, facility_id=facility_id)
+        np.testing.assert_equal(f, _features(_history(), at=day(211), stats=stats, facility_id=facility_id))
 
 
 def test_later_observations_never_change_earlier_features():
@@ -129,19 +131,56 @@ def test_same_day_observations_after_the_moment_are_not_seen():
     assert dict(zip(FEATURES, result.matrix[0], strict=True))["vl_age_days"] == 45
 
 
+def _entered_late():
+    rows = _history()
+    rows[rows.index(obs(1, 100, "viral_load", number=5000))] = obs(1, 100, "viral_load", number=5000, entered=160)
+    return [*rows, obs(1, 121, "visit", text="unscheduled", entered=150)]
+
+
+def test_a_training_row_does_not_see_a_result_entered_after_its_moment():
+    at_booking = _features(_entered_late(), at=day(146), known_then=True)
+    assert np.isnan(at_booking["vl_age_days"]) and at_booking["vl_category"] == 2
+    assert at_booking["unscheduled_visits_12m"] == 1  # the one entered on its day
+    later = _features(_entered_late(), at=day(211), known_then=True)
+    assert (later["vl_category"], later["vl_age_days"], later["unscheduled_visits_12m"]) == (1, 110, 2)
+
+
+def test_serving_scores_the_record_as_it_stands_now():
+    f = _features(_entered_late(), at=day(146))
+    assert (f["vl_category"], f["vl_age_days"], f["unscheduled_visits_12m"]) == (1, 45, 2)
+
+
+def test_an_earlier_result_stands_while_a_later_one_awaits_entry():
+    rows = _history() + [obs(1, 140, "viral_load", number=40, entered=200)]
+    f = _features(rows, at=day(146), known_then=True)
+    assert (f["vl_category"], f["vl_age_days"]) == (1, 45)  # day 100's result; day 140's is not entered yet
+    assert _features(rows, at=day(211), known_then=True)["vl_category"] == 0
+
+
 def test_many_queries_at_once_equal_one_at_a_time():
-    rows = _history(1) + _history(2) + visit(3, 5, next_in=60, supplied=60)
+    late_entries = [
+        obs(1, 140, "viral_load", number=40, entered=200),
+        obs(1, 145, "adherence", text="good", entered=180),
+        obs(2, 130, "visit", text="unscheduled", entered=170),
+        obs(2, 140, "who_stage", number=4, entered=150),
+    ]
+    rows = _history(1) + _history(2) + visit(3, 5, next_in=60, supplied=60) + late_entries
     table = patients({"patient_id": 1}, {"patient_id": 2, "sex": "M"}, {"patient_id": 3})
-    queries = [(1, day(51)), (2, day(211)), (3, day(20)), (1, day(211)), (2, day(1))]
-    together = compute_features(
-        timeline=timeline(rows),
-        patients=table,
-        patient_ids=np.array([q[0] for q in queries]),
-        as_of=np.array([seconds_of(q[1]) for q in queries]),
-    )
-    for i, (pid, at) in enumerate(queries):
-        alone = compute_features(
-            timeline=timeline(rows), patients=table, patient_ids=np.array([pid]), as_of=np.array([seconds_of(at)])
+    queries = [(1, day(51)), (2, day(211)), (3, day(20)), (1, day(146)), (1, day(211)), (2, day(146)), (2, day(1))]
+    for known_then in (False, True):
+        together = compute_features(
+            timeline=timeline(rows),
+            patients=table,
+            patient_ids=np.array([q[0] for q in queries]),
+            as_of=np.array([seconds_of(q[1]) for q in queries]),
+            known_then=known_then,
         )
-        np.testing.assert_array_equal(together.matrix[i], alone.matrix[0])
-        np.testing.assert_array_equal(together.appointment_day[i], alone.appointment_day[0])
+        for i, (pid, at) in enumerate(queries):
+            alone = compute_features(
+                timeline=timeline(rows).before(seconds_of(at), entered=known_then),
+                patients=table,
+                patient_ids=np.array([pid]),
+                as_of=np.array([seconds_of(at)]),
+            )
+            np.testing.assert_array_equal(together.matrix[i], alone.matrix[0])
+            np.testing.assert_array_equal(together.appointment_day[i], alone.appointment_day[0])

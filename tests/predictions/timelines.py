@@ -25,12 +25,16 @@ def visit(pid: int, offset: int, *, next_in: int | None = None, supplied: int | 
     return rows
 
 
-def obs(pid: int, offset: int, concept: str, *, number=None, text=None, date=None, hour: int = 9) -> dict:
+def obs(
+    pid: int, offset: int, concept: str, *, number=None, text=None, date=None, hour: int = 9, entered: int | None = None
+) -> dict:
+    """One observation on day ``offset``; ``entered``: the day (offset) it was entered, if later."""
     observed = dt.datetime.combine(day(offset), dt.time(hour), tzinfo=dt.UTC)
     return {
         "patient_id": pid,
         "concept": concept,
         "observed_at": observed,
+        "entered_at": observed if entered is None else dt.datetime.combine(day(entered), dt.time(hour), tzinfo=dt.UTC),
         "value_numeric": number,
         "value_text": text,
         "value_date": date,

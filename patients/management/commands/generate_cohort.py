@@ -8,7 +8,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from patients.cohort import generate_cohort, interruption_rates
+from patients.cohort import generate_cohort
+from patients.cohort_rates import interruption_rates
 from patients.cohort_writer import CohortConflict, cohort_write
 
 
