@@ -702,11 +702,12 @@ def model_version_register(
     scheduled = data.labels["scheduled"]
     reference = reference_rows(timeline=timeline, patients=patients, as_of=as_of, facility_stats=data.facility_stats)
     scores = probabilities(trained.booster, reference.rows.matrix.astype(np.float32), trained.margin_offset)
-    # The at-risk population sets the tiers; a cohort with none yet (all history, no one booked) falls back
-    # to the validation scores, so a version always has cut-offs.
-    cutoffs = tiers.cutoffs_from(scores if len(scores) else trained.validation_scores)
+    # The in-care patients set the tiers (each facility's own, from its own); a cohort with none yet (all
+    # history, no one booked) falls back to the validation scores, so a version always has cut-offs.
+    in_care = scores[reference.in_care]
+    cutoffs = tiers.cutoffs_from(in_care if len(in_care) else trained.validation_scores)
     per_facility = tiers.facility_cutoffs(
-        scores, reference.facility_ids, min_patients=settings.TIER_MIN_FACILITY_PATIENTS
+        in_care, reference.facility_ids[reference.in_care], min_patients=settings.TIER_MIN_FACILITY_PATIENTS
     )
     matrix = tiers.cutoff_matrix(cutoffs, reference.facility_ids, {}, {int(k): v for k, v in per_facility.items()})
     profile = reference_profile(matrix=reference.rows.matrix, scores=scores, risk_levels=tiers.levels(scores, matrix))

@@ -4,9 +4,8 @@ A tier's cut-off is the lowest score it holds, and a score is in the highest
 tier whose cut-off it reaches (``low`` has none: it is every score below
 ``medium``'s).  Cut-offs are workload quotas (``QUOTAS``, ``cutoffs_from``):
 the top 10% are very high, the next 15% high, the next 25% medium, of the
-patients a version was made for: its at-risk patients at training, scored as
-serving scores them.  Each facility with at least
-``TIER_MIN_FACILITY_PATIENTS`` of them gets its own quotas
+patients in care (not yet due) at training, scored as serving scores them.
+Each facility with at least ``TIER_MIN_FACILITY_PATIENTS`` of them gets its own quotas
 (``facility_cutoffs``); smaller facilities, and facilities new since training,
 take the version's global ones.  Staff may override them per facility
 (``FacilityTierCutoffs``, whose columns are named after ``CUT_TIERS``), and an

@@ -46,7 +46,7 @@ import xgboost as xgb
 from tqdm import tqdm
 
 from monitoring.evaluation import auc
-from predictions.care import schedules_of
+from predictions.care import IN_CARE, schedules_of
 from predictions.features import FEATURES, FeatureRows, compute_features, scoring_moments
 from predictions.labels import IIT, RETAINED, label_appointments
 from predictions.timeline import DAY, IIT_GRACE_DAYS, STATUS_CODES, PatientTable, Timeline, day_of
@@ -141,14 +141,21 @@ class ReferenceRows:
     patient_ids: np.ndarray
     facility_ids: np.ndarray
     rows: FeatureRows
+    in_care: np.ndarray  # bool: in care (not yet due), not late: the patients whose scores set the tiers
 
 
 def at_risk_ids(*, timeline: Timeline, patients: PatientTable, now: int, today: int) -> np.ndarray:
     """Ids of the patients a prediction is for at ``now`` (epoch s) on ``today`` (a day number): active,
     booked, in care or late."""
+    return _at_risk(timeline=timeline, patients=patients, now=now, today=today)[0]
+
+
+def _at_risk(*, timeline: Timeline, patients: PatientTable, now: int, today: int) -> tuple[np.ndarray, np.ndarray]:
+    """``at_risk_ids``, and which of them are in care (the others are late)."""
     active = patients.id[patients.status == STATUS_CODES["active"]]
     schedules = schedules_of(timeline=timeline, patient_ids=active, now=now)
-    return active[schedules.at_risk(today)]
+    at_risk = schedules.at_risk(today)
+    return active[at_risk], schedules.states(today)[at_risk] == IN_CARE
 
 
 def reference_rows(
@@ -156,12 +163,12 @@ def reference_rows(
 ) -> ReferenceRows:
     """Serving's rows at the end of ``as_of``: every at-risk patient as of their last booking visit."""
     now = int(day_of(as_of) + 1) * DAY
-    ids = at_risk_ids(timeline=timeline, patients=patients, now=now, today=int(day_of(as_of)))
+    ids, in_care = _at_risk(timeline=timeline, patients=patients, now=now, today=int(day_of(as_of)))
     moments = scoring_moments(timeline=timeline, patient_ids=ids, now=now)
     rows = compute_features(
         timeline=timeline, patients=patients, patient_ids=ids, as_of=moments, facility_stats=facility_stats
     )
-    return ReferenceRows(ids, patients.facility_id[patients.rows_of(ids)], rows)
+    return ReferenceRows(ids, patients.facility_id[patients.rows_of(ids)], rows, in_care)
 
 
 # --- the activation check: no silent downgrade -----------------------------------------
