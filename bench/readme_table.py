@@ -214,8 +214,8 @@ def _worker_capacity(r: dict) -> tuple[str, str]:
     processes = path.get("worker_processes", 1)
     how = f"through a Celery worker of {processes}" if "celery" in r else "chunk after chunk in one process"
     return (
-        f"{r['active_patients'] / path['seconds'] / processes:,.0f} patients scored/s",
-        f"{r['active_patients']:,} patients in {path['seconds']} s, {how} (`bench_batch`)",
+        f"{r['at_risk_patients'] / path['seconds'] / processes:,.0f} patients scored/s",
+        f"{r['at_risk_patients']:,} at-risk patients in {path['seconds']} s, {how} (`bench_batch`)",
     )
 
 

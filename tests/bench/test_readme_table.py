@@ -138,11 +138,11 @@ def test_the_capacity_of_one_celery_process_comes_from_the_celery_run_when_there
                for name, result in (("celery", celery), ("in_process", in_process))}  # fmt: skip
     assert rows_of["celery"] == [
         "5,386 patients scored/s",
-        "93,074 patients in 8.64 s, through a Celery worker of 2 (`bench_batch`)",
+        "93,074 at-risk patients in 8.64 s, through a Celery worker of 2 (`bench_batch`)",
     ]
     assert rows_of["in_process"] == [
         "2,327 patients scored/s",
-        "93,074 patients in 40.0 s, chunk after chunk in one process (`bench_batch`)",
+        "93,074 at-risk patients in 40.0 s, chunk after chunk in one process (`bench_batch`)",
     ]
     assert "unreadable" in render_capacity({"bench_batch": BATCH})
 

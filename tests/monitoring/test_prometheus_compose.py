@@ -60,7 +60,7 @@ def test_the_commands_name_real_files_and_management_commands(compose):
     assert (ROOT / "iit_service" / "gunicorn_conf.py").exists()
     assert services["worker"]["command"][:4] == ["celery", "-A", "iit_service", "worker"]
     commands = re.findall(r"manage\.py (\w+)", " ".join(services["migrate"]["command"]))
-    assert commands == ["migrate", "setup_schedules", "seed_alert_rules"]
+    assert commands == ["migrate", "refresh_schedules", "setup_schedules", "seed_alert_rules"]
     assert set(commands) <= set(get_commands())
 
 

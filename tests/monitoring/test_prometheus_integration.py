@@ -364,8 +364,9 @@ def test_the_worker_reports_its_tasks(stack, traffic):
 
 
 def test_prometheus_reads_the_scaling_signals_of_both_process_types(stack, traffic):
-    """Slots of the two gunicorn workers and the worker's two processes; the queue read from the broker."""
-    expected = {"sum(iit_web_request_slots)": 2, "sum(iit_celery_worker_concurrency)": 2}
+    """Slots of the two gunicorn workers of four threads and the worker's two processes; the queue read from the
+    broker."""
+    expected = {"sum(iit_web_request_slots)": 8, "sum(iit_celery_worker_concurrency)": 2}
     for expr, value in expected.items():
         wait_until(lambda expr=expr, value=value: scalar_of(stack, expr) == value, timeout=30, what=expr)
     assert scalar_of(stack, 'max(iit_celery_queue_length{queue="celery"})') is not None

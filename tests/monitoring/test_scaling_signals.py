@@ -140,7 +140,7 @@ def value(found: dict, name: str) -> float | None:
 def test_a_web_worker_holding_a_slow_request_makes_the_web_tier_busy(stack):
     web = stack.start_web(workers=2)
     assert value(scrape(f"{web}/metrics"), "iit_web_requests_in_flight") == 0
-    # A client that announces a body and sends half of it: one sync worker waits on it inside the application.
+    # A client that announces a body and sends half of it: one worker thread waits on it inside the application.
     slow = socket.create_connection(("127.0.0.1", int(web.rsplit(":", 1)[1])), timeout=30)
     try:
         slow.sendall(
@@ -152,8 +152,8 @@ def test_a_web_worker_holding_a_slow_request_makes_the_web_tier_busy(stack):
             timeout=60,
             what="the slow request to be counted in flight",
         )
-        assert value(busy, "iit_web_request_slots") == 2  # two workers, one thread each
-        assert value(busy, "iit_web_requests_in_flight") / value(busy, "iit_web_request_slots") == 0.5
+        assert value(busy, "iit_web_request_slots") == 8  # two workers of four threads (GUNICORN_THREADS)
+        assert value(busy, "iit_web_requests_in_flight") / value(busy, "iit_web_request_slots") == 0.125
     finally:
         slow.close()
     wait_until(
