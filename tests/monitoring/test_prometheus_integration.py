@@ -399,14 +399,19 @@ def test_every_alert_rule_loads_and_evaluates_in_prometheus(stack, traffic):
     wait_until(all_evaluated, timeout=30, what="rules evaluated")
 
 
-def test_each_scheduled_job_keeps_its_name_as_the_job_label_beside_its_deadline(stack, traffic):
-    from monitoring.evaluation.jobs import JOBS
-
+def _run_monitoring_job(stack, name: str) -> None:
+    """One job, run as an operator would (``manage.py run_monitoring_job``) against the stack's database."""
     run = subprocess.run(
-        [sys.executable, "manage.py", "run_monitoring_job", "retention"],
+        [sys.executable, "manage.py", "run_monitoring_job", name],
         cwd=ROOT, env=stack["env"], capture_output=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr.decode()[-2000:]
+
+
+def test_each_scheduled_job_keeps_its_name_as_the_job_label_beside_its_deadline(stack, traffic):
+    from monitoring.evaluation.jobs import JOBS
+
+    _run_monitoring_job(stack, "retention")
     last = 'iit_job_last_success_timestamp_seconds{job="retention",component="web"}'
     wait_until(lambda: query(stack, last)["result"], timeout=30, what="the retention job's last success")
     assert scalar_of(stack, 'iit_job_deadline_seconds{job="auc"}') == JOBS["auc"].deadline_seconds
@@ -416,11 +421,7 @@ def test_each_scheduled_job_keeps_its_name_as_the_job_label_beside_its_deadline(
 
 
 def test_a_backup_reaches_prometheus_and_the_backup_alert_stays_silent(stack, traffic):
-    run = subprocess.run(
-        [sys.executable, "manage.py", "run_monitoring_job", "backup"],
-        cwd=ROOT, env=stack["env"], capture_output=True, timeout=300,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    _run_monitoring_job(stack, "backup")
     wait_until(lambda: query(stack, "iit_backup_size_bytes > 0")["result"], timeout=30, what="the backup's size")
     groups = yaml.safe_load((ROOT / "monitoring" / "alert_rules.yml").read_text())["groups"]
     [stale] = [rule["expr"] for group in groups for rule in group["rules"] if rule["alert"] == "BackupStale"]
