@@ -119,13 +119,15 @@ def facility_visible_to_caller(*, caller: Caller, lookup: str, resource: str) ->
         raise
 
 
-def facility_reach_audit(*, caller: Caller, lookup: str, resource: str) -> None:
-    """A ``denied`` row when ``lookup`` names a facility that exists but is not the caller's.
+def facility_reach_audit(*, caller: Caller, lookup: str, resource: str) -> Facility | None:
+    """The caller's facility ``lookup`` names, or None; a ``denied`` row when it names one that is not theirs.
 
-    For filters that answer an empty list rather than a 404 (the patient list's ``?facility=``).
+    For the lists' ``?facility=`` filter, which answers an empty list for a facility out of reach.
     """
-    if not facilities_visible_to(caller.user).filter(facility_match(lookup)).exists():
+    facility = facilities_visible_to(caller.user).filter(facility_match(lookup)).first()
+    if facility is None:
         _audit_denied_facility(caller=caller, lookup=lookup, resource=resource)
+    return facility
 
 
 def _audit_denied_facility(*, caller: Caller, lookup: str, resource: str) -> None:

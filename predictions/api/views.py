@@ -9,7 +9,7 @@ from django.db import connection
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -20,6 +20,7 @@ from iit_service.api.negotiation import JSONErrorsMixin
 from iit_service.api.validation import validated
 from iit_service.api.views import ClinicalViewSet
 from iit_service.errors import Unavailable
+from patients.api.filters import facility_asked
 from patients.models import AuditEvent, Patient
 from patients.selectors import facility_ids_for, patients_visible_to
 from patients.services import (
@@ -31,6 +32,13 @@ from patients.services import (
 )
 from predictions import registry, selectors, services
 from predictions.api import serializers as s
+from predictions.api.filters import (
+    JobFilter,
+    LineListFilter,
+    ModelVersionFilter,
+    PredictionHistoryFilter,
+    TracingFilter,
+)
 from predictions.models import BatchJob, ModelVersion, Prediction
 
 
@@ -38,6 +46,7 @@ class PatientPredictionViewSet(ClinicalViewSet):
     """Score a patient now, or list their past predictions (newest first)."""
 
     queryset = Prediction.objects.none()
+    filterset_class = PredictionHistoryFilter
     read_with_token_result = None  # (patient, record) read with the caller's token (read_with_token)
 
     def read_with_token(self, key: str):
@@ -75,7 +84,7 @@ class PatientPredictionViewSet(ClinicalViewSet):
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")
     def list(self, request, pk: int):
         patient = patient_visible_to_caller(caller=self.caller, patient_id=pk, resource="prediction")
-        page = self.page_of(selectors.prediction_history(patient=patient))
+        page = self.page_of(self.filter_queryset(selectors.prediction_history(patient=patient)))
         action = AuditEvent.Action.LIST
         audit_record(caller=self.caller, action=action, resource="prediction", patient=patient, object_count=len(page))
         return self.paginated(page, s.PredictionOutput)
@@ -165,14 +174,10 @@ class CSVListViewSet(JSONErrorsMixin, ClinicalViewSet):
     def csv_rows(self, rows, today: dt.date):
         raise NotImplementedError
 
-    def facility_scope(self, code: str | None):
-        """(the facility asked for or None, the facility ids to list): the caller's, or the one they named."""
-        if code:
-            facility = facility_visible_to_caller(caller=self.caller, lookup=code, resource=self.resource)
-            return facility, [facility.pk]
-        return None, facility_ids_for(self.request.user)
-
-    def respond(self, rows, *, facility):
+    def respond(self, rows):
+        """``rows`` filtered by the query, as a JSON page or the whole file; audited with the facility asked for."""
+        rows = self.filter_queryset(rows)
+        facility = facility_asked(caller=self.caller, query=self.request.query_params, resource=self.resource)
         as_file = self.request.accepted_renderer.format == "csv"
         page = None if as_file else self.page_of(rows)
         action = AuditEvent.Action.EXPORT if as_file else AuditEvent.Action.LIST
@@ -183,9 +188,9 @@ class CSVListViewSet(JSONErrorsMixin, ClinicalViewSet):
         return self.paginated(page, self.output_class)
 
 
-def _list_schema(query, output, **extra):
+def _list_schema(output, **extra):
     return extend_schema(
-        parameters=[query],
+        parameters=[FORMAT],
         responses={
             (200, "application/json"): output(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
@@ -196,43 +201,43 @@ def _list_schema(query, output, **extra):
     )
 
 
+FORMAT = OpenApiParameter(
+    "format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: a file for tracing teams."
+)
+
+
 class LineListViewSet(CSVListViewSet):
     """The line list: each at-risk patient's newest prediction, highest risk first (`?format=csv` for a file)."""
 
     queryset = Prediction.objects.none()
+    filterset_class = LineListFilter
     resource, output_class, csv_header, filename = "prediction", s.LineListOutput, LINE_LIST_CSV, "iit-line-list.csv"
 
     def csv_rows(self, rows, today: dt.date):
         return _line_list_rows(rows, today)
 
-    @_list_schema(s.LineListQuery, s.LineListOutput)
+    @_list_schema(s.LineListOutput, summary="The line list")
     def list(self, request):
-        query = validated(s.LineListQuery, request.query_params)
-        facility, facility_ids = self.facility_scope(query.get("facility"))
-        rows = selectors.line_list(
-            facility_ids=facility_ids,
-            today=timezone.localdate(),
-            risk_level=query.get("risk_level"),
-            appointment_within_days=query.get("appointment_within_days"),
+        return self.respond(
+            selectors.line_list(facility_ids=facility_ids_for(request.user), today=timezone.localdate())
         )
-        return self.respond(rows, facility=facility)
 
 
 class TracingViewSet(CSVListViewSet):
     """Interrupted patients to bring back, most recently lost first (`?format=csv` for a file)."""
 
     queryset = Patient.objects.none()
+    filterset_class = TracingFilter
     resource, output_class, csv_header, filename = "tracing", s.TracingOutput, TRACING_CSV, "iit-tracing-list.csv"
 
     def csv_rows(self, rows, today: dt.date):
         return _tracing_rows(rows, today)
 
-    @_list_schema(s.TracingQuery, s.TracingOutput, summary="The tracing list")
+    @_list_schema(s.TracingOutput, summary="The tracing list")
     def list(self, request):
-        query = validated(s.TracingQuery, request.query_params)
-        facility, facility_ids = self.facility_scope(query.get("facility"))
-        patients = selectors.tracing_list(facility_ids=facility_ids, today=timezone.localdate())
-        return self.respond(patients, facility=facility)
+        return self.respond(
+            selectors.tracing_list(facility_ids=facility_ids_for(request.user), today=timezone.localdate())
+        )
 
 
 class BatchViewSet(ClinicalViewSet):
@@ -273,7 +278,23 @@ class BatchViewSet(ClinicalViewSet):
 
 
 class JobViewSet(ClinicalViewSet):
+    """Batch jobs the caller may see: their own, and those of their facilities."""
+
     queryset = BatchJob.objects.none()
+    filterset_class = JobFilter
+
+    @extend_schema(responses={200: s.JobOutput(many=True), **ERRORS}, summary="The caller's batch jobs, newest first")
+    def list(self, request):
+        page = self.page_of(self.filter_queryset(selectors.jobs_visible_to(request.user)))
+        facility = facility_asked(caller=self.caller, query=request.query_params, resource="batch_job")
+        audit_record(
+            caller=self.caller,
+            action=AuditEvent.Action.LIST,
+            resource="batch_job",
+            facility=facility,
+            object_count=len(page),
+        )
+        return self.paginated(page, s.JobOutput)
 
     @extend_schema(responses={200: s.JobOutput, **ERRORS}, summary="A batch job's progress and result")
     def retrieve(self, request, job_id):
@@ -285,12 +306,12 @@ class JobViewSet(ClinicalViewSet):
 
 class ModelVersionViewSet(ClinicalViewSet):
     queryset = ModelVersion.objects.none()
+    filterset_class = ModelVersionFilter
 
     @extend_schema(responses={200: s.ModelVersionOutput(many=True), **ERRORS}, summary="Model versions, newest first")
     def list(self, request):
-        return self.paginated(
-            self.paginate_queryset(ModelVersion.objects.defer("reference_profile")), s.ModelVersionOutput
-        )
+        versions = self.filter_queryset(ModelVersion.objects.defer("reference_profile"))
+        return self.paginated(self.page_of(versions), s.ModelVersionOutput)
 
     @extend_schema(responses={200: s.ModelVersionOutput, **ERRORS}, summary="The active model version")
     def active(self, request):
