@@ -134,8 +134,9 @@ class PatientObservationViewSet(ClinicalViewSet):
 
     @extend_schema(
         request=s.ObservationInput,
-        responses={201: s.ObservationOutput, 200: s.ObservationOutput, **ERRORS},
+        responses={201: s.ObservationOutput, 200: s.ObservationOutput, 409: ErrorOutput, **ERRORS},
         summary="Record an observation (a repeated external_id returns the stored one with 200)",
+        description="A repeated external_id with other content is a 409 `conflict` showing both versions.",
     )
     def create(self, request, pk: int):
         patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
@@ -149,30 +150,42 @@ class ObservationBulkViewSet(ClinicalViewSet):
 
     @extend_schema(
         request=s.ObservationBulkItemInput(many=True),
-        responses={201: s.BulkResultOutput, 200: s.BulkResultOutput, **ERRORS},
+        responses={201: s.BulkResultOutput, 200: s.BulkResultOutput, 409: ErrorOutput, **ERRORS},
         summary="Ingest up to BULK_MAX_OBSERVATIONS observations, all or nothing, idempotent on external_id",
+        description=(
+            "A 400 names every row's errors at once, keyed by row index: field errors, unknown fields, and patients "
+            "not at the caller's facilities. A row repeating a stored external_id with the same content is counted "
+            "in `already_present`; with other content the batch is a 409 `conflict` showing both versions by row."
+        ),
     )
     def create(self, request):
-        rows = _bulk_rows(request.data)
-        result = observations_bulk_ingest(caller=self.caller, rows=rows)
+        rows, invalid = _bulk_rows(request.data)
+        result = observations_bulk_ingest(caller=self.caller, rows=rows, invalid=invalid)
         return Response(s.BulkResultOutput(result).data, status=201 if result.created else 200)
 
 
-def _bulk_rows(data) -> list[dict]:
-    """Validate every row before anything is written; errors are keyed by row index."""
+def _bulk_rows(data) -> tuple[list[dict], dict[int, dict]]:
+    """Each row validated on its own: one dict per row (an invalid row keeps only the patient it names, if it can
+    be read) and the invalid rows' errors by index."""
     if not isinstance(data, list):
         raise ValidationError({"non_field_errors": ["Expected a JSON array of observations."]})
     if not data:
         raise ValidationError({"non_field_errors": ["The array is empty."]})
     if len(data) > settings.BULK_MAX_OBSERVATIONS:
         raise ValidationError({"non_field_errors": [f"At most {settings.BULK_MAX_OBSERVATIONS} observations."]})
-    serializer = s.ObservationBulkItemInput(data=data, many=True)
-    if not serializer.is_valid():
-        raise ValidationError(_by_row_index(serializer.errors))
-    return serializer.validated_data
+    rows: list[dict] = []
+    invalid: dict[int, dict] = {}
+    for index, item in enumerate(data):
+        row = s.ObservationBulkItemInput(data=item)
+        if row.is_valid():
+            rows.append(row.validated_data)
+        else:
+            invalid[index] = row.errors
+            rows.append({"patient": _patient_named(item, row.errors)})
+    return rows, invalid
 
 
-def _by_row_index(errors) -> dict[str, dict]:
-    # DRF gives a list with {} for valid rows, or (LIST_SERIALIZER_ERRORS_AS_DICT) a dict keyed by index.
-    pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)
-    return {str(index): detail for index, detail in pairs if detail}
+def _patient_named(item, errors: dict) -> int | None:
+    if not isinstance(item, dict) or "patient" in errors:
+        return None
+    return s.ObservationBulkItemInput().fields["patient"].to_internal_value(item["patient"])
