@@ -7,6 +7,7 @@ import datetime as dt
 
 from django.db import connection
 from django.http import Http404, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -31,6 +32,7 @@ from patients.services import (
     patient_visible_to_caller,
 )
 from predictions import registry, selectors, services
+from predictions.api import examples as ex
 from predictions.api import serializers as s
 from predictions.api.filters import (
     JobFilter,
@@ -58,6 +60,13 @@ class PatientPredictionViewSet(ClinicalViewSet):
 
     @extend_schema(
         request=None,
+        summary="Score a patient now",
+        description=(
+            "The patient's IIT risk from their record as it stands, with the factors behind it, largest first. "
+            "201 for a new prediction; 200 when the record has not changed since the last one today (served again)."
+            " 409 for a patient no longer in care; 503 with no active model."
+        ),
+        examples=[ex.PREDICTION],
         responses={
             201: s.PredictionOutput,
             200: s.PredictionOutput,
@@ -191,6 +200,7 @@ class CSVListViewSet(JSONErrorsMixin, ClinicalViewSet):
 def _list_schema(output, **extra):
     return extend_schema(
         parameters=[FORMAT],
+        description=extra.pop("description", "") + LIST_PARAMETERS,
         responses={
             (200, "application/json"): output(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
@@ -201,6 +211,10 @@ def _list_schema(output, **extra):
     )
 
 
+LIST_PARAMETERS = (
+    " An unknown query parameter is a 400 naming it; a facility that is not the caller's lists nothing;"
+    " `page_size` is capped at 1000."
+)
 FORMAT = OpenApiParameter(
     "format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: a file for tracing teams."
 )
@@ -216,7 +230,13 @@ class LineListViewSet(CSVListViewSet):
     def csv_rows(self, rows, today: dt.date):
         return _line_list_rows(rows, today)
 
-    @_list_schema(s.LineListOutput, summary="The line list")
+    @_list_schema(
+        s.LineListOutput,
+        summary="The line list: at-risk patients, highest risk first",
+        description="Each active patient in care or late, with their newest prediction, its tier and the three "
+        "largest reasons. Filter by facility, tier and upcoming appointment; `?format=csv` for a spreadsheet.",
+        examples=[ex.LINE_LIST_ROW],
+    )
     def list(self, request):
         return self.respond(
             selectors.line_list(facility_ids=facility_ids_for(request.user), today=timezone.localdate())
@@ -233,7 +253,13 @@ class TracingViewSet(CSVListViewSet):
     def csv_rows(self, rows, today: dt.date):
         return _tracing_rows(rows, today)
 
-    @_list_schema(s.TracingOutput, summary="The tracing list")
+    @_list_schema(
+        s.TracingOutput,
+        summary="The tracing list: interrupted patients, most recently lost first",
+        description="Patients more than 28 days past due, with the last risk scored for them, for tracing teams "
+        "to bring back to care; `?format=csv` for a spreadsheet.",
+        examples=[ex.TRACING_ROW],
+    )
     def list(self, request):
         return self.respond(
             selectors.tracing_list(facility_ids=facility_ids_for(request.user), today=timezone.localdate())
@@ -245,7 +271,17 @@ class BatchViewSet(ClinicalViewSet):
 
     queryset = BatchJob.objects.none()
 
-    @extend_schema(request=s.BatchInput, responses={202: s.BatchCreatedOutput, 503: ErrorOutput, **ERRORS})
+    @extend_schema(
+        request=s.BatchInput,
+        responses={202: s.BatchCreatedOutput, 503: ErrorOutput, **ERRORS},
+        summary="Score a facility or a list of patients in the background",
+        description=(
+            "202 with the job's id and its URL in `Location`; follow it (GET /api/v1/jobs/{job_id}/) for progress. "
+            "The result counts the predictions by tier and the patients skipped by reason (not active, "
+            "interrupted, no booking visit). Unknown patient ids are named in a 400."
+        ),
+        examples=[ex.BATCH_OF_A_FACILITY, ex.BATCH_OF_PATIENTS, ex.BATCH_ACCEPTED, ex.BATCH_UNKNOWN_PATIENTS],
+    )
     def create(self, request):
         data = validated(s.BatchInput, request.data)
         facility, ids = None, None
@@ -257,7 +293,7 @@ class BatchViewSet(ClinicalViewSet):
             if len(visible) != len(ids):
                 unseen = set(ids) - visible
                 audit_denied_reach(caller=self.caller, patient_ids=unseen, resource="batch_job", object_count=len(ids))
-                raise ValidationError({"patient_ids": ["Unknown patient ids."]})
+                raise ValidationError({"patient_ids": [_unknown_ids_message(unseen)]})
         # After the scope check, so that a reach for other facilities' patients is audited even with no model.
         registry.active_model()  # refuse at once (503) rather than queue a job that cannot run
         job = services.batch_job_create(created_by=request.user, facility=facility, patient_ids=ids)
@@ -274,7 +310,19 @@ class BatchViewSet(ClinicalViewSet):
             facility=facility,
             object_count=len(ids) if ids else 0,
         )
-        return Response({"job_id": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+        location = request.build_absolute_uri(reverse("job-detail", kwargs={"job_id": job.pk}))
+        body = {"job_id": str(job.pk), "status": job.status}
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+# An unknown-id message names this many ids at most (a batch may name 200,000), then says how many more.
+NAMED_IDS = 100
+
+
+def _unknown_ids_message(ids: set[int]) -> str:
+    named = sorted(ids)[:NAMED_IDS]
+    more = f" and {len(ids) - len(named)} more" if len(ids) > len(named) else ""
+    return f"Unknown patient ids (no patient of your facilities): {', '.join(map(str, named))}{more}."
 
 
 class JobViewSet(ClinicalViewSet):
@@ -296,7 +344,9 @@ class JobViewSet(ClinicalViewSet):
         )
         return self.paginated(page, s.JobOutput)
 
-    @extend_schema(responses={200: s.JobOutput, **ERRORS}, summary="A batch job's progress and result")
+    @extend_schema(
+        responses={200: s.JobOutput, **ERRORS}, summary="A batch job's progress and result", examples=[ex.JOB]
+    )
     def retrieve(self, request, job_id):
         job = selectors.job_for(request.user, job_id)
         if job is None:
