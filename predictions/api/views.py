@@ -200,7 +200,7 @@ class CSVListViewSet(JSONErrorsMixin, ClinicalViewSet):
 def _list_schema(output, **extra):
     return extend_schema(
         parameters=[FORMAT],
-        description=extra.pop("description", "") + LIST_PARAMETERS,
+        description=extra.pop("description", "") + LIST_RULES,
         responses={
             (200, "application/json"): output(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
@@ -211,7 +211,7 @@ def _list_schema(output, **extra):
     )
 
 
-LIST_PARAMETERS = (
+LIST_RULES = (
     " An unknown query parameter is a 400 naming it; a facility that is not the caller's lists nothing;"
     " `page_size` is capped at 1000."
 )
