@@ -4,12 +4,14 @@
 - A filter value that names nothing (an unknown facility code, an identifier no one has) is an empty list;
   a value not of the filter's kind (``status=bogus``, a date that is not one) is a 400 naming the parameter.
 - ``ordering`` takes the fields the list's FilterSet names (``-`` first for descending, several separated
-  by commas); any other is a 400. Without it a list keeps its own documented order.
+  by commas; rows without a value last); any other is a 400. Without it a list keeps its own documented order.
 - ``page``, ``page_size`` (iit_service.api.pagination) and ``format`` are taken by every list.
 """
 
 from __future__ import annotations
 
+from django.db.models import F
+from django.db.models.expressions import OrderBy
 from django_filters import OrderingFilter
 from django_filters.constants import EMPTY_VALUES
 from django_filters.rest_framework import DjangoFilterBackend
@@ -33,9 +35,15 @@ class StrictFilterBackend(DjangoFilterBackend):
 
 
 class Ordering(OrderingFilter):
-    """``ordering``, with the primary key last: rows that tie on the field never move between pages."""
+    """``ordering``; rows without a value come last either way, on every database (PostgreSQL would put them
+    first when descending, SQLite last), and the primary key breaks ties, so rows never move between pages."""
 
     def filter(self, qs, value):
         if value in EMPTY_VALUES:
             return qs
-        return qs.order_by(*(self.get_ordering_value(param) for param in value), "pk")
+        return qs.order_by(*(_missing_last(self.get_ordering_value(param)) for param in value), "pk")
+
+
+def _missing_last(name: str) -> OrderBy:
+    field = F(name.removeprefix("-"))
+    return field.desc(nulls_last=True) if name.startswith("-") else field.asc(nulls_last=True)

@@ -101,6 +101,15 @@ def test_the_patient_list_orders_as_asked(api, facility, patient):
     assert [r["identifier"] for r in rows] == ["ART-0002", "ART-0001"]
 
 
+@pytest.mark.parametrize("ordering", ["last_visit_date", "-last_visit_date"])
+def test_rows_without_the_ordering_value_come_last_either_way(api, facility, ordering):
+    never = _patient(facility, "ART-NEVER")
+    for identifier, day in (("ART-EARLY", dt.date(2024, 1, 5)), ("ART-LATE", dt.date(2024, 6, 5))):
+        Patient.objects.filter(pk=_patient(facility, identifier).pk).update(last_visit_date=day)
+    rows = api.get("/api/v1/patients/", {"ordering": ordering}).json()["results"]
+    assert rows[-1]["id"] == never.pk
+
+
 def test_every_list_documents_its_ordering_choices_in_the_schema():
     paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
     for path in LISTS:
