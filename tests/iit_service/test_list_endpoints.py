@@ -54,6 +54,11 @@ def test_every_list_refuses_an_unknown_parameter_naming_it(api, patient, path):
     assert "ordering" in details["sort"][0]
 
 
+def test_a_filter_the_patient_list_does_not_have_is_refused_not_ignored(api, patient):
+    details = _details(api.get("/api/v1/patients/", {"ordering": "identifier", "sex": "F"}))
+    assert list(details) == ["sex"]
+
+
 @pytest.mark.parametrize("path", LISTS)
 def test_every_list_refuses_an_ordering_it_does_not_offer(api, patient, path):
     assert list(_details(_get(api, path, patient, {"ordering": "password"}))) == ["ordering"]
