@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import bench_http, bench_memory, bench_metrics, soak
+from bench import bench_http, bench_line_list, bench_memory, bench_metrics, soak
 from bench.common import RESULTS, ROOT
 
 START = "<!-- bench-table:start -->"
@@ -135,6 +135,18 @@ def _memory(r: dict) -> list[Row]:
     ]
 
 
+def _line_list(r: dict) -> list[Row]:
+    one, every = r["one_facility"], r["all_facilities"]
+    return [
+        (
+            "line list, one facility (`bench_line_list`)",
+            f"p50 {one['p50_ms']} ms (≤ {bench_line_list.TARGET_MS:g})",
+            f"all 3: {every['p50_ms']} ms",
+            f"{r['ratio']:.2f} (≤ {bench_line_list.TARGET_RATIO:g})",
+        )
+    ]
+
+
 def _soak(r: dict) -> list[Row]:
     growth = max(r["rss_growth"].values())
     return [
@@ -155,6 +167,7 @@ BENCHES: list[tuple[str, str, Callable[[dict], list[Row]]]] = [
     ("bench_drift", "drift evaluation (`bench_drift`)", _drift),
     ("bench_drift_evidently", "drift against Evidently (`bench_drift_evidently`)", _drift_evidently),
     ("bench_auc", "ROC-AUC against scikit-learn (`bench_auc`)", _auc),
+    ("bench_line_list", "line list of one facility (`bench_line_list`)", _line_list),
     ("bench_metrics", "`/metrics` scrape (`bench_metrics`)", _metrics),
     ("bench_memory", "web worker memory (`bench_memory`)", _memory),
     ("soak", "soak under mixed traffic (`bench.soak`)", _soak),

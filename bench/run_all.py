@@ -36,6 +36,7 @@ BENCHES = [
     ("bench_drift_evidently", [], ["--rows", "100000"]),
     ("bench_auc", [], ["--rows", "200000"]),
     ("bench_http", [], ["--patients", "1500", "--seconds", "8"]),
+    ("bench_line_list", [], ["--requests", "10"]),
     ("bench_metrics", [], ["--scrapes", "50"]),
     ("bench_memory", [], []),
 ]

@@ -171,6 +171,16 @@ class Observation(models.Model):
             return int(self.value_numeric)
         return self.value_numeric
 
+    def content(self) -> dict:
+        """What was observed, as JSON: two observations under one external id must agree on it."""
+        value = self.value
+        return {
+            "patient": self.patient_id,
+            "concept": self.concept,
+            "observed_at": self.observed_at.astimezone(dt.UTC).isoformat(),
+            "value": value.isoformat() if isinstance(value, dt.date) else value,
+        }
+
     @staticmethod
     def value_columns(concept: str, value) -> dict:
         """The column values for an already-cleaned value of ``concept``."""

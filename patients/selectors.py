@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Count, Q, QuerySet
-from django.utils import timezone
 
 from iit_service.errors import NotFound
 from patients.models import CARE_STATE_CHOICES, ClinicianFacility, Facility, Observation, Patient, care_state_q
@@ -65,45 +64,9 @@ def facility_match(lookup: str) -> Q:
     return Q(code=lookup) | Q(pk=int(lookup)) if by_id else Q(code=lookup)
 
 
-def patients_filtered(
-    user,
-    *,
-    facility: str | None = None,
-    status: str | None = None,
-    care_state: str | None = None,
-    search: str | None = None,
-) -> QuerySet[Patient]:
-    """The user's patients, optionally of one facility (by code), one status, one care state today, and an
-    identifier prefix."""
-    qs = patients_visible_to(user)
-    if facility:
-        qs = qs.filter(facility__code=facility)
-    if status:
-        qs = qs.filter(status=status)
-    if care_state:
-        qs = qs.filter(care_state_q(care_state, today=timezone.localdate()))
-    if search:
-        # A prefix match on (facility, identifier) uses the unique index's leading column plus a range scan.
-        qs = qs.filter(identifier__startswith=search.strip())
-    return qs.order_by("id")
-
-
-def observations_of(
-    patient: Patient,
-    *,
-    concept: str | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-) -> QuerySet[Observation]:
-    """A patient's observations in time order (the obs_patient_time index), optionally narrowed."""
-    qs = Observation.objects.filter(patient=patient)
-    if concept:
-        qs = qs.filter(concept=concept)
-    if since:
-        qs = qs.filter(observed_at__gte=since)
-    if until:
-        qs = qs.filter(observed_at__lte=until)
-    return qs.order_by("observed_at", "id")
+def observations_of(patient: Patient) -> QuerySet[Observation]:
+    """A patient's observations in time order (the obs_patient_time index)."""
+    return Observation.objects.filter(patient=patient).order_by("observed_at", "id")
 
 
 def care_state_counts(*, patients: QuerySet[Patient], today: dt.date) -> dict[str, int]:

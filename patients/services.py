@@ -20,7 +20,7 @@ from rest_framework.authtoken.models import Token
 from iit_service.after_response import after_response
 from iit_service.caller import Caller
 from iit_service.db import insert_together, retry_on_deadlock, update_rows
-from iit_service.errors import CredentialsRefused, Invalid, NotFound
+from iit_service.errors import Conflict, CredentialsRefused, Invalid, NotFound
 from patients.models import AuditEvent, ClinicianFacility, Facility, Observation, Patient
 from patients.selectors import (
     facilities_visible_to,
@@ -119,13 +119,15 @@ def facility_visible_to_caller(*, caller: Caller, lookup: str, resource: str) ->
         raise
 
 
-def facility_reach_audit(*, caller: Caller, lookup: str, resource: str) -> None:
-    """A ``denied`` row when ``lookup`` names a facility that exists but is not the caller's.
+def facility_reach_audit(*, caller: Caller, lookup: str, resource: str) -> Facility | None:
+    """The caller's facility ``lookup`` names, or None; a ``denied`` row when it names one that is not theirs.
 
-    For filters that answer an empty list rather than a 404 (the patient list's ``?facility=``).
+    For the lists' ``?facility=`` filter, which answers an empty list for a facility out of reach.
     """
-    if not facilities_visible_to(caller.user).filter(facility_match(lookup)).exists():
+    facility = facilities_visible_to(caller.user).filter(facility_match(lookup)).first()
+    if facility is None:
         _audit_denied_facility(caller=caller, lookup=lookup, resource=resource)
+    return facility
 
 
 def _audit_denied_facility(*, caller: Caller, lookup: str, resource: str) -> None:
@@ -271,6 +273,8 @@ def observation_create(
 ) -> tuple[Observation, bool]:
     """Record one observation; a repeated external_id returns the stored one (created is False).
 
+    A repeated external_id with other content (patient, concept, time or value) is a Conflict naming both.
+
     ``entered_at`` is when the EMR recorded it (already checked: not before ``observed_at``, not in the
     future); without one, it was entered when received.
     """
@@ -280,6 +284,11 @@ def observation_create(
         if existing is not None:
             if existing.patient_id != patient.pk:
                 raise Invalid({"external_id": ["Already used for another patient's observation."]})
+            sent = Observation(
+                patient=patient, concept=concept, observed_at=observed_at, **Observation.value_columns(concept, value)
+            )
+            if (versions := _other_content(stored=existing, sent=sent)) is not None:
+                raise Conflict(CONFLICTING_CONTENT, details={"external_id": external_id, **versions})
             audit_record(caller=caller, action=AuditEvent.Action.READ, resource="observation", patient=patient)
             return existing, False
     with transaction.atomic():
@@ -297,6 +306,16 @@ def observation_create(
     return observation, True
 
 
+CONFLICTING_CONTENT = "This external_id is stored with other content; the stored version is kept."
+
+
+def _other_content(*, stored: Observation, sent: Observation) -> dict | None:
+    """Both versions when ``sent`` repeats ``stored``'s external id with other content; None when they agree."""
+    if stored.content() == sent.content():
+        return None
+    return {"stored": stored.content(), "sent": sent.content()}
+
+
 def _refuse_before_birth(patient: Patient, observed_at: dt.datetime, *, field: str) -> None:
     if observed_at.date() < patient.birth_date:
         raise Invalid({field: ["Cannot be before the patient's birth date."]})
@@ -309,26 +328,39 @@ class BulkResult:
     already_present: int
 
 
-def observations_bulk_ingest(*, caller: Caller, rows: list[dict]) -> BulkResult:
-    """Store a validated batch all-or-nothing, idempotently on (facility, external_id).
+def observations_bulk_ingest(*, caller: Caller, rows: list[dict], invalid: dict[int, dict] | None = None) -> BulkResult:
+    """Store a batch all-or-nothing, idempotently on (facility, external_id); refuse it with every row's errors.
 
-    1. Fetch every patient in the batch in one scoped query; any patient the caller
-       cannot see fails the whole batch as not found (no existence leak).
-    2. Check rules that need the patient (not before birth) and repeated external ids;
-       any failure names its row index and nothing is written.
-    3. In one transaction, lock the batch's facilities (in id order), skip rows whose
-       external id is already stored and bulk-insert the rest. The lock makes two uploads
-       to one facility take turns, so the second sees the first's rows and ``created``
-       counts only what this upload stored; ignore_conflicts still guards against a
-       single observation created meanwhile. A deadlock with other writers is retried.
+    ``rows`` holds one dict per row received: its validated fields, or, for a row ``invalid`` names (its
+    field errors by index), only the ``patient`` it names when that could be read, so that an unknown
+    patient is reported beside the row's other errors.
+
+    1. Fetch every patient in the batch in one scoped query; a patient the caller cannot see (of no
+       facility of theirs, or of none) is an error of each row naming them, worded alike (no existence leak).
+    2. Check rules that need the patient (not before birth) and repeated external ids. Any error so far
+       refuses the whole batch (Invalid, keyed by row index) and nothing is written.
+    3. In one transaction, lock the batch's facilities (in id order); an external id already stored with
+       other content refuses the batch (Conflict, both versions by row index); rows whose external id is
+       stored with the same content are skipped and the rest bulk-inserted. The lock makes two uploads
+       to one facility take turns, so the second sees the first's rows and ``created`` counts only what
+       this upload stored; ignore_conflicts still guards against a single observation created meanwhile.
+       A deadlock with other writers is retried.
     """
-    patients = patients_visible_to(caller.user).in_bulk({row["patient"] for row in rows})
-    missing = {str(i): {"patient": ["Not found."]} for i, row in enumerate(rows) if row["patient"] not in patients}
-    if missing:
-        unseen = {row["patient"] for row in rows} - set(patients)
-        audit_denied_reach(caller=caller, patient_ids=unseen, resource="observations.bulk", object_count=len(rows))
-        raise NotFound("Patient not found.", details=missing)  # names the rows whose patient the caller cannot see
-    _check_bulk_rows(rows, patients)
+    errors: dict[int, dict] = {index: dict(detail) for index, detail in (invalid or {}).items()}
+    named = {row["patient"] for row in rows if row.get("patient") is not None}
+    patients = patients_visible_to(caller.user).in_bulk(named)
+    for index, row in enumerate(rows):
+        if row.get("patient") is not None and row["patient"] not in patients:
+            errors.setdefault(index, {})["patient"] = ["No such patient at your facilities."]
+    if named - set(patients):
+        audit_denied_reach(
+            caller=caller, patient_ids=named - set(patients), resource="observations.bulk", object_count=len(rows)
+        )
+    valid = [(index, row) for index, row in enumerate(rows) if index not in errors]
+    for index, detail in _bulk_row_errors(valid, patients).items():
+        errors.setdefault(index, {}).update(detail)
+    if errors:
+        raise Invalid({str(index): errors[index] for index in sorted(errors)})
     created = retry_on_deadlock(lambda: _bulk_store(caller, rows, patients))
     return BulkResult(received=len(rows), created=created, already_present=len(rows) - created)
 
@@ -337,34 +369,38 @@ def _bulk_store(caller: Caller, rows: list[dict], patients: dict[int, Patient]) 
     with transaction.atomic():
         facility_ids = sorted({patient.facility_id for patient in patients.values()})
         list(Facility.objects.select_for_update().filter(pk__in=facility_ids).order_by("pk").values_list("pk"))
-        present = _stored_external_ids(rows, patients)
-        fresh = [row for row in rows if _external_key(row, patients) not in present]
+        stored = _stored_by_external_id(rows, patients)
         received = timezone.now()
-        Observation.objects.bulk_create(
-            [_observation(row, patients[row["patient"]], received) for row in fresh],
-            batch_size=2000,
-            ignore_conflicts=True,
-        )
-        patient_schedules_refresh(patient_ids=sorted({row["patient"] for row in fresh}))
+        sent = [_observation(row, patients[row["patient"]], received) for row in rows]
+        keys = [_external_key(row, patients) for row in rows]
+        conflicts = {
+            str(index): versions
+            for index, (key, observation) in enumerate(zip(keys, sent, strict=True))
+            if key in stored and (versions := _other_content(stored=stored[key], sent=observation)) is not None
+        }
+        if conflicts:
+            raise Conflict(CONFLICTING_CONTENT, details=conflicts)
+        fresh = [observation for key, observation in zip(keys, sent, strict=True) if key not in stored]
+        Observation.objects.bulk_create(fresh, batch_size=2000, ignore_conflicts=True)
+        patient_schedules_refresh(patient_ids=sorted({observation.patient_id for observation in fresh}))
         _audit_bulk(caller, rows, patients, created=len(fresh))
     return len(fresh)
 
 
-def _check_bulk_rows(rows: list[dict], patients: dict[int, Patient]) -> None:
-    errors: dict[str, dict] = {}
+def _bulk_row_errors(rows: list[tuple[int, dict]], patients: dict[int, Patient]) -> dict[int, dict]:
+    errors: dict[int, dict] = {}
     seen: set[tuple[int, str]] = set()
-    for i, row in enumerate(rows):
+    for i, row in rows:
         patient = patients[row["patient"]]
         if row["observed_at"].date() < patient.birth_date:
-            errors[str(i)] = {"observed_at": ["Cannot be before the patient's birth date."]}
+            errors[i] = {"observed_at": ["Cannot be before the patient's birth date."]}
         key = _external_key(row, patients)
         if key is None:
             continue
         if key in seen:
-            errors.setdefault(str(i), {})["external_id"] = ["Repeated within this batch."]
+            errors.setdefault(i, {})["external_id"] = ["Repeated within this batch."]
         seen.add(key)
-    if errors:
-        raise Invalid(errors)
+    return errors
 
 
 def _external_key(row: dict, patients: dict[int, Patient]) -> tuple[int, str] | None:
@@ -373,19 +409,23 @@ def _external_key(row: dict, patients: dict[int, Patient]) -> tuple[int, str] | 
     return patients[row["patient"]].facility_id, row["external_id"]
 
 
-def _stored_external_ids(rows: list[dict], patients: dict[int, Patient]) -> set[tuple[int, str]]:
+def _stored_by_external_id(rows: list[dict], patients: dict[int, Patient]) -> dict[tuple[int, str], Observation]:
+    """The stored observations under the batch's (facility, external id) keys."""
     keys = {key for row in rows if (key := _external_key(row, patients)) is not None}
     if not keys:
-        return set()
+        return {}
     facility_ids = {facility_id for facility_id, _ in keys}
-    stored: set[tuple[int, str]] = set()
+    stored: dict[tuple[int, str], Observation] = {}
     external_ids = sorted({external_id for _, external_id in keys})
     for start in range(0, len(external_ids), 5000):
         found = Observation.objects.filter(
             facility_id__in=facility_ids, external_id__in=external_ids[start : start + 5000]
-        ).values_list("facility_id", "external_id")
-        stored.update((facility_id, external_id) for facility_id, external_id in found if external_id is not None)
-    return stored & keys
+        )
+        for observation in found:
+            key = (observation.facility_id, observation.external_id or "")
+            if key in keys:
+                stored[key] = observation
+    return stored
 
 
 def _observation(row: dict, patient: Patient, received: dt.datetime) -> Observation:

@@ -237,13 +237,14 @@ def latest_predictions(*, facility_ids: list[int] | None) -> QuerySet[Prediction
 
     Backfilled predictions (retrospective, as of past dates) are never a patient's current risk.
     """
-    qs = Prediction.objects.exclude(source=Prediction.Source.BACKFILL)
-    if facility_ids is not None:
-        qs = qs.filter(facility_id__in=facility_ids)
+    current = Prediction.objects.exclude(source=Prediction.Source.BACKFILL)
+    qs = current if facility_ids is None else current.filter(facility_id__in=facility_ids)
     if connection.vendor == "postgresql":
         newest = qs.order_by("patient_id", "-created_at", "-id").distinct("patient_id").values("id")
     else:
-        per_patient = qs.filter(patient_id=OuterRef("patient_id")).order_by("-created_at", "-id")
+        # Not narrowed to the facilities: given one facility, SQLite would walk that facility's index for every
+        # patient instead of the patient's own (pred_patient_latest), seconds instead of milliseconds.
+        per_patient = current.filter(patient_id=OuterRef("patient_id")).order_by("-created_at", "-id")
         newest = qs.filter(id=Subquery(per_patient.values("id")[:1])).values("id")
     return (
         Prediction.objects.filter(id__in=newest)
@@ -252,27 +253,20 @@ def latest_predictions(*, facility_ids: list[int] | None) -> QuerySet[Prediction
     )
 
 
-def line_list(
-    *,
-    facility_ids: list[int] | None,
-    today: dt.date,
-    risk_level: str | None = None,
-    appointment_within_days: int | None = None,
-) -> QuerySet[Prediction]:
+def line_list(*, facility_ids: list[int] | None, today: dt.date) -> QuerySet[Prediction]:
     """The line list on ``today``: the newest prediction of each patient still at risk, highest risk first.
 
     At risk is active and in care or late as the patient's record shows it today (``at_risk_q``): a patient
     who died, transferred out, stopped or interrupted leaves the list, whatever was scored before.
-    ``appointment_within_days`` keeps those booked from today to N days ahead, and those already late.
     """
     rows = latest_predictions(facility_ids=facility_ids).filter(at_risk_q(today=today, via="patient__"))
-    if risk_level:
-        rows = rows.filter(risk_level=risk_level)
-    if appointment_within_days is not None:
-        end = today + dt.timedelta(days=appointment_within_days)
-        booked = Q(patient__next_appointment_date__range=(today, end))
-        rows = rows.filter(booked | care_state_q(LATE, today=today, via="patient__"))
     return rows.order_by("-score", "patient_id")
+
+
+def booked_within(rows: QuerySet[Prediction], *, days: int, today: dt.date) -> QuerySet[Prediction]:
+    """The line list's ``rows`` of patients booked from ``today`` to ``days`` ahead, and of those already late."""
+    booked = Q(patient__next_appointment_date__range=(today, today + dt.timedelta(days=days)))
+    return rows.filter(booked | care_state_q(LATE, today=today, via="patient__"))
 
 
 def tracing_list(*, facility_ids: list[int] | None, today: dt.date) -> QuerySet[Patient]:
@@ -305,11 +299,17 @@ def active_version() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
 
 
+def jobs_visible_to(user) -> QuerySet[BatchJob]:
+    """The batch jobs a user may see: their own, their facilities' and (superusers) every one; newest first."""
+    jobs = BatchJob.objects.select_related("facility", "model_version").order_by("-created_at", "pk")
+    if not user.is_authenticated:
+        return jobs.none()
+    facility_ids = facility_ids_for(user)
+    if facility_ids is None:
+        return jobs
+    return jobs.filter(Q(created_by_id=user.pk) | Q(facility_id__in=facility_ids))
+
+
 def job_for(user, job_id) -> BatchJob | None:
     """A batch job its creator, a member of its facility, or a superuser may see."""
-    job = BatchJob.objects.select_related("facility", "model_version").filter(pk=job_id).first()
-    if job is None or user.is_superuser or job.created_by_id == user.pk:
-        return job
-    facility_ids = facility_ids_for(user)
-    visible = facility_ids is None or job.facility_id in facility_ids
-    return job if job.facility_id is not None and visible else None
+    return jobs_visible_to(user).filter(pk=job_id).first()

@@ -26,7 +26,10 @@ class ClinicalViewSet(GenericViewSet):
         return caller_of(self.request)
 
     def page_of(self, rows) -> list:
-        """The requested page of ``rows`` (every clinical list is paginated)."""
+        """The requested page of ``rows`` (every clinical list is paginated).
+
+        A list filters and orders its rows first with ``filter_queryset`` (its ``filterset_class``: query
+        parameters in iit_service.api.filters)."""
         page = self.paginate_queryset(rows)
         assert page is not None  # DEFAULT_PAGINATION_CLASS is set for the whole API
         return page

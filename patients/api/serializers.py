@@ -171,17 +171,6 @@ class PatientUpdateInput(StrictInput):
         return attrs
 
 
-class PatientListQuery(serializers.Serializer):
-    """Query parameters of the patient list (validated, so a bad status is a 400 and not an empty page)."""
-
-    facility = serializers.CharField(required=False, help_text="Facility code.")
-    status = serializers.ChoiceField(choices=Patient.Status.choices, required=False)
-    care_state = serializers.ChoiceField(choices=CARE_STATE_CHOICES, required=False, help_text="As of today.")
-    search = serializers.CharField(required=False, max_length=64, help_text="Identifier, exact or prefix.")
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1)
-
-
 # --- observations -----------------------------------------------------------
 
 
@@ -244,21 +233,6 @@ class ObservationInput(StrictInput):
 
 class ObservationBulkItemInput(ObservationInput):
     patient = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="The patient's id.")
-
-
-class ObservationListQuery(serializers.Serializer):
-    concept = serializers.ChoiceField(choices=CONCEPT_CHOICES, required=False)
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1)
-
-    def get_fields(self):
-        # "from" is a Python keyword, so these two are added by name.
-        fields = super().get_fields()
-        fields["from"] = ObservedAtField(required=False, help_text="Observed at or after (ISO date or date-time).")
-        fields["to"] = ObservedAtField(
-            required=False, end_of_day=True, help_text="Observed at or before (ISO date-time, or a date: its end)."
-        )
-        return fields
 
 
 class BulkResultOutput(serializers.Serializer):

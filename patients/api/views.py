@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -18,17 +17,12 @@ from iit_service.api.parsers import LimitedJSONParser
 from iit_service.api.validation import validated
 from iit_service.api.views import ClinicalViewSet
 from patients.api import serializers as s
-from patients.concepts import CONCEPTS
+from patients.api.filters import FacilityListFilter, ObservationFilter, PatientFilter, facility_asked
 from patients.models import AuditEvent, Facility, Observation, Patient
-from patients.selectors import (
-    facilities_visible_to,
-    observations_of,
-    patients_filtered,
-)
+from patients.selectors import facilities_visible_to, observations_of, patients_visible_to
 from patients.services import (
     audit_record,
     auth_token_issue,
-    facility_reach_audit,
     facility_visible_to_caller,
     observation_create,
     observations_bulk_ingest,
@@ -71,10 +65,11 @@ class FacilityViewSet(ClinicalViewSet):
     """The facilities the caller belongs to."""
 
     queryset = Facility.objects.none()  # for the schema only; reads go through selectors
+    filterset_class = FacilityListFilter
 
     @extend_schema(responses={200: s.FacilityOutput(many=True), **ERRORS}, summary="The caller's facilities")
     def list(self, request):
-        return self.paginated(self.paginate_queryset(facilities_visible_to(request.user)), s.FacilityOutput)
+        return self.paginated(self.page_of(self.filter_queryset(facilities_visible_to(request.user))), s.FacilityOutput)
 
     @extend_schema(responses={200: s.FacilityOutput, **ERRORS}, summary="One facility, by id or code")
     def retrieve(self, request, lookup: str):
@@ -86,17 +81,19 @@ class PatientViewSet(ClinicalViewSet):
     """Patients of the caller's facilities; another facility's patient is a 404."""
 
     queryset = Patient.objects.none()
+    filterset_class = PatientFilter
 
-    @extend_schema(
-        parameters=[s.PatientListQuery], responses={200: s.PatientOutput(many=True), **ERRORS}, summary="List patients"
-    )
+    @extend_schema(responses={200: s.PatientOutput(many=True), **ERRORS}, summary="List patients")
     def list(self, request):
-        query = validated(s.PatientListQuery, request.query_params)
-        filters = {name: query.get(name) for name in ("facility", "status", "care_state", "search")}
-        if filters["facility"]:
-            facility_reach_audit(caller=self.caller, lookup=filters["facility"], resource="patient")
-        page = self.page_of(patients_filtered(request.user, **filters))
-        audit_record(caller=self.caller, action=AuditEvent.Action.LIST, resource="patient", object_count=len(page))
+        page = self.page_of(self.filter_queryset(patients_visible_to(request.user).order_by("id")))
+        facility = facility_asked(caller=self.caller, query=request.query_params, resource="patient")
+        audit_record(
+            caller=self.caller,
+            action=AuditEvent.Action.LIST,
+            resource="patient",
+            facility=facility,
+            object_count=len(page),
+        )
         return self.paginated(page, s.PatientOutput)
 
     @extend_schema(request=s.PatientCreateInput, responses={201: s.PatientOutput, **ERRORS}, summary="Enrol a patient")
@@ -118,36 +115,28 @@ class PatientViewSet(ClinicalViewSet):
         return Response(s.PatientOutput(patient_update(caller=self.caller, patient=patient, changes=changes)).data)
 
 
-OBSERVATION_FILTERS = [
-    OpenApiParameter("concept", OpenApiTypes.STR, enum=sorted(CONCEPTS)),
-    OpenApiParameter("from", OpenApiTypes.DATETIME, description="Observed at or after (ISO date or date-time)."),
-    OpenApiParameter("to", OpenApiTypes.DATETIME, description="Observed at or before (a date means its end)."),
-]
-
-
 class PatientObservationViewSet(ClinicalViewSet):
     """A patient's observations; `value` is typed by `concept` (see the concept enum)."""
 
     queryset = Observation.objects.none()
+    filterset_class = ObservationFilter
 
     @extend_schema(
-        parameters=OBSERVATION_FILTERS,
         responses={200: s.ObservationOutput(many=True), **ERRORS},
-        summary="A patient's observations in time order",
+        summary="A patient's observations, oldest first (`?ordering=-observed_at`: newest first)",
     )
     def list(self, request, pk: int):
         patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
-        query = validated(s.ObservationListQuery, request.query_params)
-        rows = observations_of(patient, concept=query.get("concept"), since=query.get("from"), until=query.get("to"))
-        page = self.page_of(rows)
+        page = self.page_of(self.filter_queryset(observations_of(patient)))
         action = AuditEvent.Action.LIST
         audit_record(caller=self.caller, action=action, resource="observation", patient=patient, object_count=len(page))
         return self.paginated(page, s.ObservationOutput)
 
     @extend_schema(
         request=s.ObservationInput,
-        responses={201: s.ObservationOutput, 200: s.ObservationOutput, **ERRORS},
+        responses={201: s.ObservationOutput, 200: s.ObservationOutput, 409: ErrorOutput, **ERRORS},
         summary="Record an observation (a repeated external_id returns the stored one with 200)",
+        description="A repeated external_id with other content is a 409 `conflict` showing both versions.",
     )
     def create(self, request, pk: int):
         patient = patient_visible_to_caller(caller=self.caller, patient_id=pk)
@@ -161,30 +150,42 @@ class ObservationBulkViewSet(ClinicalViewSet):
 
     @extend_schema(
         request=s.ObservationBulkItemInput(many=True),
-        responses={201: s.BulkResultOutput, 200: s.BulkResultOutput, **ERRORS},
+        responses={201: s.BulkResultOutput, 200: s.BulkResultOutput, 409: ErrorOutput, **ERRORS},
         summary="Ingest up to BULK_MAX_OBSERVATIONS observations, all or nothing, idempotent on external_id",
+        description=(
+            "A 400 names every row's errors at once, keyed by row index: field errors, unknown fields, and patients "
+            "not at the caller's facilities. A row repeating a stored external_id with the same content is counted "
+            "in `already_present`; with other content the batch is a 409 `conflict` showing both versions by row."
+        ),
     )
     def create(self, request):
-        rows = _bulk_rows(request.data)
-        result = observations_bulk_ingest(caller=self.caller, rows=rows)
+        rows, invalid = _bulk_rows(request.data)
+        result = observations_bulk_ingest(caller=self.caller, rows=rows, invalid=invalid)
         return Response(s.BulkResultOutput(result).data, status=201 if result.created else 200)
 
 
-def _bulk_rows(data) -> list[dict]:
-    """Validate every row before anything is written; errors are keyed by row index."""
+def _bulk_rows(data) -> tuple[list[dict], dict[int, dict]]:
+    """Each row validated on its own: one dict per row (an invalid row keeps only the patient it names, if it can
+    be read) and the invalid rows' errors by index."""
     if not isinstance(data, list):
         raise ValidationError({"non_field_errors": ["Expected a JSON array of observations."]})
     if not data:
         raise ValidationError({"non_field_errors": ["The array is empty."]})
     if len(data) > settings.BULK_MAX_OBSERVATIONS:
         raise ValidationError({"non_field_errors": [f"At most {settings.BULK_MAX_OBSERVATIONS} observations."]})
-    serializer = s.ObservationBulkItemInput(data=data, many=True)
-    if not serializer.is_valid():
-        raise ValidationError(_by_row_index(serializer.errors))
-    return serializer.validated_data
+    rows: list[dict] = []
+    invalid: dict[int, dict] = {}
+    for index, item in enumerate(data):
+        row = s.ObservationBulkItemInput(data=item)
+        if row.is_valid():
+            rows.append(row.validated_data)
+        else:
+            invalid[index] = row.errors
+            rows.append({"patient": _patient_named(item, row.errors)})
+    return rows, invalid
 
 
-def _by_row_index(errors) -> dict[str, dict]:
-    # DRF gives a list with {} for valid rows, or (LIST_SERIALIZER_ERRORS_AS_DICT) a dict keyed by index.
-    pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)
-    return {str(index): detail for index, detail in pairs if detail}
+def _patient_named(item, errors: dict) -> int | None:
+    if not isinstance(item, dict) or "patient" in errors:
+        return None
+    return s.ObservationBulkItemInput().fields["patient"].to_internal_value(item["patient"])

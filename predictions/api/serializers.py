@@ -138,41 +138,6 @@ class TracingOutput(serializers.ModelSerializer):
         return patient.days_overdue_on(today())
 
 
-class TracingQuery(StrictInput):
-    facility = serializers.CharField(required=False, help_text="Facility code.")
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1)
-    format = serializers.ChoiceField(
-        choices=["json", "csv"], required=False, help_text="csv: a file for tracing teams."
-    )
-
-
-class LineListQuery(StrictInput):
-    """The line list's filters; an unknown parameter is refused (400) rather than ignored into the whole list."""
-
-    facility = serializers.CharField(required=False, help_text="Facility code.")
-    risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
-    tier = serializers.ChoiceField(choices=RiskLevel.choices, required=False, help_text="Same as risk_level.")
-    appointment_within_days = serializers.IntegerField(
-        required=False,
-        min_value=0,
-        max_value=365,
-        help_text="Only patients booked from today to this many days ahead, and those already late.",
-    )
-    page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1)
-    format = serializers.ChoiceField(
-        choices=["json", "csv"], required=False, help_text="csv: a file for tracing teams."
-    )
-
-    def validate(self, attrs):
-        tier = attrs.pop("tier", None)
-        if tier is not None:
-            if attrs.setdefault("risk_level", tier) != tier:
-                raise serializers.ValidationError({"tier": ["Differs from risk_level; give one of them."]})
-        return attrs
-
-
 class BatchInput(StrictInput):
     facility = serializers.CharField(required=False, help_text="Score every active patient of this facility.")
     patient_ids = serializers.ListField(

@@ -11,6 +11,7 @@ urlpatterns = [
     path("predictions/", views.LineListViewSet.as_view({"get": "list"}), name="prediction-line-list"),
     path("tracing/", views.TracingViewSet.as_view({"get": "list"}), name="tracing-list"),
     path("predictions/batch/", views.BatchViewSet.as_view({"post": "create"}), name="prediction-batch"),
+    path("jobs/", views.JobViewSet.as_view({"get": "list"}), name="job-list"),
     path("jobs/<uuid:job_id>/", views.JobViewSet.as_view({"get": "retrieve"}), name="job-detail"),
     path("models/", views.ModelVersionViewSet.as_view({"get": "list"}), name="model-list"),
     path("models/active/", views.ModelVersionViewSet.as_view({"get": "active"}), name="model-active"),

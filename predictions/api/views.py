@@ -7,9 +7,10 @@ import datetime as dt
 
 from django.db import connection
 from django.http import Http404, StreamingHttpResponse
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -20,6 +21,7 @@ from iit_service.api.negotiation import JSONErrorsMixin
 from iit_service.api.validation import validated
 from iit_service.api.views import ClinicalViewSet
 from iit_service.errors import Unavailable
+from patients.api.filters import facility_asked
 from patients.models import AuditEvent, Patient
 from patients.selectors import facility_ids_for, patients_visible_to
 from patients.services import (
@@ -30,7 +32,15 @@ from patients.services import (
     patient_visible_to_caller,
 )
 from predictions import registry, selectors, services
+from predictions.api import examples as ex
 from predictions.api import serializers as s
+from predictions.api.filters import (
+    JobFilter,
+    LineListFilter,
+    ModelVersionFilter,
+    PredictionHistoryFilter,
+    TracingFilter,
+)
 from predictions.models import BatchJob, ModelVersion, Prediction
 
 
@@ -38,6 +48,7 @@ class PatientPredictionViewSet(ClinicalViewSet):
     """Score a patient now, or list their past predictions (newest first)."""
 
     queryset = Prediction.objects.none()
+    filterset_class = PredictionHistoryFilter
     read_with_token_result = None  # (patient, record) read with the caller's token (read_with_token)
 
     def read_with_token(self, key: str):
@@ -49,6 +60,13 @@ class PatientPredictionViewSet(ClinicalViewSet):
 
     @extend_schema(
         request=None,
+        summary="Score a patient now",
+        description=(
+            "The patient's IIT risk from their record as it stands, with the factors behind it, largest first. "
+            "201 for a new prediction; 200 when the record has not changed since the last one today (served again)."
+            " 409 for a patient no longer in care; 503 with no active model."
+        ),
+        examples=[ex.PREDICTION],
         responses={
             201: s.PredictionOutput,
             200: s.PredictionOutput,
@@ -75,7 +93,7 @@ class PatientPredictionViewSet(ClinicalViewSet):
     @extend_schema(responses={200: s.PredictionOutput(many=True), **ERRORS}, summary="A patient's predictions")
     def list(self, request, pk: int):
         patient = patient_visible_to_caller(caller=self.caller, patient_id=pk, resource="prediction")
-        page = self.page_of(selectors.prediction_history(patient=patient))
+        page = self.page_of(self.filter_queryset(selectors.prediction_history(patient=patient)))
         action = AuditEvent.Action.LIST
         audit_record(caller=self.caller, action=action, resource="prediction", patient=patient, object_count=len(page))
         return self.paginated(page, s.PredictionOutput)
@@ -165,14 +183,10 @@ class CSVListViewSet(JSONErrorsMixin, ClinicalViewSet):
     def csv_rows(self, rows, today: dt.date):
         raise NotImplementedError
 
-    def facility_scope(self, code: str | None):
-        """(the facility asked for or None, the facility ids to list): the caller's, or the one they named."""
-        if code:
-            facility = facility_visible_to_caller(caller=self.caller, lookup=code, resource=self.resource)
-            return facility, [facility.pk]
-        return None, facility_ids_for(self.request.user)
-
-    def respond(self, rows, *, facility):
+    def respond(self, rows):
+        """``rows`` filtered by the query, as a JSON page or the whole file; audited with the facility asked for."""
+        rows = self.filter_queryset(rows)
+        facility = facility_asked(caller=self.caller, query=self.request.query_params, resource=self.resource)
         as_file = self.request.accepted_renderer.format == "csv"
         page = None if as_file else self.page_of(rows)
         action = AuditEvent.Action.EXPORT if as_file else AuditEvent.Action.LIST
@@ -183,9 +197,10 @@ class CSVListViewSet(JSONErrorsMixin, ClinicalViewSet):
         return self.paginated(page, self.output_class)
 
 
-def _list_schema(query, output, **extra):
+def _list_schema(output, **extra):
     return extend_schema(
-        parameters=[query],
+        parameters=[FORMAT],
+        description=extra.pop("description", "") + LIST_RULES,
         responses={
             (200, "application/json"): output(many=True),
             (200, "text/csv"): OpenApiTypes.STR,
@@ -196,43 +211,59 @@ def _list_schema(query, output, **extra):
     )
 
 
+LIST_RULES = (
+    " An unknown query parameter is a 400 naming it; a facility that is not the caller's lists nothing;"
+    " `page_size` is capped at 1000."
+)
+FORMAT = OpenApiParameter(
+    "format", OpenApiTypes.STR, enum=["json", "csv"], description="csv: a file for tracing teams."
+)
+
+
 class LineListViewSet(CSVListViewSet):
     """The line list: each at-risk patient's newest prediction, highest risk first (`?format=csv` for a file)."""
 
     queryset = Prediction.objects.none()
+    filterset_class = LineListFilter
     resource, output_class, csv_header, filename = "prediction", s.LineListOutput, LINE_LIST_CSV, "iit-line-list.csv"
 
     def csv_rows(self, rows, today: dt.date):
         return _line_list_rows(rows, today)
 
-    @_list_schema(s.LineListQuery, s.LineListOutput)
+    @_list_schema(
+        s.LineListOutput,
+        summary="The line list: at-risk patients, highest risk first",
+        description="Each active patient in care or late, with their newest prediction, its tier and the three "
+        "largest reasons. Filter by facility, tier and upcoming appointment; `?format=csv` for a spreadsheet.",
+        examples=[ex.LINE_LIST_ROW],
+    )
     def list(self, request):
-        query = validated(s.LineListQuery, request.query_params)
-        facility, facility_ids = self.facility_scope(query.get("facility"))
-        rows = selectors.line_list(
-            facility_ids=facility_ids,
-            today=timezone.localdate(),
-            risk_level=query.get("risk_level"),
-            appointment_within_days=query.get("appointment_within_days"),
+        return self.respond(
+            selectors.line_list(facility_ids=facility_ids_for(request.user), today=timezone.localdate())
         )
-        return self.respond(rows, facility=facility)
 
 
 class TracingViewSet(CSVListViewSet):
     """Interrupted patients to bring back, most recently lost first (`?format=csv` for a file)."""
 
     queryset = Patient.objects.none()
+    filterset_class = TracingFilter
     resource, output_class, csv_header, filename = "tracing", s.TracingOutput, TRACING_CSV, "iit-tracing-list.csv"
 
     def csv_rows(self, rows, today: dt.date):
         return _tracing_rows(rows, today)
 
-    @_list_schema(s.TracingQuery, s.TracingOutput, summary="The tracing list")
+    @_list_schema(
+        s.TracingOutput,
+        summary="The tracing list: interrupted patients, most recently lost first",
+        description="Patients more than 28 days past due, with the last risk scored for them, for tracing teams "
+        "to bring back to care; `?format=csv` for a spreadsheet.",
+        examples=[ex.TRACING_ROW],
+    )
     def list(self, request):
-        query = validated(s.TracingQuery, request.query_params)
-        facility, facility_ids = self.facility_scope(query.get("facility"))
-        patients = selectors.tracing_list(facility_ids=facility_ids, today=timezone.localdate())
-        return self.respond(patients, facility=facility)
+        return self.respond(
+            selectors.tracing_list(facility_ids=facility_ids_for(request.user), today=timezone.localdate())
+        )
 
 
 class BatchViewSet(ClinicalViewSet):
@@ -240,7 +271,17 @@ class BatchViewSet(ClinicalViewSet):
 
     queryset = BatchJob.objects.none()
 
-    @extend_schema(request=s.BatchInput, responses={202: s.BatchCreatedOutput, 503: ErrorOutput, **ERRORS})
+    @extend_schema(
+        request=s.BatchInput,
+        responses={202: s.BatchCreatedOutput, 503: ErrorOutput, **ERRORS},
+        summary="Score a facility or a list of patients in the background",
+        description=(
+            "202 with the job's id and its URL in `Location`; follow it (GET /api/v1/jobs/{job_id}/) for progress. "
+            "The result counts the predictions by tier and the patients skipped by reason (not active, "
+            "interrupted, no booking visit). Unknown patient ids are named in a 400."
+        ),
+        examples=[ex.BATCH_OF_A_FACILITY, ex.BATCH_OF_PATIENTS, ex.BATCH_ACCEPTED, ex.BATCH_UNKNOWN_PATIENTS],
+    )
     def create(self, request):
         data = validated(s.BatchInput, request.data)
         facility, ids = None, None
@@ -252,7 +293,7 @@ class BatchViewSet(ClinicalViewSet):
             if len(visible) != len(ids):
                 unseen = set(ids) - visible
                 audit_denied_reach(caller=self.caller, patient_ids=unseen, resource="batch_job", object_count=len(ids))
-                raise ValidationError({"patient_ids": ["Unknown patient ids."]})
+                raise ValidationError({"patient_ids": [_unknown_ids_message(unseen)]})
         # After the scope check, so that a reach for other facilities' patients is audited even with no model.
         registry.active_model()  # refuse at once (503) rather than queue a job that cannot run
         job = services.batch_job_create(created_by=request.user, facility=facility, patient_ids=ids)
@@ -269,13 +310,43 @@ class BatchViewSet(ClinicalViewSet):
             facility=facility,
             object_count=len(ids) if ids else 0,
         )
-        return Response({"job_id": str(job.pk), "status": job.status}, status=status.HTTP_202_ACCEPTED)
+        location = request.build_absolute_uri(reverse("job-detail", kwargs={"job_id": job.pk}))
+        body = {"job_id": str(job.pk), "status": job.status}
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+# An unknown-id message names this many ids at most (a batch may name 200,000), then says how many more.
+NAMED_IDS = 100
+
+
+def _unknown_ids_message(ids: set[int]) -> str:
+    named = sorted(ids)[:NAMED_IDS]
+    more = f" and {len(ids) - len(named)} more" if len(ids) > len(named) else ""
+    return f"Unknown patient ids (no patient of your facilities): {', '.join(map(str, named))}{more}."
 
 
 class JobViewSet(ClinicalViewSet):
-    queryset = BatchJob.objects.none()
+    """Batch jobs the caller may see: their own, and those of their facilities."""
 
-    @extend_schema(responses={200: s.JobOutput, **ERRORS}, summary="A batch job's progress and result")
+    queryset = BatchJob.objects.none()
+    filterset_class = JobFilter
+
+    @extend_schema(responses={200: s.JobOutput(many=True), **ERRORS}, summary="The caller's batch jobs, newest first")
+    def list(self, request):
+        page = self.page_of(self.filter_queryset(selectors.jobs_visible_to(request.user)))
+        facility = facility_asked(caller=self.caller, query=request.query_params, resource="batch_job")
+        audit_record(
+            caller=self.caller,
+            action=AuditEvent.Action.LIST,
+            resource="batch_job",
+            facility=facility,
+            object_count=len(page),
+        )
+        return self.paginated(page, s.JobOutput)
+
+    @extend_schema(
+        responses={200: s.JobOutput, **ERRORS}, summary="A batch job's progress and result", examples=[ex.JOB]
+    )
     def retrieve(self, request, job_id):
         job = selectors.job_for(request.user, job_id)
         if job is None:
@@ -285,12 +356,12 @@ class JobViewSet(ClinicalViewSet):
 
 class ModelVersionViewSet(ClinicalViewSet):
     queryset = ModelVersion.objects.none()
+    filterset_class = ModelVersionFilter
 
     @extend_schema(responses={200: s.ModelVersionOutput(many=True), **ERRORS}, summary="Model versions, newest first")
     def list(self, request):
-        return self.paginated(
-            self.paginate_queryset(ModelVersion.objects.defer("reference_profile")), s.ModelVersionOutput
-        )
+        versions = self.filter_queryset(ModelVersion.objects.defer("reference_profile"))
+        return self.paginated(self.page_of(versions), s.ModelVersionOutput)
 
     @extend_schema(responses={200: s.ModelVersionOutput, **ERRORS}, summary="The active model version")
     def active(self, request):

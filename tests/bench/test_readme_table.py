@@ -35,6 +35,9 @@ PREDICTION = {**MACHINE, "bench": "bench_prediction", "cache": "redis", "target_
               "api": {"server_side_miss": {"p50_ms": 4.4}, "server_side_hit": {"p50_ms": 2.8}}}  # fmt: skip
 METRICS = {**MACHINE, "bench": "bench_metrics", "gunicorn_workers": 2,
            "web_metrics": {"p50_ms": 12.3, "p95_ms": 18.3}, "baseline_health_live": {"p50_ms": 0.8}}  # fmt: skip
+LINE_LIST = {**MACHINE, "database": "sqlite", "bench": "bench_line_list", "ratio": 1.07,
+             "one_facility": {"p50_ms": 236.9, "p95_ms": 410.6},
+             "all_facilities": {"p50_ms": 221.7, "p95_ms": 368.7}}  # fmt: skip
 MEMORY = {**MACHINE, "bench": "bench_memory", "max_rss_mb": 204.9, "after_boot": [{"rss_mb": 195.1}]}
 SOAK = {**MACHINE, "bench": "soak", "minutes": 10, "rate": 20, "requests": 11_999, "errors": 0,
         "rss_growth": {"web": 0.052, "worker": 0.005}}  # fmt: skip
@@ -163,8 +166,15 @@ def test_the_project_readme_stays_under_2500_words_with_every_bench_at_its_defau
     evidently = {**EVIDENTLY, "1000000": {**EVIDENTLY["100000"], "rows": 1_000_000}}
     results = {"bench_http": HTTP, "bench_prediction": PREDICTION, "bench_batch": {**MACHINE, **BATCH},
                "bench_drift": DRIFT, "bench_drift_evidently": evidently, "bench_auc": AUC,
-               "bench_metrics": METRICS, "bench_memory": MEMORY, "soak": SOAK}  # fmt: skip
+               "bench_metrics": METRICS, "bench_line_list": LINE_LIST, "bench_memory": MEMORY,
+               "soak": SOAK}  # fmt: skip
     table = render(results)
     assert "not run" not in table and "unreadable" not in table
     text = (Path(readme_table.ROOT) / "README.md").read_text()
     assert len(replace_block(text, table).split()) <= 2500
+
+
+def test_the_line_list_row_shows_one_facility_against_the_whole_list():
+    (row,) = [r for r in rows(render({"bench_line_list": LINE_LIST})) if "bench_line_list" in r[0]]
+    assert row[1:4] == ["p50 236.9 ms (≤ 500)", "all 3: 221.7 ms", "1.07 (≤ 1.5)"]
+    assert row[4].endswith("SQLite")

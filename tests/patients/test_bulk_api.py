@@ -85,18 +85,18 @@ def test_rows_without_external_id_are_stored(api, patient):
     assert api.post(URL, rows, format="json").json()["created"] == 4
 
 
-def test_another_facilitys_patient_fails_the_batch_as_not_found(api, patient, other_patient):
+def test_another_facilitys_patient_fails_the_batch_naming_the_row(api, patient, other_patient):
     rows = batch(patient, 4) + batch(other_patient, 1, prefix="theirs")
     response = api.post(URL, rows, format="json")
-    assert response.status_code == 404
-    assert response.json()["error"]["details"] == {"4": {"patient": ["Not found."]}}
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"4": {"patient": ["No such patient at your facilities."]}}
     assert not Observation.objects.exists()
 
 
 def test_another_facilitys_patient_looks_like_a_missing_one(api, other_patient):
     theirs = api.post(URL, batch(other_patient, 1), format="json")
     missing = api.post(URL, [dict(batch(other_patient, 1)[0], patient=other_patient.pk + 1000)], format="json")
-    assert theirs.status_code == missing.status_code == 404
+    assert theirs.status_code == missing.status_code == 400
     assert theirs.json() == missing.json()
 
 
@@ -177,3 +177,40 @@ def test_a_batch_carries_each_rows_entry_time_and_refuses_one_before_its_observa
     assert response.status_code == 400
     assert "entered_at" in str(response.json()["error"]["details"])
     assert Observation.objects.count() == 3
+
+
+def test_every_bad_row_is_reported_at_once_keyed_by_index(api, patient, other_patient):
+    rows = batch(patient, 6)
+    rows[1]["value"] = "heavy"  # a field error
+    rows[2]["patient"] = other_patient.pk  # another facility's patient
+    rows[3]["patient"] = other_patient.pk + 1000  # no patient at all
+    rows[4]["colour"] = "blue"  # an unknown field beside a field error
+    rows[4]["concept"] = "nonsense"
+    response = api.post(URL, rows, format="json")
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert sorted(details, key=int) == ["1", "2", "3", "4"]
+    assert list(details["1"]) == ["value"]
+    assert details["2"] == details["3"] == {"patient": ["No such patient at your facilities."]}
+    assert set(details["4"]) == {"colour", "concept"}
+    assert not Observation.objects.exists()
+
+
+def test_a_row_with_bad_fields_and_an_unknown_patient_names_both(api, patient):
+    row = dict(batch(patient, 1)[0], patient=patient.pk + 1000, observed_at="yesterday")
+    details = api.post(URL, [row], format="json").json()["error"]["details"]
+    assert set(details["0"]) == {"patient", "observed_at"}
+
+
+def test_a_known_external_id_with_other_content_is_a_conflict_showing_both_versions(api, patient):
+    rows = batch(patient, 3)
+    api.post(URL, rows, format="json")
+    changed = [dict(rows[0]), dict(rows[2], value=99)]
+    response = api.post(URL, changed, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and list(error["details"]) == ["1"]
+    versions = error["details"]["1"]
+    assert (versions["stored"]["value"], versions["sent"]["value"]) == (62, 99)
+    assert versions["stored"]["observed_at"] == versions["sent"]["observed_at"]
+    assert Observation.objects.get(external_id=rows[2]["external_id"]).value == 62

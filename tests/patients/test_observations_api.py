@@ -52,7 +52,22 @@ def test_it_filters_by_concept_and_date_range(api, patient):
     assert rows == []
 
 
-@pytest.mark.parametrize(("params", "field"), [({"concept": "mood"}, "concept"), ({"from": "last week"}, "from")])
+def test_it_lists_the_newest_first_when_asked(api, patient):
+    for day in ("2023-02-05", "2023-01-05", "2023-03-05"):
+        observe(patient, "weight", f"{day}T10:00", value_numeric=60)
+    rows = api.get(url(patient), {"ordering": "-observed_at"}).json()["results"]
+    assert [r["observed_at"][:10] for r in rows] == ["2023-03-05", "2023-02-05", "2023-01-05"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"concept": "mood"}, "concept"),
+        ({"from": "last week"}, "from"),
+        ({"ordering": "value"}, "ordering"),
+        ({"sort": "-observed_at"}, "sort"),
+    ],
+)
 def test_it_refuses_bad_filters(api, patient, params, field):
     response = api.get(url(patient), params)
     assert response.status_code == 400
@@ -196,3 +211,14 @@ def test_an_entry_time_before_the_observation_is_refused_with_its_reason(api, pa
     assert response.json()["error"]["details"]["entered_at"] == ["Cannot be before observed_at."]
     same_moment = dict(body, entered_at="2024-01-15T10:00:00Z")
     assert api.post(url(patient), same_moment, format="json").status_code == 201
+
+
+def test_a_known_external_id_with_other_content_is_a_conflict_showing_both_versions(api, patient):
+    body = {"concept": "weight", "observed_at": "2024-01-15", "value": 60, "external_id": "emr-1"}
+    api.post(url(patient), body, format="json")
+    response = api.post(url(patient), dict(body, value=64), format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "conflict" and error["details"]["external_id"] == "emr-1"
+    assert (error["details"]["stored"]["value"], error["details"]["sent"]["value"]) == (60, 64)
+    assert Observation.objects.get(external_id="emr-1").value == 60

@@ -56,3 +56,20 @@ def test_bulk_ingest_takes_an_array_of_observations(schema):
 def test_observation_filters_are_documented(schema):
     listed = schema["paths"]["/api/v1/patients/{id}/observations/"]["get"]
     assert {p["name"] for p in listed["parameters"]} >= {"concept", "from", "to"}
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/api/v1/patients/{id}/predictions/", "post"),
+        ("/api/v1/predictions/", "get"),
+        ("/api/v1/tracing/", "get"),
+        ("/api/v1/predictions/batch/", "post"),
+        ("/api/v1/jobs/{job_id}/", "get"),
+    ],
+)
+def test_the_clinical_workflow_endpoints_have_summaries_and_examples(schema, path, method):
+    operation = schema["paths"][path][method]
+    assert operation["summary"] and operation["description"]
+    bodies = [operation.get("requestBody", {}), *operation["responses"].values()]
+    assert any(media.get("examples") for body in bodies for media in body.get("content", {}).values())

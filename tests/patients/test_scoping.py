@@ -40,9 +40,11 @@ def test_nothing_is_written_for_another_facilitys_patient(api, other_patient):
     assert not Observation.objects.exists()
 
 
-def test_bulk_ingest_for_another_facilitys_patient_is_a_404(api, other_patient):
+def test_bulk_ingest_for_another_facilitys_patient_names_the_row_and_stores_nothing(api, other_patient):
     response = api.post("/api/v1/observations/bulk/", [dict(OBSERVATION, patient=other_patient.pk)], format="json")
-    assert response.status_code == 404
+    assert response.status_code == 400
+    assert list(response.json()["error"]["details"]["0"]) == ["patient"]
+    assert not other_patient.observations.exists()
 
 
 def test_the_patient_list_shows_only_the_clinicians_facilities(api, outsider_api, patient, other_patient):

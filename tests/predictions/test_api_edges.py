@@ -91,7 +91,7 @@ def test_a_batch_naming_a_patient_id_past_64_bits_is_a_400(api, clinician, huge)
 
 def test_a_batch_naming_the_largest_64_bit_patient_id_is_an_unknown_patient(api, trained, cohort_clinician):
     error = assert_error(api.post(BATCH, {"patient_ids": [2**63 - 1]}, format="json"), 400, "validation_error")
-    assert error["details"] == {"patient_ids": ["Unknown patient ids."]}
+    assert error["details"] == {"patient_ids": [f"Unknown patient ids (no patient of your facilities): {2**63 - 1}."]}
 
 
 @pytest.mark.parametrize("status", ["died", "transferred_out", "stopped"])

@@ -86,12 +86,13 @@ def test_a_batch_reach_is_audited_even_when_no_model_is_loaded(api, cohort_clini
     assert api.post(BATCH, {"facility": other_patient.facility.code}, format="json").status_code == 404
 
 
-def test_a_job_is_visible_to_its_creator_and_not_to_another_facility(
+def test_a_job_is_at_its_location_for_its_creator_and_not_for_another_facility(
     api, outsider_api, trained, cohort, cohort_clinician
 ):
     response = api.post(BATCH, {"facility": cohort[0].code}, format="json")
     assert response.status_code == 202
     url = f"/api/v1/jobs/{response.json()['job_id']}/"
+    assert response["Location"] == f"http://testserver{url}"
     assert api.get(url).json()["status"] == "pending"
     assert outsider_api.get(url).status_code == 404
 

@@ -7,8 +7,10 @@ import pytest
 from patients.models import AuditEvent
 
 REACHES = [
-    ("get", "/api/v1/predictions/?facility={code}", None, "prediction", 404),
-    ("get", "/api/v1/predictions/?facility={code}&format=csv", None, "prediction", 404),
+    ("get", "/api/v1/predictions/?facility={code}", None, "prediction", 200),
+    ("get", "/api/v1/predictions/?facility={code}&format=csv", None, "prediction", 200),
+    ("get", "/api/v1/tracing/?facility={code}", None, "tracing", 200),
+    ("get", "/api/v1/jobs/?facility={code}", None, "batch_job", 200),
     ("post", "/api/v1/predictions/batch/", {"facility": "{code}"}, "batch_job", 404),
     ("get", "/api/v1/facilities/{code}/", None, "facility", 404),
     ("get", "/api/v1/patients/?facility={code}", None, "patient", 200),
