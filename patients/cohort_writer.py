@@ -57,10 +57,10 @@ def cohort_write(*, cohort: Cohort, batch_size: int = 200_000, progress: bool = 
     schedules (``patient_schedules_refresh``, one pass); return row counts."""
     facility_ids = _facilities(cohort.facilities)
     patients = _patient_rows(cohort.patients, facility_ids)
-    _write(Patient, PATIENT_COLUMNS, patients, batch_size=batch_size, progress=False)
+    rows_write(Patient, PATIENT_COLUMNS, patients, batch_size=batch_size, progress=False)
     patient_ids = _patient_ids(cohort.patients, facility_ids)
     observations = _observation_rows(cohort.observations, patient_ids, patients["facility_id"].to_numpy())
-    _write(Observation, OBSERVATION_COLUMNS, observations, batch_size=batch_size, progress=progress)
+    rows_write(Observation, OBSERVATION_COLUMNS, observations, batch_size=batch_size, progress=progress)
     patient_schedules_refresh(patient_ids=patient_ids)
     return {"facilities": len(facility_ids), "patients": len(patients), "observations": len(observations)}
 
@@ -109,9 +109,9 @@ def _observation_rows(frame: pd.DataFrame, patient_ids: np.ndarray, facility_ids
     )
 
 
-def _write(model, columns: list[str], rows: pd.DataFrame, *, batch_size: int, progress: bool) -> None:
+def rows_write(model, columns: list[str], rows: pd.DataFrame, *, batch_size: int, progress: bool) -> None:
     label = model._meta.verbose_name_plural
-    insert = _copy if connection.vendor == "postgresql" else _insert_many
+    insert = rows_copy if connection.vendor == "postgresql" else _insert_many
     with tqdm(total=len(rows), desc=f"writing {label}", unit="row", disable=not progress) as bar:
         for chunk in _chunks(rows, batch_size):
             insert(model._meta.db_table, columns, chunk)
@@ -123,7 +123,7 @@ def _chunks(rows: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
         yield rows.iloc[start : start + size]
 
 
-def _copy(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
+def rows_copy(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
     buffer = io.StringIO()
     _as_text(chunk, separator="T", zone="Z").to_csv(buffer, header=False, index=False, na_rep="")
     buffer.seek(0)
