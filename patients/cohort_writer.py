@@ -18,6 +18,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from patients.cohort import Cohort
+from patients.concepts import BOOLEAN, CODED, CONCEPTS, DATE, TEXT
 from patients.models import Facility, Observation, Patient
 from patients.services import patient_schedules_refresh
 
@@ -173,3 +174,27 @@ def _iso(
     text = np.char.add(strings, zone).astype(object)
     text[np.isnat(values)] = None
     return text
+
+
+def observations_as_json(observations: pd.DataFrame, patient_ids: list[int]) -> list[dict]:
+    """A cohort's observations as a client sends them to ``POST /api/v1/observations/bulk/`` (the JSON path that
+    loads, benchmarks and the FHIR round trip compare against); ``patient_ids`` in the cohort's patient order."""
+    return [_json_observation(row, patient_ids) for row in observations.itertuples(index=False)]
+
+
+def _json_observation(row, patient_ids: list[int]) -> dict:
+    kind = CONCEPTS[row.concept].kind
+    value: object
+    if kind == DATE:
+        value = pd.Timestamp(row.value_date).date().isoformat()
+    elif kind in (CODED, TEXT):
+        value = row.value_text
+    elif kind == BOOLEAN:
+        value = bool(row.value_numeric)
+    else:
+        value = int(row.value_numeric) if CONCEPTS[row.concept].integer else float(row.value_numeric)
+    moments = {name: pd.Timestamp(getattr(row, name)).tz_localize("UTC").isoformat() for name in _MOMENTS}
+    return {"patient": patient_ids[row.patient], "concept": row.concept, "value": value, **moments}
+
+
+_MOMENTS = ("observed_at", "entered_at")

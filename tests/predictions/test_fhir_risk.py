@@ -82,3 +82,12 @@ def test_a_search_needs_a_patient_or_a_facility(api, predicted):
     response = api.get(URL)
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_patient_from_an_emr_is_found_and_named_by_the_emrs_id(api, predicted):
+    patient = predicted[0].patient
+    Patient.objects.filter(pk=patient.pk).update(external_id="Patient/6f1c")
+    body = api.get(URL, {"patient": "Patient/6f1c"}).json()
+    assert body["total"] == 1
+    assert body["entry"][0]["resource"]["subject"]["reference"] == "Patient/6f1c"
+    assert api.get(URL, {"patient": "Patient/unknown"}).status_code == 404

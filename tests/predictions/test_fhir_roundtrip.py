@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from patients.cohort import generate_cohort
+from patients.cohort_writer import observations_as_json
 from patients.models import ClinicianFacility, Facility, Observation, Patient
 from predictions.models import Prediction
 from predictions.services import batch_job_create, batch_job_run_inline
@@ -46,23 +47,9 @@ def load_through_the_json_api(api, generated) -> None:
         response = api.post("/api/v1/patients/", body, format="json")
         assert response.status_code == 201, response.content
         ids.append(response.json()["id"])
-    rows = [_json_row(row, ids) for row in generated.observations.itertuples(index=False)]
+    rows = observations_as_json(generated.observations, ids)
     for start in range(0, len(rows), 5000):
         assert api.post("/api/v1/observations/bulk/", rows[start : start + 5000], format="json").status_code == 201
-
-
-def _json_row(row, ids: list[int]) -> dict:
-    if row.concept == "next_appointment":
-        value = _day(row.value_date)
-    elif isinstance(row.value_text, str):
-        value = row.value_text
-    elif row.concept in ("pregnant", "breastfeeding"):
-        value = bool(row.value_numeric)
-    else:
-        value = int(row.value_numeric) if row.concept in ("who_stage", "arv_days_supplied") else row.value_numeric
-    moment = {"observed_at": row.observed_at, "entered_at": row.entered_at}
-    iso = {name: pd.Timestamp(value).tz_localize("UTC").isoformat() for name, value in moment.items()}
-    return {"patient": ids[row.patient], "concept": row.concept, "value": value, **iso}
 
 
 def _day(value) -> str:
