@@ -25,6 +25,7 @@ from patients.fhir.mapping import MAPPERS, CodeMap, Mapped, Unmappable, map_reso
 from patients.models import Facility, Observation, Patient
 from patients.selectors import facilities_visible_to, patients_visible_to
 from patients.services import (
+    audit_denied_reach,
     facility_visible_to_caller,
     observations_bulk_ingest,
     patient_create,
@@ -59,7 +60,8 @@ class Entry:
 def fhir_bundle_ingest(*, caller: Caller, bundle) -> dict:
     """The ``transaction-response`` or ``batch-response`` Bundle; a failed transaction raises BundleRefused.
 
-    1. Check the envelope; validate and map every entry; find each Patient's facility (nothing is written).
+    1. Check the envelope; validate and map every entry; find each Patient's facility and each stored patient
+       the other entries refer to, within the caller's facilities (nothing is written).
     2. A transaction with any refused entry writes nothing and names every such entry.
     3. Otherwise patients are written first (the other entries refer to them), then the rest: a transaction
        in one database transaction, a batch entry by entry, each in its own savepoint.
@@ -67,18 +69,16 @@ def fhir_bundle_ingest(*, caller: Caller, bundle) -> dict:
     kind = _bundle_kind(bundle)
     codes = CodeMap.load()
     entries = [_read(index, raw, codes) for index, raw in enumerate(bundle.get("entry", []))]
-    for entry in entries:  # before any transaction: a denied reach stays audited whatever happens next
-        if entry.mapped is not None and entry.mapped.patient is not None:
-            entry.facility = _facility(caller, entry, entry.mapped.patient["facility"])
+    # Before any transaction, so that a denied reach stays audited whatever happens next.
+    references = _resolve(caller, entries)
     if kind == "transaction":
         _refuse_if_any(entries)
         with transaction.atomic():
-            _store(caller, entries, {})
+            _store(caller, entries, references)
             if any(entry.errors for entry in entries):
                 transaction.set_rollback(True)
         _refuse_if_any(entries)
     else:
-        references: dict[str, Patient] = {}
         for entry in sorted(entries, key=lambda e: not _is_patient(e)):
             if not entry.errors:
                 with transaction.atomic():
@@ -141,6 +141,35 @@ def _validate_and_map(entry: Entry, resource: dict, codes: CodeMap) -> None:
         entry.mapped = map_resource(resource, codes)
     except Unmappable as exc:
         entry.refuse("invalid", str(exc))
+
+
+def _resolve(caller: Caller, entries: list[Entry]) -> dict[str, Patient]:
+    """The stored patients the entries refer to (by reference); each Patient entry's facility on the entry.
+
+    A subject neither in the Bundle nor among the caller's patients refuses its entry; one of another
+    facility is also audited as a denied reach.
+    """
+    in_bundle = set()
+    for entry in entries:
+        if entry.mapped is not None and entry.mapped.patient is not None:
+            entry.facility = _facility(caller, entry, entry.mapped.patient["facility"])
+            in_bundle |= {entry.mapped.reference, entry.full_url}
+    wanted = {e.mapped.subject for e in entries if e.mapped is not None and e.mapped.subject} - in_bundle
+    stored: dict[str, list[Patient]] = {}
+    for patient in patients_visible_to(caller.user).filter(external_id__in=wanted):
+        stored.setdefault(str(patient.external_id), []).append(patient)
+    foreign = Patient.objects.filter(external_id__in=wanted - set(stored)).values_list("pk", flat=True)
+    if foreign:
+        audit_denied_reach(caller=caller, patient_ids=set(foreign), resource="fhir", object_count=len(entries))
+    for entry in entries:
+        subject = entry.mapped.subject if entry.mapped is not None else None
+        if subject in wanted and len(stored.get(subject, [])) != 1:
+            several = f"{subject} is on the record of several of the caller's facilities."
+            missing = f"{subject} is neither in this Bundle nor on the record of the caller's facilities."
+            entry.refuse(
+                "multiple-matches" if stored.get(subject) else "not-found", several if subject in stored else missing
+            )
+    return {reference: found[0] for reference, found in stored.items() if len(found) == 1}
 
 
 def _refuse_if_any(entries: list[Entry]) -> None:
@@ -236,20 +265,11 @@ def _store_changes(caller: Caller, entry: Entry, references: dict[str, Patient])
 
 
 def _subject(caller: Caller, entry: Entry, references: dict[str, Patient]) -> Patient | None:
+    """The patient an entry is about: one written from this Bundle, or a stored one ``_resolve`` found."""
     assert entry.mapped is not None and entry.mapped.subject is not None
-    reference = entry.mapped.subject
-    if reference not in references and reference.startswith("Patient/"):
-        found = list(patients_visible_to(caller.user).filter(external_id=reference)[:2])
-        if len(found) == 1:
-            references[reference] = found[0]
-        elif found:
-            entry.refuse("multiple-matches", f"{reference} is on the record of several of the caller's facilities.")
-            return None
-    patient = references.get(reference)
-    if patient is None:
-        entry.refuse(
-            "not-found", f"{reference} is neither in this Bundle nor on the record of the caller's facilities."
-        )
+    patient = references.get(entry.mapped.subject)
+    if patient is None:  # its Patient entry was refused
+        entry.refuse("not-found", f"{entry.mapped.subject}: its Patient entry was not stored.")
     return patient
 
 

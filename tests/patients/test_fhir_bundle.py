@@ -191,3 +191,20 @@ def test_openmrs_ciel_codes_and_coded_answers_are_mapped(api, organisation_1):
     row = Observation.objects.get(external_id="Observation/3f6a-obs")
     assert (row.concept, row.value) == ("adherence", "poor")
     assert row.entered_at == dt.datetime(2024, 3, 5, 7, tzinfo=dt.UTC)  # meta.lastUpdated
+
+
+def test_another_facilitys_patient_is_not_found_and_audited(api, organisation_1, other_patient):
+    Patient.objects.filter(pk=other_patient.pk).update(external_id="Patient/example")
+    response = post(api, bundle("transaction", example("Observation-example")))
+    assert response.status_code == 400
+    issue = response.json()["issue"][0]
+    assert issue["code"] == "not-found" and issue["expression"] == ["Bundle.entry[0]"]
+    assert AuditEvent.objects.filter(action="denied", facility=other_patient.facility).exists()
+    assert not Observation.objects.exists()
+
+
+def test_an_observation_of_a_patient_loaded_before_is_added_to_their_record(api, organisation_1):
+    post(api, bundle("transaction", example("Patient-example")))
+    response = post(api, bundle("batch", example("Observation-example")))
+    assert [e["response"]["status"] for e in response.json()["entry"]] == ["201 Created"]
+    assert Observation.objects.get().patient.external_id == "Patient/example"
