@@ -105,6 +105,8 @@ def map_patient(resource: dict, codes: CodeMap) -> Mapped:
     identifier = next((i["value"] for i in resource.get("identifier", []) if i.get("value")), None)
     if identifier is None:
         raise Unmappable("Patient has no identifier with a value (the ART number)")
+    if len(identifier) > 64:
+        raise Unmappable("Patient.identifier[0].value is longer than the record's 64 characters")
     sex = {"female": "F", "male": "M"}.get(resource.get("gender", ""))
     if sex is None:
         raise Unmappable(f"Patient.gender {resource.get('gender')!r}: the record takes male or female")
@@ -221,9 +223,9 @@ def _medication_rows(resource: dict, mapped: Mapped, when: dt.datetime, days: in
     if regimen is None and days is None:
         mapped.warnings.append(f"{mapped.reference}: names no regimen and no days supplied; nothing recorded")
     if regimen is not None:
-        mapped.rows.append(_row(resource, ARV_REGIMEN, when, regimen, f"{mapped.reference}#{ARV_REGIMEN}"))
+        mapped.rows.append(_row(resource, ARV_REGIMEN, when, regimen, f"{mapped.reference}#regimen"))
     if days is not None:
-        mapped.rows.append(_row(resource, ARV_DAYS_SUPPLIED, when, days, f"{mapped.reference}#{ARV_DAYS_SUPPLIED}"))
+        mapped.rows.append(_row(resource, ARV_DAYS_SUPPLIED, when, days, f"{mapped.reference}#days"))
 
 
 def _regimen(resource: dict) -> str | None:

@@ -115,14 +115,15 @@ def _bundle_kind(bundle) -> str:
 
 
 def _read(index: int, raw, codes: CodeMap) -> Entry:
-    entry = Entry(index=index, full_url=raw.get("fullUrl") if isinstance(raw, dict) else None)
-    resource = raw.get("resource") if isinstance(raw, dict) else None
-    method = ((raw.get("request") or {}) if isinstance(raw, dict) else {}).get("method", "POST")
+    raw = raw if isinstance(raw, dict) else {}
+    full_url, request, resource = raw.get("fullUrl"), raw.get("request"), raw.get("resource")
+    entry = Entry(index=index, full_url=full_url if isinstance(full_url, str) else None)
+    method = request.get("method", "POST") if isinstance(request, dict) else "POST"
     if not isinstance(resource, dict):
         entry.refuse("structure", "The entry has no resource.")
     elif method not in ("POST", "PUT"):
         entry.refuse("not-supported", f"request.method {method}: only POST and PUT are taken.")
-    elif resource.get("resourceType") not in MAPPERS:
+    elif not isinstance(resource.get("resourceType"), str) or resource["resourceType"] not in MAPPERS:
         entry.refuse("not-supported", f"{resource.get('resourceType')} is not taken (only {', '.join(MAPPERS)}).")
     else:
         _validate_and_map(entry, resource, codes)

@@ -169,9 +169,9 @@ def test_dispenses_and_prescriptions_give_the_regimen_and_days_supplied(api, org
     response = post(api, bundle("transaction", example("Patient-example"), dispense, prescription))
     assert response.status_code == 200, response.content
     rows = dict(Observation.objects.values_list("external_id", "value_numeric"))
-    assert rows["MedicationDispense/meddisp0301#arv_days_supplied"] == 3
-    assert rows["MedicationRequest/medrx0302#arv_days_supplied"] == 5
-    regimen = Observation.objects.get(external_id="MedicationDispense/meddisp0301#arv_regimen")
+    assert rows["MedicationDispense/meddisp0301#days"] == 3
+    assert rows["MedicationRequest/medrx0302#days"] == 5
+    regimen = Observation.objects.get(external_id="MedicationDispense/meddisp0301#regimen")
     assert regimen.value.startswith("Vancomycin")  # the contained Medication's display: what the EMR named
 
 
