@@ -62,3 +62,17 @@ def test_a_bundle_file_is_read_entry_by_entry(tmp_path, db):
     (tmp_path / "bundle.json").write_text(json.dumps(bundle))
     call_command("import_fhir", tmp_path / "bundle.json", "--no-progress")
     assert Observation.objects.get().external_id == "Appointment/example"
+
+
+def test_the_record_exported_and_imported_again_adds_nothing(bulk_export, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        call_command("import_fhir", bulk_export, "--no-progress")
+    before = sorted(Observation.objects.values_list("external_id", "concept", "observed_at", "value_numeric"))
+    call_command("export_fhir", tmp_path / "out", "--facility", "1")
+    exported = json.loads((tmp_path / "out" / "Patient.ndjson").read_text())
+    assert exported["id"] == "example" and exported["birthDate"] == "1974-12-25"
+    call_command("import_fhir", tmp_path / "out", "--no-progress")
+    assert "0 created, 0 updated; observations 0 created, 4 already present" in capsys.readouterr().out
+    after = sorted(Observation.objects.values_list("external_id", "concept", "observed_at", "value_numeric"))
+    assert after == before
+    assert AuditEvent.objects.filter(action="export", resource="fhir.export").count() == 1
