@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from iit_service.api.errors import ERRORS
+from iit_service.api.errors import ERRORS, ErrorOutput
 from iit_service.api.parsers import LimitedJSONParser
 from iit_service.api.views import ClinicalViewSet
 from patients.fhir.services import BundleRefused, fhir_bundle_ingest
@@ -34,7 +34,7 @@ class FHIRViewSet(ClinicalViewSet):
 class BundleViewSet(FHIRViewSet):
     @extend_schema(
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, **ERRORS},
+        responses={**ERRORS, 200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 406: ErrorOutput},
         summary="Load a FHIR transaction (all or nothing) or batch (entry by entry) Bundle",
     )
     def create(self, request):

@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
-from iit_service.api.errors import ERRORS
+from iit_service.api.errors import ERRORS, ErrorOutput
 from patients.api.fhir import FHIRViewSet
 from patients.fhir.services import operation_outcome
 from patients.models import AuditEvent, Patient
@@ -24,7 +24,7 @@ class RiskAssessmentViewSet(FHIRViewSet):
             OpenApiParameter("patient", OpenApiTypes.STR, description="A patient id, or the EMR's Patient/<id>."),
             OpenApiParameter("facility", OpenApiTypes.STR, description="Facility code or id: each patient's latest."),
         ],
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, **ERRORS},
+        responses={**ERRORS, 200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 406: ErrorOutput},
         summary="Predictions as FHIR RiskAssessments (a searchset Bundle, newest first)",
     )
     def list(self, request):
