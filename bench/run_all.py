@@ -32,6 +32,7 @@ from bench.readme_table import update_readme
 BENCHES = [
     ("bench_batch", [], ["--patients", "5000", "--sample", "50"]),
     ("bench_prediction", [], ["--requests", "100", "--min-patients", "1000"]),
+    ("bench_fhir_import", [], ["--patients", "5000", "--json-patients", "500"]),
     ("bench_drift", [], ["--rows", "100000"]),
     ("bench_drift_evidently", [], ["--rows", "100000"]),
     ("bench_auc", [], ["--rows", "200000"]),

@@ -22,6 +22,7 @@ from patients.models import (
     AuditEvent,
     ClinicianFacility,
     Facility,
+    FhirCode,
     Observation,
     Patient,
     care_state_q,
@@ -188,3 +189,12 @@ class AuditEventAdmin(BigTableAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(FhirCode)
+class FhirCodeAdmin(admin.ModelAdmin):
+    """The FHIR concept map (docs/FHIR.md): which coding an EMR sends means which concept or answer here."""
+
+    list_display = ["concept", "value", "system", "code", "display"]
+    list_filter = ["concept", "system"]
+    search_fields = ["code", "display"]

@@ -18,6 +18,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from patients.cohort import Cohort
+from patients.concepts import BOOLEAN, CODED, CONCEPTS, DATE, TEXT
 from patients.models import Facility, Observation, Patient
 from patients.services import patient_schedules_refresh
 
@@ -57,10 +58,10 @@ def cohort_write(*, cohort: Cohort, batch_size: int = 200_000, progress: bool = 
     schedules (``patient_schedules_refresh``, one pass); return row counts."""
     facility_ids = _facilities(cohort.facilities)
     patients = _patient_rows(cohort.patients, facility_ids)
-    _write(Patient, PATIENT_COLUMNS, patients, batch_size=batch_size, progress=False)
+    rows_write(Patient, PATIENT_COLUMNS, patients, batch_size=batch_size, progress=False)
     patient_ids = _patient_ids(cohort.patients, facility_ids)
     observations = _observation_rows(cohort.observations, patient_ids, patients["facility_id"].to_numpy())
-    _write(Observation, OBSERVATION_COLUMNS, observations, batch_size=batch_size, progress=progress)
+    rows_write(Observation, OBSERVATION_COLUMNS, observations, batch_size=batch_size, progress=progress)
     patient_schedules_refresh(patient_ids=patient_ids)
     return {"facilities": len(facility_ids), "patients": len(patients), "observations": len(observations)}
 
@@ -109,9 +110,9 @@ def _observation_rows(frame: pd.DataFrame, patient_ids: np.ndarray, facility_ids
     )
 
 
-def _write(model, columns: list[str], rows: pd.DataFrame, *, batch_size: int, progress: bool) -> None:
+def rows_write(model, columns: list[str], rows: pd.DataFrame, *, batch_size: int, progress: bool) -> None:
     label = model._meta.verbose_name_plural
-    insert = _copy if connection.vendor == "postgresql" else _insert_many
+    insert = rows_copy if connection.vendor == "postgresql" else _insert_many
     with tqdm(total=len(rows), desc=f"writing {label}", unit="row", disable=not progress) as bar:
         for chunk in _chunks(rows, batch_size):
             insert(model._meta.db_table, columns, chunk)
@@ -123,7 +124,7 @@ def _chunks(rows: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
         yield rows.iloc[start : start + size]
 
 
-def _copy(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
+def rows_copy(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
     buffer = io.StringIO()
     _as_text(chunk, separator="T", zone="Z").to_csv(buffer, header=False, index=False, na_rep="")
     buffer.seek(0)
@@ -173,3 +174,27 @@ def _iso(
     text = np.char.add(strings, zone).astype(object)
     text[np.isnat(values)] = None
     return text
+
+
+def observations_as_json(observations: pd.DataFrame, patient_ids: list[int]) -> list[dict]:
+    """A cohort's observations as a client sends them to ``POST /api/v1/observations/bulk/`` (the JSON path that
+    loads, benchmarks and the FHIR round trip compare against); ``patient_ids`` in the cohort's patient order."""
+    return [_json_observation(row, patient_ids) for row in observations.itertuples(index=False)]
+
+
+def _json_observation(row, patient_ids: list[int]) -> dict:
+    kind = CONCEPTS[row.concept].kind
+    value: object
+    if kind == DATE:
+        value = pd.Timestamp(row.value_date).date().isoformat()
+    elif kind in (CODED, TEXT):
+        value = row.value_text
+    elif kind == BOOLEAN:
+        value = bool(row.value_numeric)
+    else:
+        value = int(row.value_numeric) if CONCEPTS[row.concept].integer else float(row.value_numeric)
+    moments = {name: pd.Timestamp(getattr(row, name)).tz_localize("UTC").isoformat() for name in _MOMENTS}
+    return {"patient": patient_ids[row.patient], "concept": row.concept, "value": value, **moments}
+
+
+_MOMENTS = ("observed_at", "entered_at")

@@ -58,6 +58,8 @@ class Patient(models.Model):
     last_visit_date = models.DateField(null=True, blank=True, help_text="The last visit, booking or dispense.")
     last_viral_load = models.FloatField(null=True, blank=True, help_text="copies/mL")
     last_viral_load_date = models.DateField(null=True, blank=True)
+    # The EMR's own name for this person ("Patient/<FHIR id>"): FHIR imports are idempotent on it per facility.
+    external_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001 NULL = none, unique otherwise
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,6 +67,11 @@ class Patient(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["facility", "identifier"], name="patient_identifier_unique_in_facility"),
+            models.UniqueConstraint(
+                fields=["facility", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="patient_external_id_unique_in_facility",
+            ),
         ]
         indexes = [
             models.Index(fields=["facility", "status"], name="patient_facility_status"),
@@ -250,3 +257,32 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.action} {self.resource} @ {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class FhirCode(models.Model):
+    """One line of the FHIR concept map: a coding (system, code) an EMR sends, and what it means here.
+
+    With ``value`` empty the coding names an observation's concept (``Observation.code``: LOINC 25836-8 is
+    ``viral_load``). With ``value`` set it is an answer to that concept (``valueCodeableConcept`` CIEL 159405
+    is ``adherence`` = ``good``; an Encounter's type or class v2-0276 WALKIN is ``visit`` = ``unscheduled``).
+    Staff edit it in admin; a coding found nowhere here is reported back as a warning, never guessed.
+    """
+
+    system = models.CharField(max_length=200, help_text="The coding's system URI, e.g. http://loinc.org.")
+    code = models.CharField(max_length=64)
+    concept = models.CharField(max_length=32, choices=CONCEPT_CHOICES)
+    value = models.CharField(
+        max_length=32, blank=True, help_text="Empty: the code names the concept. Set: the answer it stands for."
+    )
+    display = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["concept", "system", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "code", "concept"], name="fhir_code_unique_per_concept"),
+        ]
+        verbose_name = "FHIR code mapping"
+
+    def __str__(self) -> str:
+        meaning = f"{self.concept}={self.value}" if self.value else self.concept
+        return f"{self.system}|{self.code} → {meaning}"

@@ -204,8 +204,11 @@ def patient_create(
     enrollment_date: dt.date,
     status: str = Patient.Status.ACTIVE,
     status_date: dt.date | None = None,
+    external_id: str | None = None,
 ) -> Patient:
-    """Enrol a patient at one of the caller's facilities; another facility's code reads as unknown (no leak)."""
+    """Enrol a patient at one of the caller's facilities; another facility's code reads as unknown (no leak).
+
+    ``external_id`` is the EMR's name for the person (a FHIR import's ``Patient/<id>``)."""
     facility = facilities_visible_to(caller.user).filter(code=facility_code).first()
     if facility is None:
         raise Invalid({"facility": ["No facility with this code."]})
@@ -220,6 +223,7 @@ def patient_create(
         enrollment_date=enrollment_date,
         status=status,
         status_date=_status_date(status, status_date),
+        external_id=external_id,
     )
     _save_unique(patient)
     audit_record(caller=caller, action=AuditEvent.Action.CREATE, resource="patient", patient=patient)

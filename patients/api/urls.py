@@ -1,6 +1,6 @@
 from django.urls import path
 
-from patients.api import views
+from patients.api import fhir, views
 
 urlpatterns = [
     path("auth/token/", views.TokenViewSet.as_view({"post": "create"}), name="auth-token"),
@@ -18,4 +18,5 @@ urlpatterns = [
         name="patient-observations",
     ),
     path("observations/bulk/", views.ObservationBulkViewSet.as_view({"post": "create"}), name="observation-bulk"),
+    path("fhir/", fhir.BundleViewSet.as_view({"post": "create"}), name="fhir-bundle"),
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from predictions.api import views
+from predictions.api import fhir, views
 
 urlpatterns = [
     path(
@@ -15,4 +15,5 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/", views.JobViewSet.as_view({"get": "retrieve"}), name="job-detail"),
     path("models/", views.ModelVersionViewSet.as_view({"get": "list"}), name="model-list"),
     path("models/active/", views.ModelVersionViewSet.as_view({"get": "active"}), name="model-active"),
+    path("fhir/RiskAssessment", fhir.RiskAssessmentViewSet.as_view({"get": "list"}), name="fhir-risk-assessment"),
 ]
