@@ -114,6 +114,17 @@ def test_a_retrain_run_compares_a_new_candidate_with_the_active_model_on_the_gat
     assert sum(row["n_events"] for row in facilities) == comparison.n_events
 
 
+def test_with_automatic_promotion_on_the_retrain_job_promotes_through_the_gate_and_audits_it(active, settings):
+    settings.RETRAIN_AUTO_PROMOTE = True
+    run = job_run(name="retrain")
+    comparison = ModelComparison.objects.get()
+    assert (run.figures["status"], comparison.status, comparison.decided_by) == ("promoted", "promoted", None)
+    assert comparison.note.startswith("passed the activation gate: candidate")
+    assert ModelVersion.objects.get(is_active=True) == comparison.candidate != active
+    event = AuditEvent.objects.get(resource="model_comparison")
+    assert (event.action, event.username, event.user) == ("promote", "job: retrain", None)
+
+
 def test_a_candidate_identical_to_the_active_model_differs_by_nothing(active):
     comparison = comparison_of(active)
     mine, theirs = comparison.figures["candidate"], comparison.figures["active"]
