@@ -47,7 +47,7 @@ def test_staff_log_in_open_every_page_see_charts_and_acknowledge_an_alert(live_s
     assert alert.events.filter(kind="acknowledged", note="looking into it").exists()
 
 
-def test_staff_dismiss_one_candidate_and_promote_the_retrain_jobs_through_the_gate(
+def test_staff_dismiss_the_retrain_jobs_candidate_and_promote_another_through_the_gate(
     live_server, browser, settings, tmp_path, trained_once
 ):
     from selenium.common.exceptions import StaleElementReferenceException
@@ -64,8 +64,8 @@ def test_staff_dismiss_one_candidate_and_promote_the_retrain_jobs_through_the_ga
     settings.MODEL_DIR, settings.MODEL_VERSION_CHECK_SECONDS = tmp_path / "models", 0
     write_cohort()
     active = trained_once.register()
-    dismissed = comparison_of(active, "iit-copy")
-    promoted = ModelComparison.objects.get(pk=job_run(name="retrain").figures["comparison"])  # trains a candidate
+    dismissed = ModelComparison.objects.get(pk=job_run(name="retrain").figures["comparison"])  # trains a candidate
+    promoted = comparison_of(active, "iit-copy")  # the active model's twin: it passes the gate whatever the data
     get_user_model().objects.create_superuser(username="ops", password=PASSWORD)
     browser.get(f"{live_server.url}/admin/login/?next=/admin/monitoring/console/model/")
     browser.find_element(By.NAME, "username").send_keys("ops")
@@ -75,7 +75,7 @@ def test_staff_dismiss_one_candidate_and_promote_the_retrain_jobs_through_the_ga
 
     card = browser.find_element(By.ID, f"comparison-{dismissed.pk}")
     assert "ROC-AUC (95% DeLong CI)" in card.text and "SYN-001" in card.text
-    card.find_element(By.NAME, "note").send_keys("same data as the active model")
+    card.find_element(By.NAME, "note").send_keys("trained on the same months as the active model")
     card.find_element(By.CSS_SELECTOR, "button.dismiss").click()
     assert "dismissed" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text.lower()
 
