@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from iit_service.caller import Caller
@@ -242,10 +243,19 @@ def comparison_dismiss(*, comparison_id: int, caller: Caller, note: str = "") ->
     return comparison
 
 
+# A promotion still requested after this long lost its task (the broker was down when the request committed):
+# staff may ask again.
+PROMOTION_LOST_AFTER = dt.timedelta(hours=1)
+
+
 def _claim(comparison_id: int, *, to: str, caller: Caller, note: str = "") -> ModelComparison:
     """Move a comparison awaiting a decision to ``to``: a conditional update, so two staff cannot both decide."""
-    changed = ModelComparison.objects.filter(pk=comparison_id, status__in=ModelComparison.DECIDABLE).update(
-        status=to, decided_by=caller.authenticated_user, decided_at=timezone.now(), note=note[:2000]
+    now = timezone.now()
+    open_to_decide = Q(status__in=ModelComparison.DECIDABLE)
+    if to == ModelComparison.Status.PROMOTING:
+        open_to_decide |= Q(status=to, decided_at__lt=now - PROMOTION_LOST_AFTER)
+    changed = ModelComparison.objects.filter(open_to_decide, pk=comparison_id).update(
+        status=to, decided_by=caller.authenticated_user, decided_at=now, note=note[:2000]
     )
     comparison = ModelComparison.objects.select_related("candidate").filter(pk=comparison_id).first()
     if comparison is None:

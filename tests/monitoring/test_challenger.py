@@ -195,6 +195,20 @@ def test_dismiss_sets_the_candidate_aside_with_a_note_and_audits_it(active, staf
     assert comparison.status == "dismissed" and AuditEvent.objects.count() == 1
 
 
+def test_a_promotion_whose_task_was_lost_can_be_asked_again_after_an_hour(
+    active, staff_client, django_capture_on_commit_callbacks
+):
+    comparison = comparison_of(active)
+    with django_capture_on_commit_callbacks() as callbacks:  # the broker never gets the task
+        staff_client.post(action_url(comparison, "promote"))
+        response = staff_client.post(action_url(comparison, "promote"), follow=True)
+    assert "is promotion requested" in response.content.decode() and len(callbacks) == 1
+    ModelComparison.objects.filter(pk=comparison.pk).update(decided_at=timezone.now() - dt.timedelta(minutes=61))
+    with django_capture_on_commit_callbacks() as callbacks:
+        staff_client.post(action_url(comparison, "promote"))
+    assert len(callbacks) == 1 and AuditEvent.objects.filter(action="promote").count() == 2
+
+
 def test_a_clinician_is_sent_to_the_login_and_staff_without_the_permission_are_refused(
     active, client, clinician, django_capture_on_commit_callbacks
 ):
