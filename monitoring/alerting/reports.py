@@ -184,10 +184,12 @@ def _model() -> dict:
 
 
 def _workload(*, today: dt.date) -> list[dict]:
-    """Each facility's tier counts, sensitivity and PPV in the newest resolved week (monitoring.evaluation.workload)."""
-    from monitoring.evaluation.workload import facility_workload
+    """Each facility's tier counts, sensitivity and PPV in the newest resolved weeks
+    (monitoring.evaluation.workload): the report shows the newest, the console's Workload page all of them."""
+    from monitoring.evaluation.workload import REPORTED_WEEKS, facility_workload
 
-    return [{**row, "week": row["week"].isoformat()} for row in facility_workload(today=today, weeks=1)]
+    rows = facility_workload(today=today, weeks=REPORTED_WEEKS)
+    return [{**row, "week": row["week"].isoformat()} for row in rows]
 
 
 def _service_metrics(*, start: dt.datetime, end: dt.datetime) -> dict:

@@ -13,6 +13,10 @@ flags every patient in that tier or above:
 A week runs Monday to Sunday; it is resolved once its Sunday is 28 days past (the IIT grace), so the
 newest resolved week ends at least four weeks ago. The predictions of every model version count: this is
 what the facility's list said at the time.
+
+The nightly ``score_all`` stores a prediction per at-risk patient, so a week's appointments carry tens of
+predictions each: the daily ``health_report`` job (in the worker) computes the last ``REPORTED_WEEKS``
+weeks and stores them in its report, which the console's Workload page reads.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from predictions.models import Prediction
 from predictions.tiers import CUT_TIERS, TIERS
 
 WEEK = dt.timedelta(days=7)
+REPORTED_WEEKS = 4
 
 
 def resolved_weeks(*, today: dt.date, weeks: int) -> list[dt.date]:

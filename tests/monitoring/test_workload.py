@@ -98,19 +98,26 @@ def test_tier_counts_sensitivity_and_ppv_are_those_worked_out_by_hand(crafted):
     assert (before["patients"], before["cutoffs"][2]["sensitivity"], before["cutoffs"][1]["ppv"]) == (1, 1.0, None)
 
 
-def test_the_console_and_the_daily_report_show_them(crafted, client, staff):
+def test_the_daily_report_shows_the_newest_week_and_the_console_the_reports_weeks(crafted, client, staff):
     week = crafted
     client.force_login(staff)
-    page = client.get(reverse("admin:monitoring_console_workload")).content.decode()
-    assert "FAC-A" in page and "0.25 / 0.50 <small>(1/2)</small>" in page and "0.75 / 0.43" in page
+    assert "No health report yet" in client.get(reverse("admin:monitoring_console_workload")).content.decode()
     report = health_report_build()
-    assert [row["facility"] for row in report.content["workload"]] == ["FAC-A", "FAC-B"]
-    assert report.content["workload"][0]["week"] == week.isoformat()
+    workload = report.content["workload"]
+    assert [(row["week"], row["facility"]) for row in workload] == [
+        (week.isoformat(), "FAC-A"),
+        (week.isoformat(), "FAC-B"),
+        ((week - dt.timedelta(days=7)).isoformat(), "FAC-A"),
+    ]
     assert f"FAC-A, week of {week}: 9 patients, 4 interrupted; very high / high / medium / low 2 / 3 / 2 / 2" in (
         report.text
     )
     assert "down to high: sensitivity 0.50, PPV 0.40 (2 of 5 traced interrupted)" in report.text
+    assert f"FAC-A, week of {week - dt.timedelta(days=7)}" not in report.text  # the newest week only
     assert "<td>0.25 / 0.50</td>" in report.html
+    page = client.get(reverse("admin:monitoring_console_workload")).content.decode()
+    assert "<td>2 / 3 / 2 / 2</td>" in page and "0.25 / 0.50 <small>(1/2)</small>" in page
+    assert "0.75 / 0.43" in page and str(week - dt.timedelta(days=7)) in page
 
 
 def test_on_a_messy_cohort_the_figures_agree_with_a_recount_and_the_tiers_find_interruptions(trained_once):

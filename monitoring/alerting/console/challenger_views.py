@@ -11,18 +11,16 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from iit_service.api.caller import caller_of
 from iit_service.errors import Conflict, NotFound
 from monitoring.alerting.console.views import _render, _require
 from monitoring.evaluation import challenger
-from monitoring.evaluation.workload import facility_workload
-from monitoring.models import ModelComparison
+from monitoring.evaluation.workload import REPORTED_WEEKS
+from monitoring.models import HealthReport, ModelComparison
 
 COMPARISONS_SHOWN = 6
-WORKLOAD_WEEKS = 4
 
 
 def comparisons(request: HttpRequest) -> HttpResponse:
@@ -32,8 +30,10 @@ def comparisons(request: HttpRequest) -> HttpResponse:
 
 
 def workload(request: HttpRequest) -> HttpResponse:
-    rows = facility_workload(today=timezone.localdate(), weeks=WORKLOAD_WEEKS)
-    context = {"workload": rows, "weeks": WORKLOAD_WEEKS}
+    """The figures the newest daily health report computed (monitoring.evaluation.workload says why)."""
+    report = HealthReport.objects.only("created_at", "content").order_by("-created_at", "-id").first()
+    rows = (report.content.get("workload") or []) if report else []
+    context = {"report": report, "workload": rows, "weeks": REPORTED_WEEKS}
     return _render(request, "model", context, template="admin/monitoring/console/workload.html")
 
 
