@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -225,6 +227,19 @@ def test_a_clinician_is_sent_to_the_login_and_staff_without_the_permission_are_r
     assert client.get(action_url(comparison, "promote")).status_code == 405  # POST only
     comparison.refresh_from_db()
     assert comparison.status == "pending" and not callbacks and not AuditEvent.objects.exists()
+
+
+def test_the_challenger_page_takes_the_same_queries_for_one_comparison_or_three(active, staff_client, staff):
+    page = reverse("admin:monitoring_console_comparisons")
+    comparison_of(active, "iit-a")
+    with CaptureQueriesContext(connection) as one:
+        assert staff_client.get(page).status_code == 200
+    staff_client.post(action_url(comparison_of(active, "iit-b"), "dismiss"))
+    comparison_of(active, "iit-c")
+    with CaptureQueriesContext(connection) as three:
+        body = staff_client.get(page).content.decode()
+    assert len(three) == len(one)
+    assert body.count('class="console-card comparison"') == 3 and "Decided by staff" in body
 
 
 # --- drift proposes a retrain --------------------------------------------------------------------------
