@@ -242,6 +242,13 @@ def test_the_challenger_page_takes_the_same_queries_for_one_comparison_or_three(
     assert body.count('class="console-card comparison"') == 3 and "Decided by staff" in body
 
 
+def test_the_admin_lists_every_comparison_and_nobody_edits_one_by_hand(active, staff_client):
+    comparison = comparison_of(active)
+    listing = staff_client.get(reverse("admin:monitoring_modelcomparison_changelist"))
+    assert listing.status_code == 200 and comparison.candidate.version in listing.content.decode()
+    assert staff_client.get(reverse("admin:monitoring_modelcomparison_add")).status_code == 403
+
+
 # --- drift proposes a retrain --------------------------------------------------------------------------
 
 
