@@ -331,6 +331,12 @@ MONITORING_AUC_WINDOW_DAYS = env_int("MONITORING_AUC_WINDOW_DAYS", 28, minimum=1
 MONITORING_AUC_MIN_EVENTS = env_int("MONITORING_AUC_MIN_EVENTS", 50, minimum=2)
 MONITORING_AUC_SEGMENT_MIN_EVENTS = env_int("MONITORING_AUC_SEGMENT_MIN_EVENTS", 20, minimum=2)
 MONITORING_DRIFT_MIN_ROWS = env_int("MONITORING_DRIFT_MIN_ROWS", 500, minimum=1)
+# The monthly retrain job (monitoring.evaluation.challenger) trains a candidate and compares it with the active
+# version; the drift job also enqueues it once drift has been declared on RETRAIN_DRIFT_SNAPSHOTS snapshots in
+# a row. The candidate waits for staff's Promote or Dismiss unless RETRAIN_AUTO_PROMOTE sends it through the
+# activation gate at once.
+RETRAIN_AUTO_PROMOTE = env_bool("RETRAIN_AUTO_PROMOTE", False)
+RETRAIN_DRIFT_SNAPSHOTS = env_int("RETRAIN_DRIFT_SNAPSHOTS", 3, minimum=1)
 # Rates and P95s of the system job are over this trailing window (PromQL's rate(...[5m])).
 MONITORING_RATE_WINDOW_SECONDS = env_int("MONITORING_RATE_WINDOW_SECONDS", 300, minimum=30)
 # The system job sums the service's counters from these prometheus multiprocess directories

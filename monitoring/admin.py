@@ -21,6 +21,7 @@ from monitoring.models import (
     HealthReport,
     JobRun,
     MetricSample,
+    ModelComparison,
     NotificationDelivery,
 )
 
@@ -155,3 +156,13 @@ class DriftEvaluationAdmin(ReadOnlyAdmin):
 class MetricSampleAdmin(ReadOnlyAdmin):
     list_display = ("recorded_at", "name", "value")
     search_fields = ("=name",)  # exact: a list filter would SELECT DISTINCT over every sample
+
+
+@admin.register(ModelComparison)
+class ModelComparisonAdmin(ReadOnlyAdmin):
+    """Every retrained candidate's comparison and its decision; staff decide on the console's Challenger page."""
+
+    list_display = ("created_at", "candidate", "active", "status", "passes_gate", "n", "n_events", "decided_by")
+    list_filter = ("status", "trigger", "passes_gate")
+    list_select_related = ("candidate", "active", "decided_by")
+    date_hierarchy = "created_at"

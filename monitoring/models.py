@@ -262,3 +262,46 @@ class HealthReport(models.Model):
 
     def __str__(self) -> str:
         return f"health report {self.created_at:%Y-%m-%d} ({self.status})"
+
+
+class ModelComparison(models.Model):
+    """A retrained candidate against the active version on the same recent resolved appointments.
+
+    ``figures`` holds {"candidate": {...}, "active": {...}, "difference": {...}} (monitoring.evaluation.challenger),
+    ``facilities`` one row per facility. Staff promote it (through the activation gate, in the worker) or
+    dismiss it; the decision and its reason stay on the row, and each request is in the audit log.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting a decision"
+        PROMOTING = "promoting", "Promotion requested"  # the worker runs the activation gate
+        PROMOTED = "promoted", "Promoted"
+        REFUSED = "refused", "Refused by the activation gate"
+        DISMISSED = "dismissed", "Dismissed"
+
+    DECIDABLE = (Status.PENDING, Status.REFUSED)  # the states promote and dismiss start from
+
+    candidate = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="comparisons")
+    active = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField()
+    trigger = models.CharField(max_length=16, default="beat")  # beat, manual, admin, drift
+    as_of = models.DateField()
+    window_start = models.DateField(null=True, blank=True)  # scheduled dates of the appointments compared
+    window_end = models.DateField(null=True, blank=True)
+    n = models.PositiveIntegerField(default=0)
+    n_events = models.PositiveIntegerField(default=0)
+    passes_gate = models.BooleanField(default=False)  # the activation gate's verdict on these rows
+    figures = models.JSONField(default=dict, blank=True)
+    facilities = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)  # why the gate refused, or the staff's note
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.candidate} vs {self.active or 'none'} ({self.status})"

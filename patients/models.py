@@ -228,6 +228,8 @@ class AuditEvent(models.Model):
         PREDICT = "predict", "Predict"
         EXPORT = "export", "Export"
         DENIED = "denied", "Denied"
+        PROMOTE = "promote", "Promote"  # staff asked to make a retrained model the active one
+        DISMISS = "dismiss", "Dismiss"  # staff set a retrained model aside
 
     # Every API request that touches patient data writes a row, so each index is paid for on the hot path:
     # user and patient have no index of their own, the composite indexes below lead with them.

@@ -198,11 +198,31 @@ def roc_auc_on(
     timeline: Timeline,
     patients: PatientTable,
 ) -> float:
-    """A model's ROC-AUC on labelled appointments, each scored as of its booking visit with the model's own
-    facility aggregates (NaN with one class only)."""
-    rows = appointment_rows(timeline=timeline, patients=patients, labels=labels, facility_stats=facility_stats)
-    scores = probabilities(booster, rows.matrix.astype(np.float32), margin_offset)
+    """A model's ROC-AUC on labelled appointments (``scores_on``; NaN with one class only)."""
+    scores = scores_on(
+        booster=booster,
+        margin_offset=margin_offset,
+        facility_stats=facility_stats,
+        labels=labels,
+        timeline=timeline,
+        patients=patients,
+    )
     return auc.roc_auc((labels["label"] == IIT).to_numpy(dtype=np.float64), scores)
+
+
+def scores_on(
+    *,
+    booster: xgb.Booster,
+    margin_offset: float,
+    facility_stats,
+    labels: pd.DataFrame,
+    timeline: Timeline,
+    patients: PatientTable,
+) -> np.ndarray:
+    """A model's risk for each labelled appointment, scored as of its booking visit with the model's own
+    facility aggregates."""
+    rows = appointment_rows(timeline=timeline, patients=patients, labels=labels, facility_stats=facility_stats)
+    return probabilities(booster, rows.matrix.astype(np.float32), margin_offset)
 
 
 def facility_stats(*, labels: pd.DataFrame, patients: PatientTable) -> dict:

@@ -87,6 +87,7 @@ def report_content(*, start: dt.datetime, end: dt.datetime) -> dict:
         "model": _model(),
         "predictions_by_tier": selectors.predictions_by_tier(start=start, end=end),
         "service_metrics": _service_metrics(start=start, end=end),
+        "workload": _workload(today=timezone.localtime(end).date()),
     }
     content["predictions_total"] = sum(content["predictions_by_tier"].values())
     # One verdict, /health's own (monitoring.observability.health): the headline and the body say the same.
@@ -180,6 +181,15 @@ def _model() -> dict:
             "n_rows": drift.n_rows,
         },
     }
+
+
+def _workload(*, today: dt.date) -> list[dict]:
+    """Each facility's tier counts, sensitivity and PPV in the newest resolved weeks
+    (monitoring.evaluation.workload): the report shows the newest, the console's Workload page all of them."""
+    from monitoring.evaluation.workload import REPORTED_WEEKS, facility_workload
+
+    rows = facility_workload(today=today, weeks=REPORTED_WEEKS)
+    return [{**row, "week": row["week"].isoformat()} for row in rows]
 
 
 def _service_metrics(*, start: dt.datetime, end: dt.datetime) -> dict:

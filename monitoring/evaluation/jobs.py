@@ -52,7 +52,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from monitoring.alerting import evaluate_rules
 from monitoring.alerting.reports import health_report_build_and_send
 from monitoring.backups import backup_create, backup_restore_check
-from monitoring.evaluation import services
+from monitoring.evaluation import challenger, services
 from monitoring.models import JobRun
 from monitoring.observability.services import (
     audit_rows_purge,
@@ -82,19 +82,24 @@ class Every:
 
 @dataclass(frozen=True)
 class Cron:
-    """A crontab whose fields are each one value or ``*``: it runs hourly, daily or weekly."""
+    """A crontab whose fields are each one value or ``*``: it runs hourly, daily, weekly or monthly."""
 
     minute: str = "0"
     hour: str = "*"
     day_of_week: str = "*"
+    day_of_month: str = "*"
 
     def __post_init__(self) -> None:
-        if not all(field.isdigit() for field in (self.minute, self.hour, self.day_of_week) if field != "*"):
+        fields = (self.minute, self.hour, self.day_of_week, self.day_of_month)
+        if not all(field.isdigit() for field in fields if field != "*"):
             raise ValueError(f"{self}: each field is one value or '*', so the period between runs is known")
 
     @property
     def period_seconds(self) -> int:
-        """The time between two runs: a week when the day is fixed, a day when the hour is, else an hour."""
+        """The time between two runs: the longest month when the day of the month is fixed, a week when the
+        day of the week is, a day when the hour is, else an hour."""
+        if self.day_of_month != "*":
+            return 31 * DAY
         if self.day_of_week != "*":
             return 7 * DAY
         return DAY if self.hour != "*" else HOUR
@@ -144,7 +149,28 @@ def drift() -> JobResult:
         return JobResult(f"no drift evaluation: {exc}", {"status": "no_snapshot"})
     if evaluation is None:
         return JobResult("no active model version")
-    return JobResult(services.drift_summary(evaluation), services.drift_figures(evaluation))
+    summary, figures = services.drift_summary(evaluation), services.drift_figures(evaluation)
+    figures["retrain_proposed"] = challenger.retrain_propose(evaluation=evaluation)
+    if figures["retrain_proposed"]:
+        streak = settings.RETRAIN_DRIFT_SNAPSHOTS
+        summary = f"retrain proposed: drift declared on {streak} snapshots in a row; {summary}"
+    return JobResult(summary[:1000], figures)
+
+
+def retrain() -> JobResult:
+    run = JobRun.objects.filter(job="retrain", status=JobRun.Status.RUNNING).order_by("-started_at").first()
+    comparison = challenger.challenger_train(trigger=run.trigger if run else "manual")
+    figures = {
+        "comparison": comparison.pk,
+        "candidate": comparison.candidate.version,
+        "active": comparison.active.version if comparison.active else None,
+        "n": comparison.n,
+        "n_events": comparison.n_events,
+        "passes_gate": comparison.passes_gate,
+        "status": comparison.status,
+        **{f"{side}_roc_auc": (comparison.figures.get(side) or {}).get("roc_auc") for side in ("candidate", "active")},
+    }
+    return JobResult(services.summary_of(f"candidate {comparison.candidate.version}", figures), figures)
 
 
 def score_all() -> JobResult:
@@ -205,7 +231,8 @@ def _jsonable(value) -> dict:
 
 # The system and alerts jobs are late after 10 minutes: without them the gauges go blank and no
 # in-app alert is evaluated.  Hourly rescan gets half an hour; daily and weekly jobs two hours, so a
-# backup is late after 26 hours; the weekly restore check gets a day, late after 8 days.
+# backup is late after 26 hours; the weekly restore check gets a day, late after 8 days, and the monthly
+# retrain (after the nightly score_all and drift) a day, late after 32 days.
 JOBS: dict[str, JobSpec] = {
     "outcomes": JobSpec(outcomes, Cron(minute="0", hour="2"), "Resolve outcomes of predictions 28 days past"),
     "auc": JobSpec(auc_job, Cron(minute="0", hour="4", day_of_week="1"), "ROC-AUC of the active model, weekly"),
@@ -230,6 +257,12 @@ JOBS: dict[str, JobSpec] = {
         keep_runs_days=7,
         timeout_seconds=600,
         grace_seconds=540,
+    ),
+    "retrain": JobSpec(
+        retrain,
+        Cron(minute="30", hour="4", day_of_month="1"),
+        "Train a candidate on data up to now and compare it with the active model, monthly",
+        grace_seconds=DAY,
     ),
     "health_report": JobSpec(health_report, Cron(minute="0", hour="6"), "Build and email the daily health report"),
     "retention": JobSpec(retention, Cron(minute="30", hour="1"), "Purge audit events, samples and runs past retention"),
@@ -307,7 +340,7 @@ def _schedule_row(schedule) -> dict:
         "minute": schedule.minute,
         "hour": schedule.hour,
         "day_of_week": schedule.day_of_week,
-        "day_of_month": "*",
+        "day_of_month": schedule.day_of_month,
         "month_of_year": "*",
         "timezone": settings.TIME_ZONE,
     }

@@ -286,3 +286,66 @@ def test_predictions_made_after_the_outcome_was_settled_do_not_count(facility):
 @pytest.mark.django_db
 def test_no_active_version_means_no_evaluation():
     assert auc_evaluation_create(today=TODAY) is None
+
+
+# --- DeLong's test of two correlated AUCs ------------------------------------------
+
+
+def paired_by_definition(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """var(AUC_a − AUC_b) from the n1 x n0 kernels of DeLong et al. (1988): S10/n1 + S01/n0 of the contrast."""
+
+    def components(p):
+        pos, neg = p[y == 1], p[y == 0]
+        kernel = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+        return kernel.mean(axis=1), kernel.mean(axis=0)
+
+    (v10_a, v01_a), (v10_b, v01_b) = components(a), components(b)
+    return (v10_a - v10_b).var(ddof=1) / (y == 1).sum() + (v01_a - v01_b).var(ddof=1) / (y == 0).sum()
+
+
+def two_correlated_scores(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y = (rng.random(n) < 0.2).astype(int)
+    shared = rng.normal(0, 1, n)  # both scores read the same signal, so their AUCs covary
+    a = np.round(1 / (1 + np.exp(-(shared + 1.0 * y + rng.normal(0, 0.5, n)))), 2)
+    b = np.round(1 / (1 + np.exp(-(shared + 0.6 * y + rng.normal(0, 0.5, n)))), 2)
+    return y, a, b
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_the_paired_delong_variance_equals_the_definition(seed):
+    y, a, b = two_correlated_scores(np.random.default_rng(seed), 600)
+    result = auc.delong_paired(y, a, b)
+    assert (result.auc_a, result.auc_b) == pytest.approx((roc_auc_score(y, a), roc_auc_score(y, b)), abs=1e-12)
+    se = np.sqrt(paired_by_definition(y, a, b))
+    assert result.upper - result.difference == pytest.approx(auc.Z_95 * se, abs=1e-12)
+    assert result.z == pytest.approx(result.difference / se, abs=1e-9)
+    assert result.p_value == pytest.approx(math.erfc(abs(result.z) / math.sqrt(2)), abs=1e-12)
+
+
+def test_the_paired_delong_standard_error_agrees_with_a_bootstrap():
+    rng = np.random.default_rng(5)
+    y, a, b = two_correlated_scores(rng, 2_000)
+    result = auc.delong_paired(y, a, b)
+    differences = []
+    for _ in range(400):  # resample rows: the same rows for both scores, as the comparison holds them
+        rows = rng.integers(0, y.size, y.size)
+        differences.append(auc.roc_auc(y[rows], a[rows]) - auc.roc_auc(y[rows], b[rows]))
+    se = (result.upper - result.lower) / (2 * auc.Z_95)
+    assert np.std(differences, ddof=1) == pytest.approx(se, rel=0.15)
+    # The shared signal makes the AUCs covary: the paired interval is narrower than two independent ones.
+    _, lower_a, upper_a = auc.delong_interval(y, a)
+    _, lower_b, upper_b = auc.delong_interval(y, b)
+    independent = np.hypot((upper_a - lower_a) / 2, (upper_b - lower_b) / 2)
+    assert result.upper - result.difference < 0.8 * independent
+
+
+def test_the_paired_delong_test_of_a_score_against_itself_finds_no_difference():
+    y, a, _ = two_correlated_scores(np.random.default_rng(1), 300)
+    result = auc.delong_paired(y, a, a)
+    assert (result.difference, result.lower, result.upper, result.p_value) == (0.0, 0.0, 0.0, 1.0)
+
+
+def test_the_paired_delong_test_needs_two_of_each_class():
+    result = auc.delong_paired(np.array([1, 0, 0, 0]), np.array([0.9, 0.1, 0.2, 0.3]), np.array([0.1, 0.9, 0.2, 0.3]))
+    assert (result.auc_a, result.auc_b) == (1.0, 0.0)
+    assert math.isnan(result.lower) and math.isnan(result.p_value)

@@ -51,6 +51,7 @@ def test_each_job_period_comes_from_its_schedule():
         "auc": 7 * DAY,
         "score_all": DAY,
         "drift": DAY,
+        "retrain": 31 * DAY,
         "system": 30,
         "alerts": 60,
         "health_report": DAY,
@@ -121,6 +122,7 @@ def test_each_job_is_ok_late_never_run_or_disabled():
         "rescan": "never run",  # it ran, but never succeeded
         "backup": "never run",
         "restore_check": "never run",
+        "retrain": "never run",
     }
     system = next(schedule for schedule in job_schedules(now=now) if schedule.job == "system")
     assert system.next_due == system.last_success + dt.timedelta(seconds=30)

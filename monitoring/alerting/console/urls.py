@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from monitoring.alerting.console import views
+from monitoring.alerting.console import challenger_views, views
 
 
 def console_urls(site) -> list:
@@ -17,6 +17,10 @@ def console_urls(site) -> list:
         ("model/", views.model, "model"),
         ("model/activate/", views.model_activate, "model_activate"),
         ("model/rollback/", views.model_rollback, "model_rollback"),
+        ("model/challenger/", challenger_views.comparisons, "comparisons"),
+        ("model/challenger/<int:comparison_id>/promote/", challenger_views.comparison_promote, "comparison_promote"),
+        ("model/challenger/<int:comparison_id>/dismiss/", challenger_views.comparison_dismiss, "comparison_dismiss"),
+        ("model/workload/", challenger_views.workload, "workload"),
         ("drift/", views.drift, "drift"),
         ("alerts/", views.alerts, "alerts"),
         ("alerts/<int:alert_id>/action/", views.alert_action, "alert_action"),
