@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('patients', '0005_observation_entered_at'),
+        ('patients', '0007_fhir_codes_seed'),
     ]
 
     operations = [
