@@ -318,17 +318,20 @@ def jobs_context(*, job: str = "", now: dt.datetime | None = None) -> dict:
         "job": job,
         "job_names": selectors.job_names(),
         "summary": summary,
-        # Runs recorded in the last 7 days, as in "Last 7 days": beat's own counter misses manual and admin runs.
-        "periodic_tasks": [
-            {
-                **task,
-                "job": task["name"].removeprefix(PERIODIC_TASK_PREFIX),
-                "runs_7d": runs_7d.get(task["name"].removeprefix(PERIODIC_TASK_PREFIX), 0),
-            }
-            for task in selectors.periodic_tasks()
-        ],  # fmt: skip
+        "periodic_tasks": [_schedule_row(task, runs_7d) for task in selectors.periodic_tasks()],
         "beat_last_tick": selectors.beat_last_tick(),
     }
+
+
+def _schedule_row(task: dict, runs_7d: dict[str, int]) -> dict:
+    """A beat schedule with its job's runs recorded in the last 7 days, as "Last 7 days" counts them.
+
+    Beat's own total_run_count misses manual and console runs. A task that is no monitoring job
+    (Celery's own backend_cleanup) has no JobRuns: job and runs_7d are None.
+    """
+    name = task["name"]
+    job = name.removeprefix(PERIODIC_TASK_PREFIX) if name.startswith(PERIODIC_TASK_PREFIX) else None
+    return {**task, "job": job, "runs_7d": runs_7d.get(job, 0) if job else None}
 
 
 def run_summary(run) -> str:
