@@ -320,11 +320,14 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 APP_LOG_RETENTION_DAYS = env_int("APP_LOG_RETENTION_DAYS", 30, minimum=1)
 AUDIT_LOG_RETENTION_DAYS = env_int("AUDIT_LOG_RETENTION_DAYS", 90, minimum=1)
 # JSON lines to stdout and to LOG_DIR/<category>.log, rotated daily (monitoring/observability/logging.py).
+# LOG_CONSOLE=false keeps stdout quiet (files only): `make run` sets it so the terminal shows its own messages.
+LOG_CONSOLE = env_bool("LOG_CONSOLE", True)
 LOGGING = logging_config(
     log_dir=LOG_DIR,
     level=LOG_LEVEL,
     app_retention_days=APP_LOG_RETENTION_DAYS,
     audit_retention_days=AUDIT_LOG_RETENTION_DAYS,
+    console=LOG_CONSOLE,
 )
 # Scheduled evaluation (monitoring.evaluation.jobs): AUC over resolved predictions, drift over recent ones.
 MONITORING_AUC_WINDOW_DAYS = env_int("MONITORING_AUC_WINDOW_DAYS", 28, minimum=1)

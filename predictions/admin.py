@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 from patients.admin import BigTableAdmin
 from predictions.models import BatchJob, FacilityTierCutoffs, ModelVersion, Prediction
@@ -76,6 +77,12 @@ class BatchJobAdmin(BigTableAdmin):
         return False
 
 
+# The reasons as the clinician read them instead of the raw JSON; the model's inputs stay below, folded.
+_PREDICTION_FIELDS: tuple[str, ...] = tuple(
+    "reasons" if f.name == "factors" else f.name for f in Prediction._meta.fields if f.name not in ("id", "features")
+)
+
+
 @admin.register(Prediction)
 class PredictionAdmin(BigTableAdmin):
     list_display = [
@@ -92,12 +99,36 @@ class PredictionAdmin(BigTableAdmin):
     list_filter = ["risk_level", "outcome", "source"]
     list_select_related = ["patient", "facility", "model_version"]
     raw_id_fields = ["patient", "facility", "model_version", "batch_job"]
-    readonly_fields = [f.name for f in Prediction._meta.fields]
+    readonly_fields = [*_PREDICTION_FIELDS, "features"]
+    fieldsets = [
+        (None, {"fields": _PREDICTION_FIELDS}),
+        ("Model inputs", {"classes": ["collapse"], "fields": ["features"]}),
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A prediction records what was shown: staff view it (the admin's "View prediction", no Save buttons).
+        return False
+
+    @admin.display(description="Reasons")
+    def reasons(self, prediction: Prediction):
+        factors = [f for f in prediction.factors or [] if isinstance(f, dict)]
+        if not factors:
+            return "none recorded"
+        items = format_html_join(
+            "",
+            "<li>{} <small>({} the risk: {})</small></li>",
+            ((_reason_text(f), f.get("direction", ""), f"{f.get('contribution') or 0:+.3f}") for f in factors),
+        )
+        return format_html('<ol class="prediction-reasons">{}</ol>', items)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # A prediction is the record of the risk a clinician was shown, and a cached one is served by its stored
         # fields for the rest of the day (predictions.services): rows are never deleted.
         return False
+
+
+def _reason_text(factor: dict) -> str:
+    return factor.get("description") or factor.get("feature", "")

@@ -126,8 +126,13 @@ class SafeTimedRotatingFileHandler(TimedRotatingFileHandler):
         return moment.strftime(self.suffix)
 
 
-def logging_config(*, log_dir: Path, level: str, app_retention_days: int, audit_retention_days: int) -> dict:
-    """The LOGGING dict for settings: stdout always, files when LOG_DIR can be created."""
+def logging_config(
+    *, log_dir: Path, level: str, app_retention_days: int, audit_retention_days: int, console: bool = True
+) -> dict:
+    """The LOGGING dict for settings: stdout (unless ``console`` is off), files when LOG_DIR can be created.
+
+    Without files (LOG_DIR unusable) stdout stays on whatever ``console`` says: logs are never dropped.
+    """
     handlers: dict[str, dict] = {
         "console": {
             "class": "logging.StreamHandler",
@@ -137,6 +142,7 @@ def logging_config(*, log_dir: Path, level: str, app_retention_days: int, audit_
         }
     }
     files = _log_dir_usable(log_dir)
+    root_handlers = (["console"] if console or not files else []) + (["app_file"] if files else [])
     if files:
         handlers["app_file"] = _file_handler(log_dir / "app.log", app_retention_days)
         for category in CATEGORIES:
@@ -157,7 +163,7 @@ def logging_config(*, log_dir: Path, level: str, app_retention_days: int, audit_
         "filters": {"context": {"()": "monitoring.observability.logging.RequestContextFilter"}},
         "formatters": {"json": {"()": "monitoring.observability.logging.JsonFormatter"}},
         "handlers": handlers,
-        "root": {"level": level, "handlers": ["console", "app_file"] if files else ["console"]},
+        "root": {"level": level, "handlers": root_handlers},
         "loggers": loggers,
     }
 

@@ -15,7 +15,7 @@ from django.test import Client, RequestFactory, override_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from monitoring.observability.logging import SafeTimedRotatingFileHandler
+from monitoring.observability.logging import SafeTimedRotatingFileHandler, logging_config
 from monitoring.observability.middleware import ObservabilityMiddleware
 from monitoring.observability.services import audit_rows_purge
 from patients.models import AuditEvent
@@ -136,6 +136,18 @@ def test_files_rotate_daily_keeping_30_days_and_90_for_security():
     assert settings.APP_LOG_RETENTION_DAYS == 30
     assert rotation("security").backupCount == settings.AUDIT_LOG_RETENTION_DAYS == 90
     assert rotation("db").backupCount == rotation("error").backupCount == rotation("performance").backupCount == 30
+
+
+def test_with_the_console_off_lines_go_to_the_files_only_unless_there_are_no_files(tmp_path):
+    def root_handlers(log_dir: Path) -> list[str]:
+        config = logging_config(
+            log_dir=log_dir, level="INFO", app_retention_days=30, audit_retention_days=90, console=False
+        )
+        return config["root"]["handlers"]
+
+    assert root_handlers(tmp_path / "log") == ["app_file"]  # what `make run` sets: a calm terminal
+    (tmp_path / "a-file").write_text("")
+    assert root_handlers(tmp_path / "a-file" / "log") == ["console"]  # never nowhere
 
 
 def test_rollover_keeps_only_the_retained_days_and_never_overwrites_a_rotated_day(tmp_path):

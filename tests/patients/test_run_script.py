@@ -1,4 +1,7 @@
-"""scripts/run (what `make run` calls) really starts the service on the embedded default, and stops cleanly."""
+"""scripts/run (what `make run` calls) really starts the service on the embedded default, and stops cleanly.
+
+Its terminal stays calm: its own messages, ending with the credentials; every log line goes to files.
+"""
 
 from __future__ import annotations
 
@@ -83,8 +86,10 @@ def test_the_run_script_serves_demo_data_with_the_printed_token_and_stops_its_ch
             return False
 
     wait_for(up, timeout=300)
+    wait_for(lambda: "== ready on" in log.read_text(), timeout=30)
     output = log.read_text()
     token = re.search(r"token\s+([0-9a-f]{40})", output).group(1)
+    assert f"export TOKEN={token}" in output
     assert "run-script-test-password" in output
     for url in ("/api/docs/", "/admin/", "/health", "/metrics"):
         assert f"{base}{url}" in output
@@ -96,7 +101,7 @@ def test_the_run_script_serves_demo_data_with_the_printed_token_and_stops_its_ch
     status, body = get(f"{base}/api/v1/patients/", token)
     assert status == 200
     assert body["count"] == 600
-    assert "Demo patients by care state today: in_care" in output
+    assert "Demo patients by care state today: in_care" in (log.parent / "var" / "log" / "setup.log").read_text()
     assert {row["care_state"] for row in body["results"]} <= {
         "in_care",
         "late",
@@ -110,6 +115,14 @@ def test_the_run_script_serves_demo_data_with_the_printed_token_and_stops_its_ch
     status, tracing = get(f"{base}/api/v1/tracing/?facility=DEMO-001&page_size=1000", token)
     assert status == 200 and {row["care_state"] for row in tracing["results"]} <= {"interrupted"}
     assert get(f"{base}/api/v1/patients/")[0] == 401
+    urllib.request.urlopen(f"{base}/static/admin/css/base.css", timeout=10).close()
+
+    # Requests (static files too) were logged to files, not to the terminal, whose last lines are the credentials.
+    access = (log.parent / "var" / "log" / "access.log").read_text()
+    assert '"path": "/api/v1/patients/"' in access and '"path": "/static/admin/css/base.css"' in access
+    terminal = log.read_text().rstrip().splitlines()
+    assert not [line for line in terminal if line.lstrip().startswith("{")]
+    assert terminal[-1] == f"   export TOKEN={token}" and "run-script-test-password" in terminal[-3]
 
     # The worker builds reports: its links point at the address this run serves.
     var = log.parent / "var"

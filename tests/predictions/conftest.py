@@ -64,3 +64,12 @@ def copy_version(version: ModelVersion, name: str) -> ModelVersion:
 
 def today() -> dt.date:
     return timezone.localdate()
+
+
+# A prediction's reasons as scoring stores them (Prediction.factors), strongest first.
+FACTORS = [
+    {"feature": "late_mean_10", "value": 66.4, "contribution": 0.2997, "direction": "increases",
+     "description": "on average 66 days late for the last 8 appointments"},
+    {"feature": "months_on_art", "value": 28.3, "contribution": -0.0369, "direction": "decreases",
+     "description": "on ART since 14 Apr 2024"},
+]  # fmt: skip

@@ -4,7 +4,7 @@ from django.test import Client
 from django.utils import timezone
 
 from predictions.models import FacilityTierCutoffs, ModelVersion, Prediction
-from tests.predictions.conftest import copy_version, stub_version
+from tests.predictions.conftest import FACTORS, copy_version, stub_version
 
 
 def _staff_client(staff) -> Client:
@@ -50,3 +50,22 @@ def test_staff_cannot_delete_a_prediction(staff, patient):
     changelist = "/admin/predictions/prediction/"
     client.post(changelist, {"action": "delete_selected", "_selected_action": [prediction.pk], "post": "yes"})
     assert Prediction.objects.filter(pk=prediction.pk).exists()
+
+
+def test_a_prediction_is_only_viewed_in_the_admin_with_its_reasons_as_a_list(staff, patient):
+    prediction = Prediction.objects.create(
+        patient=patient, facility=patient.facility, model_version=stub_version(), score=0.2, risk_level="high",
+        factors=FACTORS, as_of=timezone.now(),
+    )  # fmt: skip
+    client = _staff_client(staff)
+    url = f"/admin/predictions/prediction/{prediction.pk}/change/"
+    body = client.get(url).content.decode()
+    assert "View prediction" in body and 'name="_save"' not in body and 'name="_continue"' not in body
+    assert (
+        '<ol class="prediction-reasons"><li>on average 66 days late for the last 8 appointments '
+        "<small>(increases the risk: +0.300)</small></li><li>on ART since 14 Apr 2024" in body
+    )
+    assert "&quot;contribution&quot;" not in body  # no raw JSON
+    assert client.post(url, {"score": "0.9", "risk_level": "low"}).status_code == 403
+    prediction.refresh_from_db()
+    assert (prediction.score, prediction.risk_level) == (0.2, "high")

@@ -13,8 +13,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from monitoring.alerting.console import charts, selectors
-from monitoring.alerting.console.charts import PALETTE, TIER_COLORS, Series, timestamp
+from monitoring.alerting.console.charts import PALETTE, Series, timestamp
+from monitoring.alerting.console.metrics import condition, format_value, metric_rows, samples_text, span
 from monitoring.alerting.notifications.dispatch import configured_channels
+from monitoring.evaluation.jobs import PERIODIC_TASK_PREFIX
 from monitoring.evaluation.selectors import job_schedules
 from monitoring.models import Alert, AlertRule, HealthReport
 from predictions.tiers import TIERS
@@ -38,7 +40,9 @@ def overview_context(*, now: dt.datetime | None = None) -> dict:
         "workers": health["celery_workers"],
         "last_job": selectors.last_job_finished(),
         "beat_last_tick": selectors.beat_last_tick(),
-        "metrics": selectors.metrics_latest(),
+        "metrics": metric_rows(
+            selectors.metrics_latest(), AlertRule.objects.filter(metric__in=selectors.SERVICE_METRICS)
+        ),
         "open_alerts": list(selectors.alerts_open()[:50]),
         "backups": selectors.backup_runs(),
         "charts": _service_charts(start=now - dt.timedelta(hours=24), end=now),
@@ -60,6 +64,7 @@ def _service_charts(*, start: dt.datetime, end: dt.datetime) -> list:
             ],
             title="Error rate, last 24 hours",
             threshold=50,
+            threshold_label="5xx warning at",
             y_format=".0f",
         ),
         charts.line_chart(
@@ -67,8 +72,9 @@ def _service_charts(*, start: dt.datetime, end: dt.datetime) -> list:
                 _series("prediction_p95_seconds", "prediction P95 (s)", PALETTE[0], **window),
                 _series("db_query_p95_seconds", "DB query P95 (s)", PALETTE[1], **window),
             ],
-            title="Latency P95, last 24 hours",
+            title="Latency P95 in seconds, last 24 hours",
             threshold=3,
+            threshold_label="prediction warning at",
         ),
         charts.line_chart(
             [
@@ -76,7 +82,7 @@ def _service_charts(*, start: dt.datetime, end: dt.datetime) -> list:
                 _series("memory_percent", "memory %", PALETTE[4], **window),
                 _series("cache_hit_ratio", "cache hit %", PALETTE[0], scale=100, **window),
             ],
-            title="CPU, memory and cache hit ratio, last 24 hours",
+            title="CPU, memory and cache hits in %, last 24 hours",
             y_range=(0, 100),
             y_format=".0f",
         ),
@@ -90,6 +96,7 @@ def model_context(*, now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
     history = selectors.auc_history()
     latest = selectors.auc_latest()
+    facility_tiers = facility_tier_table(now=now)
     return {
         "versions": selectors.model_versions(),
         "auc_latest": latest,
@@ -101,7 +108,8 @@ def model_context(*, now: dt.datetime | None = None) -> dict:
         ),
         "tiers_chart": _tiers_chart(now=now),
         "tier_weeks": TIER_WEEKS,
-        "facility_tiers": facility_tier_table(now=now),
+        "facility_tiers": facility_tiers,
+        "facility_tiers_chart": _facility_tiers_chart(facility_tiers),
     }
 
 
@@ -145,17 +153,29 @@ def _auc_chart(history: list) -> str:
         threshold=0.75,
         title="AUC over time",
         y_format=".2f",
-        x_format=lambda s: dt.datetime.fromtimestamp(s, tz=dt.UTC).strftime("%d %b %y"),
     )
 
 
 def _tiers_chart(*, now: dt.datetime) -> str:
     rows = selectors.predictions_by_tier_over_time(weeks=TIER_WEEKS, now=now)
     weeks = sorted({r["t"] for r in rows})
-    counts = {(r["t"], r["risk_level"]): r["n"] for r in rows}
-    groups = [(tier, [counts.get((w, tier), 0) for w in weeks], TIER_COLORS[tier]) for tier in TIERS]
-    labels = [f"{w:%d %b}" for w in weeks]
-    return charts.bar_chart(labels, groups, title="Predictions by tier per week", stacked=True)
+    counts: dict[dt.datetime, dict[str, int]] = {week: {} for week in weeks}
+    for row in rows:
+        counts[row["t"]][row["risk_level"]] = row["n"]
+    return charts.tier_share_chart(
+        [f"{w:%d %b}" for w in weeks], [counts[w] for w in weeks], title="Tier shares of predictions per week, %"
+    )
+
+
+def _facility_tiers_chart(table: dict) -> str:
+    """Each facility's tier shares in the newest week it has a snapshot of."""
+    facilities, counts = [], []
+    for row in table["rows"]:
+        latest = next((cell for cell in reversed(row["cells"]) if cell), None)
+        if latest:
+            facilities.append(row["facility"])
+            counts.append(dict(zip(TIERS[::-1], latest["shares"], strict=True)))
+    return charts.tier_share_chart(facilities, counts, title="Tier shares per facility (latest snapshot), %")
 
 
 # --- Drift ----------------------------------------------------------------------------
@@ -171,7 +191,8 @@ def drift_context() -> dict:
         "drift": latest,
         "features": features,
         "histograms": [(f, _histogram(f)) for f in features[:HISTOGRAMS] if f.get("bins")],
-        "missing_changes": sorted(features, key=lambda f: -abs(f["missing_change"]))[:10],
+        "missing_changes": missing_rate_changes(features),
+        "missing_change_min_points": 100 * MISSING_CHANGE_MIN,
         "prediction_drift": latest.prediction_drift if latest else {},
         "tier_chart": _tier_shares_chart(latest.prediction_drift if latest else {}),
         "history_chart": charts.line_chart(
@@ -187,6 +208,26 @@ def drift_context() -> dict:
             y_range=(0, 1),
         ),
     }
+
+
+# A change in a feature's missing rate smaller than this (half a percentage point) is sampling noise, not news.
+MISSING_CHANGE_MIN = 0.005
+
+
+def missing_rate_changes(features: list[dict], *, limit: int = 10) -> list[dict]:
+    """The features whose missing rate moved by MISSING_CHANGE_MIN or more, largest change first, in percent."""
+    moved = sorted(
+        (f for f in features if abs(f["missing_change"]) >= MISSING_CHANGE_MIN), key=lambda f: -abs(f["missing_change"])
+    )
+    return [
+        {
+            "feature": f["feature"],
+            "reference_percent": 100 * (f.get("missing_reference") or 0.0),
+            "current_percent": 100 * (f.get("missing_current") or 0.0),
+            "change_points": 100 * f["missing_change"],
+        }
+        for f in moved[:limit]
+    ]
 
 
 def ranked_features(features: list[dict]) -> list[dict]:
@@ -223,7 +264,8 @@ def _tier_shares_chart(prediction_drift: dict) -> str:
         ("reference", [reference.get(t, 0.0) for t in TIERS], "#a0aec0"),
         ("current", [current.get(t, 0.0) for t in TIERS], PALETTE[0]),
     ]
-    return charts.bar_chart(list(TIERS), groups, title="Share of predictions per tier", y_format=".2f")
+    labels = [tier.replace("_", " ") for tier in TIERS]
+    return charts.bar_chart(labels, groups, title="Share of predictions per tier", y_format=".2f")
 
 
 # --- Alerts ---------------------------------------------------------------------------
@@ -232,14 +274,15 @@ def _tier_shares_chart(prediction_drift: dict) -> str:
 def alerts_context(*, filters: dict, now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
     days = int(filters.get("period") or 30)
-    alerts = list(
-        selectors.alerts_history(
+    alerts = [
+        (alert, format_value(alert.rule.metric, alert.value) if alert.value is not None else "-")
+        for alert in selectors.alerts_history(
             severity=filters.get("severity") or "",
             state=filters.get("state") or "",
             rule_id=filters["rule"].pk if filters.get("rule") else None,
             since=now - dt.timedelta(days=days),
         )
-    )
+    ]
     selected = _selected_alert(filters.get("alert"))
     return {
         "alerts": alerts,
@@ -248,7 +291,7 @@ def alerts_context(*, filters: dict, now: dt.datetime | None = None) -> dict:
         "selected_events": list(selected.events.select_related("user")) if selected else [],
         "deliveries": list(selectors.deliveries_recent(alert_id=selected.pk if selected else None, limit=50)),
         "by_severity": selectors.alerts_by_severity(start=now - dt.timedelta(days=days), end=now),
-        "rules": AlertRule.objects.order_by("severity", "name"),
+        "rules": [(rule, condition(rule)) for rule in AlertRule.objects.order_by("severity", "name")],
         "test_channels": configured_channels(),
     }
 
@@ -264,29 +307,37 @@ def _selected_alert(alert_id: int | None) -> Alert | None:
 
 def jobs_context(*, job: str = "", now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
+    summary = selectors.job_runs_summary(start=now - dt.timedelta(days=7), end=now)
+    runs_7d = {row["job"]: row["runs"] for row in summary}
     return {
         "deadlines": [
-            {"schedule": job, "every": _span(job.period_seconds), "deadline": _span(job.deadline_seconds)}
+            {"schedule": job, "every": span(job.period_seconds), "deadline": span(job.deadline_seconds)}
             for job in job_schedules(now=now)
         ],
-        "runs": list(selectors.job_runs_recent(job=job, limit=100)),
+        "runs": [(run, run_summary(run)) for run in selectors.job_runs_recent(job=job, limit=100)],
         "job": job,
         "job_names": selectors.job_names(),
-        "summary": selectors.job_runs_summary(start=now - dt.timedelta(days=7), end=now),
-        "periodic_tasks": selectors.periodic_tasks(),
+        "summary": summary,
+        "periodic_tasks": [_schedule_row(task, runs_7d) for task in selectors.periodic_tasks()],
         "beat_last_tick": selectors.beat_last_tick(),
     }
 
 
-def _span(seconds: int) -> str:
-    """30 s, 10 min, 1 h 30 min, 1 d 2 h, 7 d: the two largest units."""
-    units = [("d", 86400), ("h", 3600), ("min", 60), ("s", 1)]
-    parts = []
-    for unit, size in units:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {unit}")
-    return " ".join(parts[:2]) or "0 s"
+def _schedule_row(task: dict, runs_7d: dict[str, int]) -> dict:
+    """A beat schedule with its job's runs recorded in the last 7 days, as "Last 7 days" counts them.
+
+    Beat's own total_run_count misses manual and console runs. A task that is no monitoring job
+    (Celery's own backend_cleanup) has no JobRuns: job and runs_7d are None.
+    """
+    name = task["name"]
+    job = name.removeprefix(PERIODIC_TASK_PREFIX) if name.startswith(PERIODIC_TASK_PREFIX) else None
+    return {**task, "job": job, "runs_7d": runs_7d.get(job, 0) if job else None}
+
+
+def run_summary(run) -> str:
+    """A run's summary for people: the system job's samples with names and units instead of identifiers."""
+    samples = (run.figures or {}).get("samples") if run.job == "system" else None
+    return f"system: {samples_text(samples)}" if isinstance(samples, dict) else run.summary
 
 
 def reports_context() -> dict:

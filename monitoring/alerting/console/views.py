@@ -43,6 +43,8 @@ def _render(request: HttpRequest, tab: str, context: dict, template: str | None 
         "title": f"Monitoring: {dict(TABS)[tab]}",
         "tabs": tabs,
         "tab": tab,
+        # The console's charts and tables need the page's width more than a second copy of the admin's index.
+        "is_nav_sidebar_enabled": False,
     }
     return render(request, template or f"admin/monitoring/console/{tab}.html", context)
 
