@@ -23,7 +23,7 @@ from tests.monitoring.conftest import needs_chromium
 from tests.predictions.conftest import FACTORS
 
 PASSWORD = "correct-horse-battery-staple"
-PAGES = ("overview", "model", "drift", "alerts", "jobs")
+PAGES = ("overview", "model", "model/challenger", "model/workload", "drift", "alerts", "jobs")
 WIDTHS = (1400, 800)
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -79,7 +79,7 @@ def test_every_console_page_reads_cleanly_at_1400_and_800_px(live_server, browse
                 f"/admin/monitoring/console/{'' if page == 'overview' else page + '/'}"
             )  # fmt: skip
             browser.get(live_server.url + path)
-            screenshot(browser, shots / f"{page}-{width}.png")
+            screenshot(browser, shots / f"{page.replace('/', '-')}-{width}.png")
             problems[f"{page} at {width} px"] = browser.execute_script(LAYOUT_PROBLEMS)
     assert {page: found for page, found in problems.items() if found} == {}
 
