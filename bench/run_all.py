@@ -34,6 +34,7 @@ BENCHES = [
     ("bench_prediction", [], ["--requests", "100", "--min-patients", "1000"]),
     ("bench_drift", [], ["--rows", "100000"]),
     ("bench_drift_evidently", [], ["--rows", "100000"]),
+    ("bench_estimate", ["--rows", "100000", "1000000"], ["--rows", "100000", "--patients", "3000"]),
     ("bench_auc", [], ["--rows", "200000"]),
     ("bench_http", [], ["--patients", "1500", "--seconds", "8"]),
     ("bench_metrics", [], ["--scrapes", "50"]),

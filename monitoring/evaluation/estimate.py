@@ -8,8 +8,9 @@ performance estimation does exactly this):
 
 * **ROC-AUC**: the expected share of (interruption, retained) pairs ranked
   the right way, ties counting half, as a ratio of expectations:
-  Σ_{i≠j} p_i (1 − p_j) [s_i > s_j] / Σ_{i≠j} p_i (1 − p_j).  Sorting once
-  and a cumulative sum over the groups of equal scores make it O(n log n).
+  Σ_{i≠j} p_i (1 − p_j) [s_i > s_j] / Σ_{i≠j} p_i (1 − p_j).  The scores are
+  counted on a grid (``GRID``) and cumulative sums over its cells replace a
+  sort: O(n).
 * **PR-AUC** (average precision): at each score threshold the expected
   precision Σ_{s ≥ t} p / #{s ≥ t}, weighted by the recall it adds,
   Σ_{s = t} p / Σ p.
@@ -56,58 +57,55 @@ class Estimate:
     capture: dict[str, Interval]  # tier group name -> expected share of interruptions in it
 
 
-def _groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The order that sorts ``scores`` ascending, and where each run of equal sorted scores starts."""
-    order = np.argsort(scores, kind="stable")
-    ordered = scores[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    return order, starts
+# Scores are counted on a grid of 2^16 cells instead of sorted: pairs within one cell (1.5e-5 apart) count
+# as ties, which moves an AUC by less than 1e-4, and four bincounts cost a fraction of a sort.  Sums of
+# products are written out rather than np.dot: BLAS threads spin on a busy machine (a Celery worker's).
+GRID = 1 << 16
 
 
-def expected_roc_auc(p: np.ndarray) -> float:
+@dataclass(frozen=True)
+class Cells:
+    """Per grid cell, lowest scores first: how many scores, Σ p, Σ (1 − p) and Σ p (1 − p) in it."""
+
+    count: np.ndarray
+    positive: np.ndarray
+    negative: np.ndarray
+    variance: np.ndarray
+
+    @classmethod
+    def of(cls, p: np.ndarray) -> Cells:
+        cells = np.minimum((p * GRID).astype(np.int64), GRID - 1)
+        count = np.bincount(cells, minlength=GRID).astype(np.float64)
+        positive = np.bincount(cells, weights=p, minlength=GRID)
+        return cls(count, positive, count - positive, np.bincount(cells, weights=p * (1.0 - p), minlength=GRID))
+
+    def mid_ranks(self) -> np.ndarray:
+        """The rank 1 … n of every score in each cell, ties sharing their mean rank."""
+        return np.cumsum(self.count) - self.count + (self.count + 1) / 2.0
+
+
+def expected_roc_auc(cells: Cells) -> float:
     """Σ_{i≠j} p_i (1 − p_j) [p_i > p_j, ties ½] / Σ_{i≠j} p_i (1 − p_j): NaN when every p is 0 or every p is 1."""
-    order, starts = _groups(p)
-    ordered = p[order]
-    positive = np.add.reduceat(ordered, starts)
-    negative = np.add.reduceat(1.0 - ordered, starts)
-    negative_below = np.cumsum(negative) - negative
-    self_pairs = float(np.sum(ordered * (1.0 - ordered)))
-    numerator = float(np.sum(positive * (negative_below + 0.5 * negative))) - 0.5 * self_pairs
-    denominator = float(ordered.sum() * (1.0 - ordered).sum()) - self_pairs
+    negative_below = np.cumsum(cells.negative) - cells.negative
+    self_pairs = float(cells.variance.sum())
+    numerator = float(np.sum(cells.positive * (negative_below + 0.5 * cells.negative))) - 0.5 * self_pairs
+    denominator = float(cells.positive.sum() * cells.negative.sum()) - self_pairs
     return numerator / denominator if denominator > 0 else float("nan")
 
 
-def expected_average_precision(p: np.ndarray) -> float:
+def expected_average_precision(cells: Cells) -> float:
     """Expected precision at each threshold (highest first), weighted by the expected recall it adds."""
-    order, starts = _groups(-p)
-    ordered = p[order]
-    total = ordered.sum()
+    total = float(cells.positive.sum())
     if total <= 0:
         return float("nan")
-    gained = np.add.reduceat(ordered, starts)
-    counted = np.diff(np.r_[starts, ordered.size])
-    precision = np.cumsum(gained) / np.cumsum(counted)
+    gained, counted = cells.positive[::-1], cells.count[::-1]
+    above = np.cumsum(counted)
+    precision = np.divide(np.cumsum(gained), above, out=np.zeros_like(above), where=above > 0)
     return float(np.sum(precision * gained) / total)
 
 
-def _mid_ranks(p: np.ndarray) -> np.ndarray:
-    """Ranks 1 … n of ``p`` ascending, ties sharing their mean rank."""
-    order, starts = _groups(p)
-    ends = np.r_[starts[1:], p.size]
-    mean_rank = (starts + ends + 1) / 2.0
-    ranks = np.empty(p.size)
-    ranks[order] = np.repeat(mean_rank, ends - starts)
-    return ranks
-
-
-def _pair_draws(rng: np.random.Generator, p: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Draws of (Σ w_i y_i, Σ y_i) for y_i ~ Bernoulli(p_i) independent, by their normal approximation."""
-    variance = p * (1.0 - p)
-    mean = [float(np.sum(p * weights)), float(p.sum())]
-    cov = [
-        [float(np.sum(variance * weights * weights)), float(np.sum(variance * weights))],
-        [float(np.sum(variance * weights)), float(variance.sum())],
-    ]
+def _pair_draws(rng: np.random.Generator, mean: list[float], cov: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Draws of a pair of sums of independent Bernoulli terms, by their normal approximation."""
     draws = rng.multivariate_normal(mean, cov, size=DRAWS, method="cholesky" if cov[1][1] > 0 else "svd")
     return draws[:, 0], draws[:, 1]
 
@@ -121,10 +119,14 @@ def _percentiles(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def roc_auc_interval(p: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+def roc_auc_interval(cells: Cells, rng: np.random.Generator) -> tuple[float, float]:
     """The central 95% of the AUC these outcomes would realise (module doc), from the rank-sum statistic."""
-    n = p.size
-    rank_sum, events = _pair_draws(rng, p, _mid_ranks(p))
+    n, ranks = float(cells.count.sum()), cells.mid_ranks()
+    mean = [float(np.sum(cells.positive * ranks)), float(cells.positive.sum())]
+    weighted = cells.variance * ranks
+    covariance = float(weighted.sum())
+    cov = [[float(np.sum(weighted * ranks)), covariance], [covariance, float(cells.variance.sum())]]
+    rank_sum, events = _pair_draws(rng, mean, cov)
     events = np.clip(events, 1.0, n - 1.0)
     auc = (rank_sum - events * (events + 1) / 2) / (events * (n - events))
     return _percentiles(np.clip(auc, 0.0, 1.0))
@@ -132,21 +134,24 @@ def roc_auc_interval(p: np.ndarray, rng: np.random.Generator) -> tuple[float, fl
 
 def capture_interval(p: np.ndarray, in_group: np.ndarray, rng: np.random.Generator) -> Interval:
     """Expected share of interruptions among ``in_group`` and the central 95% of the share realised."""
-    total = float(p.sum())
-    value = float(p[in_group].sum() / total) if total > 0 else float("nan")
-    caught, events = _pair_draws(rng, p, in_group.astype(float))
-    return Interval(value, *_percentiles(np.clip(caught / np.maximum(events, 1e-9), 0.0, 1.0)))
+    total, caught = float(p.sum()), float(p[in_group].sum())
+    variance = p * (1.0 - p)
+    caught_variance = float(variance[in_group].sum())
+    cov = [[caught_variance, caught_variance], [caught_variance, float(variance.sum())]]
+    drawn, events = _pair_draws(rng, [caught, total], cov)
+    value = caught / total if total > 0 else float("nan")
+    return Interval(value, *_percentiles(np.clip(drawn / np.maximum(events, 1e-9), 0.0, 1.0)))
 
 
 def estimate(scores: np.ndarray, tier_groups: dict[str, np.ndarray]) -> Estimate:
     """Expected ROC-AUC (with its interval), PR-AUC and capture of each tier group (a boolean mask) of one snapshot."""
     p = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
     rng = np.random.default_rng(SEED)  # the same snapshot gives the same interval
-    auc = expected_roc_auc(p)
+    cells = Cells.of(p)
     return Estimate(
         n=int(p.size),
         expected_events=float(p.sum()),
-        roc_auc=Interval(auc, *roc_auc_interval(p, rng)),
-        pr_auc=expected_average_precision(p),
+        roc_auc=Interval(expected_roc_auc(cells), *roc_auc_interval(cells, rng)),
+        pr_auc=expected_average_precision(cells),
         capture={name: capture_interval(p, mask, rng) for name, mask in tier_groups.items()},
     )

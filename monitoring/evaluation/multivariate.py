@@ -68,15 +68,21 @@ def _encode(matrix: np.ndarray, features: list[str], categorical: dict[str, dict
 
 def _standardised(matrix: np.ndarray, reference: dict) -> np.ndarray:
     encoded = _encode(matrix, reference["features"], reference["categorical"])
-    fill = np.asarray(reference["fill"], dtype=np.float64)
-    encoded = np.where(np.isnan(encoded), fill, encoded)
-    return (encoded - np.asarray(reference["mean"])) / np.asarray(reference["scale"])
+    np.copyto(encoded, np.asarray(reference["fill"], dtype=np.float64), where=np.isnan(encoded))
+    encoded -= np.asarray(reference["mean"])
+    encoded /= np.asarray(reference["scale"])
+    return encoded
 
 
 def _errors(standardised: np.ndarray, components: np.ndarray) -> np.ndarray:
-    """Each row's Euclidean distance from its reconstruction out of ``components`` (k x d, orthonormal rows)."""
-    reconstructed = (standardised @ components.T) @ components
-    return np.sqrt(np.sum((standardised - reconstructed) ** 2, axis=1))
+    """Each row's Euclidean distance from its reconstruction out of ``components`` (k x d, orthonormal rows).
+
+    The components are orthonormal, so the squared distance is |z|² − |z Cᵀ|²: one product of n x d by d x k,
+    not the n x d reconstruction.
+    """
+    projected = standardised @ components.T
+    squared = np.einsum("ij,ij->i", standardised, standardised) - np.einsum("ij,ij->i", projected, projected)
+    return np.sqrt(np.maximum(squared, 0.0))
 
 
 def fit(matrix: np.ndarray, features: list[str], categorical: set[str] | dict) -> dict:
