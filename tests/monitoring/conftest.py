@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from predictions import registry
 from tests.monitoring.local_servers import PAGERDUTY_KEY, RecordingHTTPServer, RecordingSMTPServer
 from tests.trained import write_cohort
 
@@ -19,11 +20,12 @@ needs_chromium = pytest.mark.skipif(
 @pytest.fixture
 def scored_tonight(db, settings, tmp_path, trained_once):
     """The session's model, active over the default cohort, and tonight's score_all snapshot of it."""
-    from predictions import registry
     from predictions.services import predictions_score_all
 
     settings.MODEL_DIR = tmp_path / "models"
+    settings.MODEL_VERSION_CHECK_SECONDS = 0
     settings.MONITORING_DRIFT_MIN_ROWS = 50
+    registry.forget_loaded_model()
     write_cohort()
     version = trained_once.register()
     snapshot = predictions_score_all()
