@@ -199,26 +199,27 @@ def test_an_estimated_auc_below_the_threshold_warns_before_any_outcome(model_ver
     )
 
 
+def drift_evaluation(model_version, second: int, **fields) -> None:
+    DriftEvaluation.objects.create(
+        model_version=model_version,
+        evaluated_at=at(second),
+        window_start=at(second - 86400),
+        window_end=at(second),
+        status="ok",
+        **fields,
+    )
+
+
 def test_multivariate_drift_warns_and_a_drift_evaluation_without_it_is_no_evidence(model_version):
     seed_alert_rules()
-
-    def evaluation(second: int, multivariate: dict) -> None:
-        DriftEvaluation.objects.create(
-            model_version=model_version,
-            evaluated_at=at(second),
-            window_start=at(second - 86400),
-            window_end=at(second),
-            status="ok",
-            multivariate=multivariate,
-        )
-
-    evaluation(0, {"error": 3.9, "lower": 2.3, "upper": 3.6, "drifted": True})
+    band = {"lower": 2.3, "upper": 3.6}
+    drift_evaluation(model_version, 0, multivariate={"error": 3.9, **band, "drifted": True})
     evaluate_rules(now=at(10))
     assert Alert.objects.get().rule.name == "Model multivariate drift"
-    evaluation(100, {})  # a version trained without a multivariate reference: neither fires nor clears
+    drift_evaluation(model_version, 100, multivariate={})  # no multivariate reference: neither fires nor clears
     evaluate_rules(now=at(110))
     assert Alert.objects.get().state == "firing"
-    evaluation(200, {"error": 3.0, "lower": 2.3, "upper": 3.6, "drifted": False})
+    drift_evaluation(model_version, 200, multivariate={"error": 3.0, **band, "drifted": False})
     evaluate_rules(now=at(210))
     assert Alert.objects.get().state == "resolved"
 
@@ -227,14 +228,7 @@ def test_drift_fires_the_drift_rule_and_resolves_when_the_verdict_falls(model_ve
     seed_alert_rules()
 
     def drift(detected: bool, second: int) -> None:
-        DriftEvaluation.objects.create(
-            model_version=model_version,
-            evaluated_at=at(second),
-            window_start=at(second - 86400),
-            window_end=at(second),
-            status="ok",
-            drift_detected=detected,
-        )
+        drift_evaluation(model_version, second, drift_detected=detected)
 
     drift(True, 0)
     evaluate_rules(now=at(10))
