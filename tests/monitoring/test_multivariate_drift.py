@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
 from monitoring.evaluation import drift, multivariate
 from monitoring.evaluation.selectors import snapshot_predictions
+from monitoring.evaluation.services import drift_evaluation_create
 
 SHUFFLED = ("late_mean_10", "late_gt0_10", "n_prior_appointments", "months_on_art", "age_years", "late_mean_5")
 
@@ -54,3 +56,13 @@ def test_a_correlation_shift_is_flagged_where_per_feature_psi_sees_nothing(snaps
     assert all(f["psi"] == pytest.approx(before[f["feature"]]) for f in after.features)  # marginals unchanged
     result = multivariate.evaluate(fitted, multivariate.matrix_from_rows(fitted["features"], shifted))
     assert result["drifted"] and result["error"] > fitted["upper"]
+
+
+def test_the_drift_job_stores_the_reconstruction_error_and_the_drift_page_shows_it(scored_tonight, client, staff):
+    version, _ = scored_tonight
+    evaluation = drift_evaluation_create()
+    assert evaluation is not None and evaluation.multivariate["n_rows"] == evaluation.n_rows
+    assert evaluation.multivariate_drifted is False
+    client.force_login(staff)
+    page = client.get(reverse("admin:monitoring_console_drift")).content.decode()
+    assert "Multivariate drift" in page and f"PCA reconstruction error {evaluation.multivariate['error']:.3f}" in page
