@@ -231,8 +231,12 @@ def _reality_worker(patients: int) -> dict:
     snapshot = predictions_score_all(now=night)
     prediction_outcomes_resolve(as_of=today)
     rows, scores, tiers = snapshot_predictions(snapshot=snapshot)
-    outcome = np.array(
-        list(Prediction.objects.filter(batch_job=snapshot).order_by("patient_id").values_list("outcome", flat=True))
+    ordered = Prediction.objects.filter(batch_job=snapshot).order_by("patient_id")
+    outcome = np.array(list(ordered.values_list("outcome", flat=True)))
+    # As the performance_estimate job does: the patients in care that night (a late patient's score does not
+    # know they are late).
+    in_care = np.array(
+        [due is not None and due >= night.date() for due in ordered.values_list("appointment_date", flat=True)]
     )
     resolved = np.isin(outcome, [Prediction.Outcome.IIT, Prediction.Outcome.RETAINED])
     y = (outcome == Prediction.Outcome.IIT).astype(float)
@@ -253,11 +257,11 @@ def _reality_worker(patients: int) -> dict:
             "realised_high_tier_capture": float(labels[labelled & high].sum() / max(labels[labelled].sum(), 1)),
         }
 
-    everyone = np.ones(len(rows), dtype=bool)
+    everyone = in_care
     art = np.array([row.get("months_on_art") or 0 for row in rows], dtype=float)
     age = np.array([row.get("age_years") or 99 for row in rows], dtype=float)
     young_or_new = (art < 24) | (age < 30)
-    shifted = young_or_new | (rng.random(len(rows)) < 0.25)
+    shifted = in_care & (young_or_new | (rng.random(len(rows)) < 0.25))
     reference = drift.compile_reference(version.reference_profile)
     verdict = drift.evaluate(
         reference,

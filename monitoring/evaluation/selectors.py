@@ -119,9 +119,10 @@ def snapshot_predictions(*, snapshot: BatchJob) -> tuple[list, np.ndarray, list]
     return features, np.array(scores, dtype=float), tiers
 
 
-def snapshot_scores(*, snapshot: BatchJob) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, risk levels) of a snapshot's predictions, without their features."""
-    rows = list(Prediction.objects.filter(batch_job=snapshot).values_list("score", "risk_level"))
+def snapshot_scores(*, snapshot: BatchJob, due_from: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, risk levels) of a snapshot's predictions whose appointment is on or after ``due_from``."""
+    predictions = Prediction.objects.filter(batch_job=snapshot, appointment_date__gte=due_from)
+    rows = list(predictions.values_list("score", "risk_level"))
     scores = np.array([row[0] for row in rows], dtype=float)
     return scores, np.array([row[1] for row in rows], dtype=object)
 

@@ -242,6 +242,10 @@ def _reliability(version: ModelVersion) -> str:
 def performance_estimate_create(*, now: dt.datetime | None = None) -> PerformanceEstimate | None:
     """Expected performance of the active version on its latest score_all snapshot, from the scores alone.
 
+    Of the snapshot's patients, those in care (appointment not yet due the night it ran): a late patient's
+    score was made at their booking visit and does not know they are already late, so late patients
+    interrupt at several times their scores and would bend an estimate that takes scores as probabilities.
+
     Returns None when no version is active; raises NoSnapshot when it has no snapshot yet, or none newer
     than the last one estimated.  Marked unreliable, with the reason, when the latest resolved window
     shows calibration drift (``CALIBRATION_BAND``).
@@ -254,7 +258,8 @@ def performance_estimate_create(*, now: dt.datetime | None = None) -> Performanc
         raise NoSnapshot(f"model version {version.version} has no full score_all snapshot yet: run the score_all job")
     if PerformanceEstimate.objects.filter(model_version=version, snapshot=snapshot).exists():
         raise NoSnapshot(f"the latest score_all snapshot ({snapshot.finished_at:%Y-%m-%d %H:%M}) is already estimated")
-    scores, tiers = selectors.snapshot_scores(snapshot=snapshot)
+    assert snapshot.started_at is not None  # a succeeded job has run
+    scores, tiers = selectors.snapshot_scores(snapshot=snapshot, due_from=timezone.localdate(snapshot.started_at))
     reason = _reliability(version)
     row = PerformanceEstimate(
         model_version=version,
@@ -291,7 +296,7 @@ def performance_estimate_summary(row: PerformanceEstimate) -> str:
     text = (
         f"estimated ROC-AUC {row.roc_auc:.3f} ({row.roc_auc_lower:.3f}-{row.roc_auc_upper:.3f}), "
         f"PR-AUC {row.pr_auc:.3f}, {row.capture_high_tiers:.0%} of interruptions in the high tiers, "
-        f"{row.n_rows} patients"
+        f"{row.n_rows} patients in care"
     )
     return text if row.reliable else f"UNRELIABLE ({row.unreliable_reason}); {text}"[:1000]
 

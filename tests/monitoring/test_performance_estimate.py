@@ -1,9 +1,9 @@
-"""Estimated performance before the outcomes arrive, checked against the outcomes once they have.
+"""Estimated performance of tonight's snapshot: one figure on /metrics, in the API and on the console.
 
-A generated cohort whose record runs past the training date -> a model trained then -> that night's
-``score_all`` snapshot and the ``performance_estimate`` job -> the estimate on /metrics, in the API and
-on the console.  The record then holds those appointments' outcomes: resolved, they give the AUC the
-model realised, which the estimate's range must hold.
+The session's model over its generated cohort, tonight's ``score_all`` snapshot, then the
+``performance_estimate`` job as an operator runs it.  Whether the estimate comes true needs outcomes
+in numbers a test cannot afford (the realised AUC of ~100 interruptions varies by ~0.025 on its own):
+``bench/bench_estimate.py`` checks it against the AUC realised on a 6,000-patient cohort.
 """
 
 from __future__ import annotations
@@ -16,42 +16,12 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from monitoring.evaluation import auc
+from monitoring.evaluation import estimate as cbpe
 from monitoring.evaluation.jobs import job_run
 from monitoring.models import AucEvaluation, JobRun, PerformanceEstimate
-from predictions import registry
 from predictions.models import Prediction
-from predictions.services import model_train, prediction_outcomes_resolve, predictions_score_all
 from tests.monitoring.test_metrics import scrape
 from tests.predictions.conftest import today
-from tests.trained import write_cohort
-
-
-@pytest.fixture
-def scored_months_ago(db, settings, tmp_path):
-    """A model trained 100 days ago and its snapshot of that night; the record runs on to today."""
-    settings.MODEL_DIR = tmp_path / "models"
-    settings.MODEL_VERSION_CHECK_SECONDS = 0  # serve the version trained here, not one an earlier test loaded
-    settings.MONITORING_DRIFT_MIN_ROWS = 300
-    registry.forget_loaded_model()
-    write_cohort(patients=2000, facilities=3, seed=18)
-    version = model_train(as_of=today() - dt.timedelta(days=100), activate=True)
-    night = dt.datetime.combine(version.training_as_of + dt.timedelta(days=1), dt.time(2, 30), tzinfo=dt.UTC)
-    snapshot = predictions_score_all(now=night)
-    assert snapshot.status == "succeeded", snapshot.error
-    yield version, snapshot
-    registry.forget_loaded_model()
-
-
-def _realised_auc(snapshot) -> tuple[float, int]:
-    """ROC-AUC of the snapshot's scores on the outcomes its appointments had: what the auc job will report."""
-    prediction_outcomes_resolve(as_of=today())
-    resolved = Prediction.objects.filter(
-        batch_job=snapshot, outcome__in=[Prediction.Outcome.IIT, Prediction.Outcome.RETAINED]
-    )
-    outcomes = np.array(list(resolved.values_list("outcome", "score")), dtype=object)
-    y = (outcomes[:, 0] == Prediction.Outcome.IIT).astype(float)
-    return auc.roc_auc(y, outcomes[:, 1].astype(float)), len(y)
 
 
 def test_a_snapshot_estimated_once_is_not_estimated_again(scored_tonight):
@@ -61,14 +31,20 @@ def test_a_snapshot_estimated_once_is_not_estimated_again(scored_tonight):
     assert PerformanceEstimate.objects.count() == 1 and "already estimated" in second.summary
 
 
-@pytest.mark.slow
-def test_the_estimate_on_metrics_api_and_console_holds_the_auc_realised_later(scored_months_ago, api, client, staff):
-    version, snapshot = scored_months_ago
+def test_the_job_estimates_the_patients_in_care_and_metrics_api_and_console_show_that_figure(
+    scored_tonight, api, client, staff
+):
+    version, snapshot = scored_tonight
     call_command("run_monitoring_job", "performance_estimate")
     run = JobRun.objects.get(job="performance_estimate")
     assert run.status == "succeeded" and run.figures["reliable"], run.summary
     estimate = PerformanceEstimate.objects.get(snapshot=snapshot, status="ok")
-    assert estimate.n_rows == sum(snapshot.result["risk_levels"].values())
+    night = timezone.localdate(snapshot.started_at)
+    in_care = Prediction.objects.filter(batch_job=snapshot, appointment_date__gte=night)
+    scores = np.array(list(in_care.values_list("score", flat=True)))
+    assert estimate.n_rows == scores.size < sum(snapshot.result["risk_levels"].values())  # the late are left out
+    assert estimate.roc_auc == pytest.approx(cbpe.estimate(scores, {}).roc_auc.value)
+    assert estimate.roc_auc_lower < estimate.roc_auc < estimate.roc_auc_upper
     assert 0 < estimate.capture_very_high < estimate.capture_high_tiers < 1
     on_metrics = scrape(client)["iit_model_estimated_auc_score"].samples[0]
     assert on_metrics.labels == {"model_version": version.version}
@@ -77,14 +53,6 @@ def test_the_estimate_on_metrics_api_and_console_holds_the_auc_realised_later(sc
     console = client.get(reverse("admin:monitoring_console_model")).content.decode()
     assert on_metrics.value == in_api["roc_auc"] == estimate.roc_auc
     assert f"{estimate.roc_auc:.3f}" in console and "Estimated performance" in console
-
-    realised, resolved = _realised_auc(snapshot)
-    assert resolved >= 0.75 * estimate.n_rows
-    # ~80 interruptions: the realised AUC itself varies by ~0.025 with which patients happen to interrupt
-    # (the model trained, and so the figures, change with the database's patient ids). The estimate must
-    # hold it within its own 95% range; bench_estimate checks the 0.03 on a cohort with enough events.
-    assert estimate.roc_auc_lower <= realised <= estimate.roc_auc_upper, (estimate.roc_auc, realised)
-    assert estimate.roc_auc_upper - estimate.roc_auc_lower < 0.15
 
 
 def test_an_estimate_after_calibration_drift_is_marked_unreliable_and_the_console_says_why(
