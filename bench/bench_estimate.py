@@ -13,7 +13,8 @@
    is timed apart (once per model version for us, at training); the timed part is the estimate and
    the drift calculation, best of three.  Targets: estimated AUCs within 0.01, ours >= 20x faster.
 2. **Reality**: a generated cohort (patients/cohort.py) in a fresh database, a model trained 100
-   days ago, that night's ``score_all`` snapshot, and the outcomes the record holds since.
+   days ago, that night's ``score_all`` snapshot, and the outcomes the record holds since; as the
+   ``performance_estimate`` job does, only the patients in care that night (appointment not yet due).
    *Covariate shift*: the snapshot re-drawn towards new, young patients (all within two years on ART
    or under 30, a quarter of the others); the drift job's PSI sees it, and our estimate on those
    patients must be within 0.03 of the AUC their outcomes realised.  *Concept shift*: a third of the
