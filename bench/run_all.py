@@ -35,6 +35,7 @@ BENCHES = [
     ("bench_fhir_import", [], ["--patients", "5000", "--json-patients", "500"]),
     ("bench_drift", [], ["--rows", "100000"]),
     ("bench_drift_evidently", [], ["--rows", "100000"]),
+    ("bench_estimate", ["--rows", "100000", "1000000"], ["--rows", "100000", "--patients", "3000"]),
     ("bench_auc", [], ["--rows", "200000"]),
     ("bench_http", [], ["--patients", "1500", "--seconds", "8"]),
     ("bench_line_list", [], ["--requests", "10"]),

@@ -23,6 +23,7 @@ from monitoring.models import (
     MetricSample,
     ModelComparison,
     NotificationDelivery,
+    PerformanceEstimate,
 )
 
 
@@ -149,6 +150,13 @@ class AucEvaluationAdmin(ReadOnlyAdmin):
 class DriftEvaluationAdmin(ReadOnlyAdmin):
     list_display = ("evaluated_at", "model_version", "status", "window_drifted", "drift_detected", "share_drifted")
     list_filter = ("status", "drift_detected", "model_version")
+    list_select_related = ("model_version",)
+
+
+@admin.register(PerformanceEstimate)
+class PerformanceEstimateAdmin(ReadOnlyAdmin):
+    list_display = ("evaluated_at", "model_version", "status", "roc_auc", "roc_auc_lower", "roc_auc_upper", "reliable")
+    list_filter = ("status", "reliable", "model_version")
     list_select_related = ("model_version",)
 
 

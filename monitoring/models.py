@@ -90,6 +90,9 @@ class DriftEvaluation(models.Model):
     drifted_features = models.JSONField(default=list, blank=True)
     features = models.JSONField(default=list, blank=True)  # per-feature PSI, distance, missing rates, bins
     prediction_drift = models.JSONField(default=dict, blank=True)
+    # PCA reconstruction error against the reference's band (monitoring.evaluation.multivariate.evaluate);
+    # empty when the version's profile has no multivariate reference.
+    multivariate = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-evaluated_at", "-id"]
@@ -97,6 +100,51 @@ class DriftEvaluation(models.Model):
 
     def __str__(self) -> str:
         return f"drift {'yes' if self.drift_detected else 'no'} ({self.status}) @ {self.evaluated_at:%Y-%m-%d}"
+
+    @property
+    def multivariate_drifted(self) -> bool | None:
+        """Whether the snapshot's reconstruction error left the reference band; None when not measured."""
+        return self.multivariate.get("drifted") if self.multivariate else None
+
+
+class PerformanceEstimate(models.Model):
+    """Performance expected of one score_all snapshot from its calibrated scores, before any outcome is known.
+
+    Figures from ``monitoring.evaluation.estimate``: the expected ROC-AUC with the central 95% of the AUC
+    these patients' outcomes would realise, expected PR-AUC, and the expected share of interruptions in the
+    very-high tier and in the high tiers together.  ``reliable`` is False, with the reason, when the latest
+    resolved window's observed / expected was outside the calibration band: the scores are then no longer
+    probabilities and the estimate inherits their error.
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        INSUFFICIENT_DATA = "insufficient_data", "Insufficient data"
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="performance_estimates")
+    snapshot = models.ForeignKey(
+        "predictions.BatchJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    evaluated_at = models.DateTimeField()
+    status = models.CharField(max_length=24, choices=Status.choices)
+    n_rows = models.PositiveIntegerField(default=0)
+    expected_events = models.FloatField(null=True, blank=True)
+    roc_auc = models.FloatField(null=True, blank=True)
+    roc_auc_lower = models.FloatField(null=True, blank=True)
+    roc_auc_upper = models.FloatField(null=True, blank=True)
+    pr_auc = models.FloatField(null=True, blank=True)
+    capture_very_high = models.FloatField(null=True, blank=True)
+    capture_high_tiers = models.FloatField(null=True, blank=True)  # high and very high together
+    capture = models.JSONField(default=dict, blank=True)  # {group: {"value", "lower", "upper"}}
+    reliable = models.BooleanField(default=True)
+    unreliable_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [models.Index(fields=["model_version", "-evaluated_at"], name="estimate_version_latest")]
+
+    def __str__(self) -> str:
+        return f"estimated AUC {self.roc_auc} ({self.status}) @ {self.evaluated_at:%Y-%m-%d}"
 
 
 class MetricSample(models.Model):

@@ -36,7 +36,9 @@ Stored as ``ModelVersion.reference_profile``.  Exact JSON structure::
       },
       "score": { numeric entry as above over the validation scores; its "edges" are the deciles },
       "score_deciles": [d10, d20, ..., d90],
-      "tiers": {"low": share, "medium": share, "high": share, "very_high": share}
+      "tiers": {"low": share, "medium": share, "high": share, "very_high": share},
+      "multivariate": { the principal components of the standardised rows and their reconstruction-error
+                        band: monitoring.evaluation.multivariate documents it }
     }
 
 Categorical features (``features.CATEGORIES``) are stored on each Prediction's
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from monitoring.evaluation import multivariate
 from predictions.features import CATEGORIES, FEATURES, STORED_DECIMALS
 from predictions.tiers import TIERS
 
@@ -115,6 +118,7 @@ def reference_profile(*, matrix: np.ndarray, scores: np.ndarray, risk_levels: np
         "score": numeric_entry(scores),
         "score_deciles": np.quantile(scores, np.arange(1, 10) / 10).tolist() if len(scores) else [],
         "tiers": {tier: float((risk_levels == tier).sum() / n) for tier in TIERS},
+        "multivariate": multivariate.fit(matrix, FEATURES, set(CATEGORIES)) if len(matrix) > 1 else None,
     }
 
 

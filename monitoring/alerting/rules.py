@@ -53,8 +53,9 @@ CLIENT_ERROR_RATE_PER_HOUR = 300
 BACKUP_MAX_AGE_SECONDS = 26 * 3600
 RESTORE_CHECK_MAX_AGE_SECONDS = 8 * 24 * 3600
 
-# Metric names are MetricSample names written by the system job, plus four
-# read from elsewhere: service_up, model_auc, model_drift_detected, backup_age_seconds,
+# Metric names are MetricSample names written by the system job, plus those
+# read from elsewhere: service_up, model_auc, model_drift_detected, model_estimated_auc (the
+# performance_estimate job), model_multivariate_drift (the drift job's PCA reconstruction error), backup_age_seconds,
 # backup_restore_check_age_seconds, and job_overdue_seconds (per scheduled job: one alert per job past
 # its deadline).
 # (name, metric, comparison, threshold, duration_seconds, summary, action)
@@ -127,6 +128,24 @@ _WARNING_ROWS = (
     ("CPU usage high", "cpu_percent", GT, 80, 300, "CPU usage > 80%", "Profile application"),
     ("Cache hit ratio warning", "cache_hit_ratio", LT, 0.7, 600, "Cache hit ratio < 70%", "Check Redis config"),
     ("Model AUC low", "model_auc", LT, 0.75, 0, "Model AUC < 0.75", "Review model performance and retrain if needed"),
+    (
+        "Model estimated AUC low",
+        "model_estimated_auc",
+        LT,
+        0.75,
+        0,
+        "Estimated AUC of the latest snapshot < 0.75 (before its outcomes)",
+        "Check the estimate's reliability and drift; prepare a retrain",
+    ),
+    (
+        "Model multivariate drift",
+        "model_multivariate_drift",
+        GT,
+        0,
+        0,
+        "PCA reconstruction error outside the reference band",
+        "Find the features whose relationship changed; retrain if it persists",
+    ),
     (
         "Scheduled job late",
         "job_overdue_seconds",

@@ -13,7 +13,7 @@ import logging
 
 from django.conf import settings
 
-from monitoring.models import AucEvaluation, DriftEvaluation, MetricSample
+from monitoring.models import AucEvaluation, DriftEvaluation, MetricSample, PerformanceEstimate
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,29 @@ def model_drift_detected(*, now: dt.datetime) -> float | None:
         .first()
     )
     return None if detected is None else float(detected)
+
+
+def model_estimated_auc(*, now: dt.datetime) -> float | None:
+    """The expected ROC-AUC of the latest estimated snapshot (performance_estimate job)."""
+    return (
+        PerformanceEstimate.objects.filter(
+            status=PerformanceEstimate.Status.OK, evaluated_at__lte=now, roc_auc__isnull=False
+        )
+        .order_by("-evaluated_at", "-id")
+        .values_list("roc_auc", flat=True)
+        .first()
+    )
+
+
+def model_multivariate_drift(*, now: dt.datetime) -> float | None:
+    """1 when the latest drift evaluation's reconstruction error left the reference band; None unmeasured."""
+    figures = (
+        DriftEvaluation.objects.filter(status=DriftEvaluation.Status.OK, evaluated_at__lte=now)
+        .order_by("-evaluated_at", "-id")
+        .values_list("multivariate", flat=True)
+        .first()
+    )
+    return float(figures["drifted"]) if figures else None
 
 
 def service_up(*, now: dt.datetime) -> float | None:
@@ -94,6 +117,8 @@ _SPECIAL = {
     "service_up": service_up,
     "model_auc": model_auc,
     "model_drift_detected": model_drift_detected,
+    "model_estimated_auc": model_estimated_auc,
+    "model_multivariate_drift": model_multivariate_drift,
     "backup_age_seconds": backup_age_seconds,
     "backup_restore_check_age_seconds": backup_restore_check_age_seconds,
 }

@@ -173,6 +173,16 @@ def retrain() -> JobResult:
     return JobResult(services.summary_of(f"candidate {comparison.candidate.version}", figures), figures)
 
 
+def performance_estimate() -> JobResult:
+    try:
+        row = services.performance_estimate_create()
+    except services.NoSnapshot as exc:
+        return JobResult(f"no performance estimate: {exc}", {"status": "no_snapshot"})
+    if row is None:
+        return JobResult("no active model version")
+    return JobResult(services.performance_estimate_summary(row), services.performance_estimate_figures(row))
+
+
 def score_all() -> JobResult:
     try:
         job = predictions_score_all()
@@ -238,6 +248,11 @@ JOBS: dict[str, JobSpec] = {
     "auc": JobSpec(auc_job, Cron(minute="0", hour="4", day_of_week="1"), "ROC-AUC of the active model, weekly"),
     "score_all": JobSpec(
         score_all, Cron(minute="30", hour="2"), "Score every at-risk patient: the nightly snapshot drift compares"
+    ),
+    "performance_estimate": JobSpec(
+        performance_estimate,
+        Cron(minute="15", hour="3"),
+        "Expected ROC-AUC, PR-AUC and tier capture of the latest snapshot, before its outcomes are known",
     ),
     "drift": JobSpec(
         drift, Cron(minute="30", hour="3"), "Input and prediction drift of the latest snapshot against the reference"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import Max
 
-from monitoring.models import DriftEvaluation, JobRun, MetricSample
+from monitoring.models import AucEvaluation, DriftEvaluation, JobRun, MetricSample, PerformanceEstimate
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.timeline import IIT_GRACE_DAYS
 
@@ -117,6 +117,42 @@ def snapshot_predictions(*, snapshot: BatchJob) -> tuple[list, np.ndarray, list]
         scores.append(score)
         tiers.append(tier)
     return features, np.array(scores, dtype=float), tiers
+
+
+def snapshot_scores(*, snapshot: BatchJob, due_from: dt.date) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, risk levels) of a snapshot's predictions whose appointment is on or after ``due_from``."""
+    predictions = Prediction.objects.filter(batch_job=snapshot, appointment_date__gte=due_from)
+    rows = list(predictions.values_list("score", "risk_level"))
+    scores = np.array([row[0] for row in rows], dtype=float)
+    return scores, np.array([row[1] for row in rows], dtype=object)
+
+
+def auc_evaluation_latest(*, version: ModelVersion) -> AucEvaluation | None:
+    """The version's latest AUC evaluation with a verdict: the latest resolved window."""
+    return (
+        AucEvaluation.objects.filter(model_version=version, status=AucEvaluation.Status.OK)
+        .order_by("-evaluated_at", "-id")
+        .first()
+    )
+
+
+def performance_estimate_latest(*, version: ModelVersion) -> PerformanceEstimate | None:
+    return PerformanceEstimate.objects.filter(model_version=version).order_by("-evaluated_at", "-id").first()
+
+
+def model_monitoring_latest(*, version: ModelVersion) -> dict:
+    """The version's latest performance estimate, realised AUC and drift verdict (each None before its first)."""
+    drift = (
+        DriftEvaluation.objects.filter(model_version=version, status=DriftEvaluation.Status.OK)
+        .defer("features", "prediction_drift")
+        .order_by("-evaluated_at", "-id")
+        .first()
+    )
+    return {
+        "estimated_performance": performance_estimate_latest(version=version),
+        "realised_auc": auc_evaluation_latest(version=version),
+        "drift": drift,
+    }
 
 
 def drift_evaluation_previous(*, version: ModelVersion) -> DriftEvaluation | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from monitoring.evaluation import auc, drift, selectors
-from monitoring.models import AucEvaluation, DriftEvaluation
+from monitoring.evaluation import auc, drift, estimate, multivariate, selectors
+from monitoring.models import AucEvaluation, DriftEvaluation, PerformanceEstimate
 from predictions.models import ModelVersion
+from predictions.tiers import HIGH_TIERS, RiskLevel
 from predictions.timeline import IIT_GRACE_DAYS
 
 log = logging.getLogger("iit.monitoring")
@@ -182,6 +184,9 @@ def drift_evaluation_create(*, now: dt.datetime | None = None) -> DriftEvaluatio
     evaluation.drifted_features = result.drifted
     evaluation.features = result.features
     evaluation.prediction_drift = drift.prediction_drift(reference, scores, tiers)
+    fitted = version.reference_profile.get("multivariate")
+    if fitted:
+        evaluation.multivariate = multivariate.evaluate(fitted, multivariate.matrix_from_rows(fitted["features"], rows))
     evaluation.save()
     return evaluation
 
@@ -207,7 +212,108 @@ def drift_figures(evaluation: DriftEvaluation) -> dict:
         "drifted_features": evaluation.drifted_features,
         "score_psi": evaluation.prediction_drift.get("score_psi"),
         "high_share_change": evaluation.prediction_drift.get("high_share_change"),
+        "multivariate_error": evaluation.multivariate.get("error"),
+        "multivariate_drifted": evaluation.multivariate_drifted,
     }
+
+
+# --- Estimated performance ---------------------------------------------------------
+
+# Observed / expected outside this band in the latest resolved window: the scores are no longer calibrated.
+CALIBRATION_BAND = (0.8, 1.25)
+
+
+def _reliability(version: ModelVersion) -> str:
+    """Why the version's scores cannot be read as probabilities now ("" when nothing says so)."""
+    latest = selectors.auc_evaluation_latest(version=version)
+    if latest is None or latest.observed_expected is None:
+        return ""
+    low, high = CALIBRATION_BAND
+    if low <= latest.observed_expected <= high:
+        return ""
+    direction = "more" if latest.observed_expected > high else "fewer"
+    return (
+        f"calibration drift: observed / expected {latest.observed_expected:.2f} (outside {low}-{high}) on the "
+        f"appointments of {latest.window_start:%Y-%m-%d} to {latest.window_end:%Y-%m-%d}: {direction} interruptions "
+        "than the scores predicted, so the scores are no longer probabilities to estimate from"
+    )
+
+
+def performance_estimate_create(*, now: dt.datetime | None = None) -> PerformanceEstimate | None:
+    """Expected performance of the active version on its latest score_all snapshot, from the scores alone.
+
+    Of the snapshot's patients, those in care (appointment not yet due the night it ran): a late patient's
+    score was made at their booking visit and does not know they are already late, so late patients
+    interrupt at several times their scores and would bend an estimate that takes scores as probabilities.
+
+    Returns None when no version is active; raises NoSnapshot when it has no snapshot yet, or none newer
+    than the last one estimated.  Marked unreliable, with the reason, when the latest resolved window
+    shows calibration drift (``CALIBRATION_BAND``).
+    """
+    version = selectors.model_version_active()
+    if version is None:
+        return None
+    snapshot = selectors.score_all_snapshot_latest(version=version)
+    if snapshot is None:
+        raise NoSnapshot(f"model version {version.version} has no full score_all snapshot yet: run the score_all job")
+    if PerformanceEstimate.objects.filter(model_version=version, snapshot=snapshot).exists():
+        raise NoSnapshot(f"the latest score_all snapshot ({snapshot.finished_at:%Y-%m-%d %H:%M}) is already estimated")
+    assert snapshot.started_at is not None  # a succeeded job has run
+    scores, tiers = selectors.snapshot_scores(snapshot=snapshot, due_from=timezone.localdate(snapshot.started_at))
+    reason = _reliability(version)
+    row = PerformanceEstimate(
+        model_version=version,
+        snapshot=snapshot,
+        evaluated_at=now or timezone.now(),
+        n_rows=int(scores.size),
+        reliable=not reason,
+        unreliable_reason=reason,
+    )
+    if scores.size < settings.MONITORING_DRIFT_MIN_ROWS:
+        row.status = PerformanceEstimate.Status.INSUFFICIENT_DATA
+        row.save()
+        return row
+    groups = {"very_high": tiers == RiskLevel.VERY_HIGH.value, "high_tiers": np.isin(tiers, HIGH_TIERS)}
+    result = estimate.estimate(scores, groups)
+    row.status = PerformanceEstimate.Status.OK
+    row.expected_events = result.expected_events
+    row.roc_auc, row.roc_auc_lower, row.roc_auc_upper = (
+        result.roc_auc.value,
+        result.roc_auc.lower,
+        result.roc_auc.upper,
+    )
+    row.pr_auc = result.pr_auc
+    row.capture_very_high = result.capture["very_high"].value
+    row.capture_high_tiers = result.capture["high_tiers"].value
+    row.capture = {name: vars(interval) for name, interval in result.capture.items()}
+    row.save()
+    return row
+
+
+def performance_estimate_summary(row: PerformanceEstimate) -> str:
+    if row.status != PerformanceEstimate.Status.OK:
+        return f"insufficient data: {row.n_rows} predictions in the score_all snapshot"
+    text = (
+        f"estimated ROC-AUC {row.roc_auc:.3f} ({row.roc_auc_lower:.3f}-{row.roc_auc_upper:.3f}), "
+        f"PR-AUC {row.pr_auc:.3f}, {row.capture_high_tiers:.0%} of interruptions in the high tiers, "
+        f"{row.n_rows} patients in care"
+    )
+    return text if row.reliable else f"UNRELIABLE ({row.unreliable_reason}); {text}"[:1000]
+
+
+def performance_estimate_figures(row: PerformanceEstimate) -> dict:
+    fields = ("status", "n_rows", "expected_events", "roc_auc", "roc_auc_lower", "roc_auc_upper", "pr_auc")
+    figures = {name: getattr(row, name) for name in fields}
+    figures.update(
+        estimate=row.pk,
+        model_version=row.model_version.version,
+        snapshot=str(row.snapshot_id),
+        capture_very_high=row.capture_very_high,
+        capture_high_tiers=row.capture_high_tiers,
+        reliable=row.reliable,
+        unreliable_reason=row.unreliable_reason,
+    )
+    return figures
 
 
 def summary_of(prefix: str, figures) -> str:

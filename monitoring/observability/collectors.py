@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from monitoring.evaluation.selectors import job_last_success, job_schedules
-from monitoring.models import Alert, AucEvaluation, DriftEvaluation, MetricSample
+from monitoring.models import Alert, AucEvaluation, DriftEvaluation, MetricSample, PerformanceEstimate
 from monitoring.observability import health
 from predictions.models import ModelVersion
 
@@ -90,6 +90,7 @@ def model_metrics() -> Iterable[Metric]:
     drift = GaugeMetricFamily(
         "iit_model_drift_detected", "1 when the drift job found persistent drift, else 0.", labels=["model_version"]
     )
+    families: list[Metric] = [info, auc, lower, upper, drift]
     if version is not None:
         info.add_metric([version.version], 1)
         evaluation = (
@@ -109,7 +110,73 @@ def model_metrics() -> Iterable[Metric]:
         )
         if verdict is not None:
             drift.add_metric([version.version], 1.0 if verdict.drift_detected else 0.0)
-    return [info, auc, lower, upper, drift]
+    else:
+        verdict = None
+    families += multivariate_metrics(version, verdict)
+    families += estimate_metrics(version)
+    return families
+
+
+def multivariate_metrics(version: ModelVersion | None, verdict: DriftEvaluation | None) -> list[Metric]:
+    """The latest drift evaluation's PCA reconstruction error and its band (monitoring.evaluation.multivariate)."""
+    detected = GaugeMetricFamily(
+        "iit_model_multivariate_drift_detected",
+        "1 when the latest snapshot's PCA reconstruction error left the reference band, else 0.",
+        labels=["model_version"],
+    )
+    error = GaugeMetricFamily(
+        "iit_model_reconstruction_error",
+        "Mean PCA reconstruction error of the latest snapshot's standardised features (drift job).",
+        labels=["model_version"],
+    )
+    upper = GaugeMetricFamily(
+        "iit_model_reconstruction_error_upper",
+        "Upper edge of the reference band: mean + 3 sd of the reference chunks' errors.",
+        labels=["model_version"],
+    )
+    if version is not None and verdict is not None and verdict.multivariate:
+        figures = verdict.multivariate
+        detected.add_metric([version.version], 1.0 if figures["drifted"] else 0.0)
+        error.add_metric([version.version], figures["error"])
+        upper.add_metric([version.version], figures["upper"])
+    return [detected, error, upper]
+
+
+def estimate_metrics(version: ModelVersion | None) -> list[Metric]:
+    """The latest performance estimate of the active version: expected AUC before outcomes are known."""
+    families = {
+        "roc_auc": GaugeMetricFamily(
+            "iit_model_estimated_auc_score",
+            "ROC AUC expected of the latest score_all snapshot from its calibrated scores (performance_estimate job).",
+            labels=["model_version"],
+        ),
+        "roc_auc_lower": GaugeMetricFamily(
+            "iit_model_estimated_auc_score_lower",
+            "Lower bound of the 95% range of the AUC these patients' outcomes would realise.",
+            labels=["model_version"],
+        ),
+        "roc_auc_upper": GaugeMetricFamily(
+            "iit_model_estimated_auc_score_upper",
+            "Upper bound of the 95% range of the AUC these patients' outcomes would realise.",
+            labels=["model_version"],
+        ),
+    }
+    reliable = GaugeMetricFamily(
+        "iit_model_estimate_reliable",
+        "1 when the scores were calibrated in the latest resolved window (O/E 0.8-1.25), else 0.",
+        labels=["model_version"],
+    )
+    if version is not None:
+        row = (
+            PerformanceEstimate.objects.filter(model_version=version, status=PerformanceEstimate.Status.OK)
+            .order_by("-evaluated_at", "-id")
+            .first()
+        )
+        if row is not None:
+            for name, family in families.items():
+                family.add_metric([version.version], getattr(row, name))
+            reliable.add_metric([version.version], 1.0 if row.reliable else 0.0)
+    return [*families.values(), reliable]
 
 
 def job_metrics(now: dt.datetime | None = None) -> Iterable[Metric]:

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from iit_service.api.validation import StrictInput
+from monitoring.models import AucEvaluation, DriftEvaluation, PerformanceEstimate
 from patients.models import CARE_STATE_CHOICES, Patient
 from predictions.models import BatchJob, ModelVersion, Prediction
 from predictions.tiers import RiskLevel
@@ -192,3 +193,61 @@ class ModelVersionOutput(serializers.ModelSerializer):
 
     def get_validation_window(self, version: ModelVersion) -> dict:
         return {"start": version.validation_window_start, "end": version.validation_window_end}
+
+
+class EstimatedPerformanceOutput(serializers.ModelSerializer):
+    snapshot = serializers.UUIDField(source="snapshot_id", allow_null=True)
+
+    class Meta:
+        model = PerformanceEstimate
+        fields = ["evaluated_at", "snapshot", "status", "n_rows", "expected_events", "roc_auc", "roc_auc_lower"]
+        fields += ["roc_auc_upper", "pr_auc", "capture_very_high", "capture_high_tiers", "reliable"]
+        fields += ["unreliable_reason"]
+        extra_kwargs = {
+            "roc_auc_lower": {"help_text": "The central 95% of the AUC these patients' outcomes would realise."},
+            "capture_high_tiers": {"help_text": "Expected share of interruptions in the high and very-high tiers."},
+            "reliable": {"help_text": "False when the latest resolved window's O/E was outside 0.8-1.25."},
+        }
+
+
+class RealisedAucOutput(serializers.ModelSerializer):
+    class Meta:
+        model = AucEvaluation
+        fields = ["evaluated_at", "window_start", "window_end", "n_labelled", "n_events", "roc_auc"]
+        fields += ["roc_auc_lower", "roc_auc_upper", "pr_auc", "observed_expected"]
+
+
+class DriftSummaryOutput(serializers.ModelSerializer):
+    multivariate_drift_detected = serializers.BooleanField(source="multivariate_drifted", allow_null=True)
+    reconstruction_error = serializers.SerializerMethodField()
+    reconstruction_error_upper = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DriftEvaluation
+        fields = ["evaluated_at", "drift_detected", "share_drifted", "drifted_features", "multivariate_drift_detected"]
+        fields += ["reconstruction_error", "reconstruction_error_upper"]
+
+    def get_reconstruction_error(self, evaluation: DriftEvaluation) -> float | None:
+        return evaluation.multivariate.get("error")
+
+    def get_reconstruction_error_upper(self, evaluation: DriftEvaluation) -> float | None:
+        return evaluation.multivariate.get("upper")
+
+
+class ModelMonitoringOutput(serializers.Serializer):
+    estimated_performance = EstimatedPerformanceOutput(allow_null=True)
+    realised_auc = RealisedAucOutput(allow_null=True)
+    drift = DriftSummaryOutput(allow_null=True)
+
+
+class ActiveModelOutput(ModelVersionOutput):
+    """The active version, and what monitoring knows of it now (the latest of each evaluation)."""
+
+    monitoring = serializers.SerializerMethodField()
+
+    class Meta(ModelVersionOutput.Meta):
+        fields = [*ModelVersionOutput.Meta.fields, "monitoring"]
+
+    @extend_schema_field(ModelMonitoringOutput)
+    def get_monitoring(self, version: ModelVersion) -> dict:
+        return ModelMonitoringOutput(self.context["monitoring"]).data

@@ -21,6 +21,7 @@ from iit_service.api.negotiation import JSONErrorsMixin
 from iit_service.api.validation import validated
 from iit_service.api.views import ClinicalViewSet
 from iit_service.errors import Unavailable
+from monitoring.evaluation.selectors import model_monitoring_latest
 from patients.api.filters import facility_asked
 from patients.models import AuditEvent, Patient
 from patients.selectors import facility_ids_for, patients_visible_to
@@ -363,9 +364,13 @@ class ModelVersionViewSet(ClinicalViewSet):
         versions = self.filter_queryset(ModelVersion.objects.defer("reference_profile"))
         return self.paginated(self.page_of(versions), s.ModelVersionOutput)
 
-    @extend_schema(responses={200: s.ModelVersionOutput, **ERRORS}, summary="The active model version")
+    @extend_schema(
+        responses={200: s.ActiveModelOutput, **ERRORS},
+        summary="The active model version, with its latest estimated and realised performance and drift",
+    )
     def active(self, request):
         version = ModelVersion.objects.defer("reference_profile").filter(is_active=True).first()
         if version is None:
             raise Http404("No model version is active.")
-        return Response(s.ModelVersionOutput(version).data)
+        monitoring = model_monitoring_latest(version=version)
+        return Response(s.ActiveModelOutput(version, context={"monitoring": monitoring}).data)

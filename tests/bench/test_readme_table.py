@@ -166,8 +166,8 @@ def test_the_project_readme_stays_under_2500_words_with_every_bench_at_its_defau
     evidently = {**EVIDENTLY, "1000000": {**EVIDENTLY["100000"], "rows": 1_000_000}}
     results = {"bench_http": HTTP, "bench_prediction": PREDICTION, "bench_batch": {**MACHINE, **BATCH},
                "bench_drift": DRIFT, "bench_drift_evidently": evidently, "bench_auc": AUC,
-               "bench_metrics": METRICS, "bench_line_list": LINE_LIST, "bench_memory": MEMORY,
-               "soak": SOAK}  # fmt: skip
+               "bench_metrics": METRICS, "bench_line_list": LINE_LIST, "bench_memory": MEMORY, "soak": SOAK,
+               "bench_estimate": {**ESTIMATE, "1000000": {**ESTIMATE["100000"], "rows": 1_000_000}}}  # fmt: skip
     table = render(results)
     assert "not run" not in table and "unreadable" not in table
     text = (Path(readme_table.ROOT) / "README.md").read_text()
@@ -178,3 +178,19 @@ def test_the_line_list_row_shows_one_facility_against_the_whole_list():
     (row,) = [r for r in rows(render({"bench_line_list": LINE_LIST})) if "bench_line_list" in r[0]]
     assert row[1:4] == ["p50 236.9 ms (≤ 500)", "all 3: 221.7 ms", "1.07 (≤ 1.5)"]
     assert row[4].endswith("SQLite")
+
+
+ESTIMATE = {**MACHINE, "bench": "bench_estimate", "100000": {
+    "rows": 100_000, "features": 25, "ours_seconds": 0.047, "nannyml_seconds": 3.52, "ratio": 75.1,
+    "ours": {"estimated_roc_auc": 0.7918}, "nannyml": {"estimated_roc_auc": 0.7949},
+}}  # fmt: skip
+
+
+def test_the_estimate_bench_gives_its_largest_size_against_nannyml():
+    larger = {**ESTIMATE["100000"], "rows": 1_000_000, "ours_seconds": 0.61, "nannyml_seconds": 30.2, "ratio": 49.5}
+    by_what = {row[0]: row[1:] for row in rows(render({"bench_estimate": {**ESTIMATE, "1000000": larger}}))}
+    assert by_what["CBPE + PCA drift, 1,000,000 rows (`bench_estimate`)"][:3] == [
+        "0.610 s",
+        "NannyML 30.20 s",
+        "49.5x (≥ 20x)",
+    ]

@@ -7,12 +7,31 @@ import shutil
 
 import pytest
 
+from predictions import registry
 from tests.monitoring.local_servers import PAGERDUTY_KEY, RecordingHTTPServer, RecordingSMTPServer
+from tests.trained import write_cohort
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 needs_chromium = pytest.mark.skipif(
     not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)), reason="needs Debian chromium"
 )
+
+
+@pytest.fixture
+def scored_tonight(db, settings, tmp_path, trained_once):
+    """The session's model, active over the default cohort, and tonight's score_all snapshot of it."""
+    from predictions.services import predictions_score_all
+
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.MODEL_VERSION_CHECK_SECONDS = 0
+    settings.MONITORING_DRIFT_MIN_ROWS = 50
+    registry.forget_loaded_model()
+    write_cohort()
+    version = trained_once.register()
+    snapshot = predictions_score_all()
+    assert snapshot.status == "succeeded", snapshot.error
+    yield version, snapshot
+    registry.forget_loaded_model()
 
 
 @pytest.fixture

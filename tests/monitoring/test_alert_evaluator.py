@@ -17,7 +17,7 @@ from monitoring.alerting import (
 )
 from monitoring.alerting.rules import RULE_SEEDS
 from monitoring.alerting.values import current_value
-from monitoring.models import Alert, AlertRule, AucEvaluation, DriftEvaluation, MetricSample
+from monitoring.models import Alert, AlertRule, AucEvaluation, DriftEvaluation, MetricSample, PerformanceEstimate
 from monitoring.observability.health import health_check
 from predictions.models import ModelVersion
 from tests.monitoring import console_data
@@ -186,18 +186,49 @@ def test_an_auc_below_the_threshold_fires_the_auc_rule(model_version):
     assert (alert.rule.name, alert.state, alert.value) == ("Model AUC low", "firing", 0.71)
 
 
+def test_an_estimated_auc_below_the_threshold_warns_before_any_outcome(model_version):
+    seed_alert_rules()
+    PerformanceEstimate.objects.create(model_version=model_version, evaluated_at=at(0), status="ok", roc_auc=0.72)
+    evaluate_rules(now=at(10))
+    alert = Alert.objects.get()
+    assert (alert.rule.name, alert.severity, alert.state, alert.value) == (
+        "Model estimated AUC low",
+        "warning",
+        "firing",
+        0.72,
+    )
+
+
+def drift_evaluation(model_version, second: int, **fields) -> None:
+    DriftEvaluation.objects.create(
+        model_version=model_version,
+        evaluated_at=at(second),
+        window_start=at(second - 86400),
+        window_end=at(second),
+        status="ok",
+        **fields,
+    )
+
+
+def test_multivariate_drift_warns_and_a_drift_evaluation_without_it_is_no_evidence(model_version):
+    seed_alert_rules()
+    band = {"lower": 2.3, "upper": 3.6}
+    drift_evaluation(model_version, 0, multivariate={"error": 3.9, **band, "drifted": True})
+    evaluate_rules(now=at(10))
+    assert Alert.objects.get().rule.name == "Model multivariate drift"
+    drift_evaluation(model_version, 100, multivariate={})  # no multivariate reference: neither fires nor clears
+    evaluate_rules(now=at(110))
+    assert Alert.objects.get().state == "firing"
+    drift_evaluation(model_version, 200, multivariate={"error": 3.0, **band, "drifted": False})
+    evaluate_rules(now=at(210))
+    assert Alert.objects.get().state == "resolved"
+
+
 def test_drift_fires_the_drift_rule_and_resolves_when_the_verdict_falls(model_version):
     seed_alert_rules()
 
     def drift(detected: bool, second: int) -> None:
-        DriftEvaluation.objects.create(
-            model_version=model_version,
-            evaluated_at=at(second),
-            window_start=at(second - 86400),
-            window_end=at(second),
-            status="ok",
-            drift_detected=detected,
-        )
+        drift_evaluation(model_version, second, drift_detected=detected)
 
     drift(True, 0)
     evaluate_rules(now=at(10))

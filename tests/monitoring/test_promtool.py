@@ -32,7 +32,7 @@ def alert_rules() -> list[dict]:
 def test_promtool_accepts_the_alert_rules():
     result = run("promtool", "check", "rules", str(MONITORING / "alert_rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 23 rules found" in result.stdout
+    assert "SUCCESS: 25 rules found" in result.stdout
 
 
 @needs_promtool
@@ -91,6 +91,7 @@ def test_the_guide_thresholds_are_all_alerted_on():
         ("warning", "0.7"),
         ("warning", "0.75"),
         ("critical", "1"),  # drift detected
+        ("warning", "1"),  # multivariate drift detected (the estimated AUC's threshold is the AUC's, 0.75)
         ("warning", "(iit_job_deadline_seconds)"),  # a scheduled job past its own deadline
         ("warning", "300"),  # client errors at a broken client's rate
         ("warning", "0.9"),  # Celery workers saturated with a queue waiting (ScaleOutWorkers; ScaleOutWeb is 0.75)

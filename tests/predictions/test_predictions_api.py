@@ -311,6 +311,7 @@ def test_the_model_endpoints_describe_versions_and_the_active_one(api, trained):
     assert {"roc_auc", "pr_auc", "brier", "observed_expected", "n_train", "n_validation"} <= set(active["metrics"])
     assert set(active["tier_cutoffs"]) == {"medium", "high", "very_high"}
     assert active["training_window"]["start"] and active["trained_at"]
+    assert active["monitoring"] == {"estimated_performance": None, "realised_auc": None, "drift": None}
     assert [v["version"] for v in api.get("/api/v1/models/").json()["results"]] == [trained.version]
 
 

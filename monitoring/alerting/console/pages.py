@@ -100,6 +100,7 @@ def model_context(*, now: dt.datetime | None = None) -> dict:
     return {
         "versions": selectors.model_versions(),
         "auc_latest": latest,
+        "estimate": selectors.estimate_latest(),
         "auc_history": history[-12:][::-1],
         "segments": latest.segments if latest else [],
         "auc_chart": _auc_chart(history),

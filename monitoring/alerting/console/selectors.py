@@ -14,7 +14,15 @@ from django.core.cache import cache
 from django.db.models import Avg, Count, Max, Min, Q, QuerySet
 from django.db.models.functions import Trunc
 
-from monitoring.models import Alert, AucEvaluation, DriftEvaluation, JobRun, MetricSample, NotificationDelivery
+from monitoring.models import (
+    Alert,
+    AucEvaluation,
+    DriftEvaluation,
+    JobRun,
+    MetricSample,
+    NotificationDelivery,
+    PerformanceEstimate,
+)
 from predictions.models import BatchJob, ModelVersion, Prediction
 
 logger = logging.getLogger(__name__)
@@ -149,6 +157,10 @@ def auc_history(*, limit: int = 104) -> list[AucEvaluation]:
         .order_by("-evaluated_at", "-id")[:limit]
     )
     return list(reversed(rows))
+
+
+def estimate_latest() -> PerformanceEstimate | None:
+    return PerformanceEstimate.objects.select_related("model_version").order_by("-evaluated_at", "-id").first()
 
 
 def drift_latest() -> DriftEvaluation | None:
