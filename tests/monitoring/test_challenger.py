@@ -157,7 +157,7 @@ def test_promote_activates_a_candidate_that_passes_the_gate_and_audits_the_reque
     event = AuditEvent.objects.get(resource="model_comparison")
     assert (event.action, event.username, event.path) == ("promote", "staff", action_url(comparison, "promote"))
     page = staff_client.get(reverse("admin:monitoring_console_comparisons")).content.decode()
-    assert "Promoted" in page and 'class="promote"' not in page
+    assert "Promoted" in page and 'button promote' not in page
 
 
 def test_the_gate_refuses_a_weaker_candidate_and_the_console_says_why(
@@ -175,7 +175,7 @@ def test_the_gate_refuses_a_weaker_candidate_and_the_console_says_why(
     assert AuditEvent.objects.filter(action="promote", resource="model_comparison").count() == 1
     page = staff_client.get(reverse("admin:monitoring_console_comparisons")).content.decode()
     assert "Refused by the activation gate" in page and "refused by the activation gate: candidate" in page
-    assert 'class="dismiss"' in page  # a refused candidate can still be set aside
+    assert 'class="button dismiss"' in page  # a refused candidate can still be set aside
 
 
 def test_dismiss_sets_the_candidate_aside_with_a_note_and_audits_it(active, staff_client, staff):
