@@ -9,7 +9,10 @@ with its own clinician (the outsider), and API clients authenticated as each.
 * it asks nothing of other Redis databases: a private ``redis-server`` (tests/faults/conftest.py) when it must
   stop one;
 * an expensive module or session fixture stays with its tests: every module runs in one worker, and the tests of
-  tests/faults that use the session's ``service`` stack share one, so it is started once.
+  tests/faults that use the session's ``service`` stack share one, so it is started once;
+* it holds in any order: it restores what it changes process-wide (``celery_reconfigured``; a psycopg2 wait
+  callback), and a result that depends on row ids asks for ``reset_sequences=True`` (PostgreSQL's sequences
+  keep counting across rolled-back tests).
 """
 
 from __future__ import annotations
