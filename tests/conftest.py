@@ -41,6 +41,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group("tests/faults: service" if shares_the_stack else module))
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings_xdist_suffix(request) -> None:
+    """pytest-django's worker suffix (``test_iit_gw0``), left off SQLite's test database (in memory: each process
+    has its own). pytest-django tells SQLite by Django's engine name and takes django-prometheus' for a server."""
+    from django.conf import settings
+
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    database = settings.DATABASES["default"]
+    if worker and "sqlite" not in database["ENGINE"]:
+        test = database.setdefault("TEST", {})
+        test["NAME"] = f"{test.get('NAME') or 'test_' + database['NAME']}_{worker}"
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     cache.clear()
