@@ -24,9 +24,11 @@ system-deps:
 run: venv
 	./scripts/run --host $(HOST) --port $(PORT)
 
-## Run the whole test suite (PostgreSQL and Redis when DATABASE_URL/REDIS_URL are set).
+## Run the whole test suite (PostgreSQL and Redis when DATABASE_URL/REDIS_URL are set) in TEST_WORKERS processes;
+## worker N uses Redis database <REDIS_URL's> + N (tests/parallel.py). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
 test: venv system-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

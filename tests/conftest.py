@@ -1,5 +1,19 @@
 """Shared fixtures: a facility with its clinician (the owner), another facility
-with its own clinician (the outsider), and API clients authenticated as each."""
+with its own clinician (the outsider), and API clients authenticated as each.
+
+``make test`` runs the suite in two pytest-xdist workers (``--dist loadgroup``). A test stays parallel-safe when:
+
+* its state is its worker's: the test database (pytest-django's ``_gw<N>`` copy), the Redis database and var/
+  directory tests/parallel.py gives each worker, or ``tmp_path``; never a fixed path, port or database name
+  (``bench.common.free_port()``, ``fresh_database``, a process's own ``tmp_path`` directory);
+* it asks nothing of other Redis databases: a private ``redis-server`` (tests/faults/conftest.py) when it must
+  stop one;
+* an expensive module or session fixture stays with its tests: every module runs in one worker, and the tests of
+  tests/faults that use the session's ``service`` stack share one, so it is started once;
+* it holds in any order: it restores what it changes process-wide (``celery_reconfigured``; a psycopg2 wait
+  callback), and a result that depends on row ids asks for ``reset_sequences=True`` (PostgreSQL's sequences
+  keep counting across rolled-back tests).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +31,27 @@ from rest_framework.test import APIClient
 from iit_service.celery import app as celery_app
 from patients.models import ClinicianFacility, Facility, Patient
 from tests.trained import TrainedOnce
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        shares_the_stack = module.startswith("tests/faults/") and "service" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("tests/faults: service" if shares_the_stack else module))
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings_xdist_suffix(request) -> None:
+    """pytest-django's worker suffix (``test_iit_gw0``), left off SQLite's test database (in memory: each process
+    has its own). pytest-django tells SQLite by Django's engine name and takes django-prometheus' for a server."""
+    from django.conf import settings
+
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    database = settings.DATABASES["default"]
+    if worker and "sqlite" not in database["ENGINE"]:
+        test = database.setdefault("TEST", {})
+        test["NAME"] = f"{test.get('NAME') or 'test_' + database['NAME']}_{worker}"
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +177,12 @@ def worker(settings, tmp_path):
         for folder in folders.values():
             folder.mkdir(parents=True)
         options = {key: str(folder) for key, folder in folders.items()}
-        changes["broker_transport_options"] = {**options, "data_folder_out": options["data_folder_in"]}
+        # Polled every 0.1 s, not the default 1 s: each task and each ping reply would otherwise wait a second.
+        changes["broker_transport_options"] = {
+            **options,
+            "data_folder_out": options["data_folder_in"],
+            "polling_interval": 0.1,
+        }
     with celery_reconfigured(**changes):
         with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING"):
             yield

@@ -14,7 +14,7 @@ import pytest
 
 from bench.common import Stack, fresh_database, wait_until
 from tests.faults.conftest import REDIS_SERVER, RedisServer
-from tests.faults.test_worker_killed import query, writes_blocked
+from tests.faults.test_worker_killed import query, waiting_on_locks, writes_blocked
 
 pytestmark = pytest.mark.slow
 SEND = "from monitoring.tasks import run_job; run_job.delay('retention', trigger='{trigger}')"
@@ -40,7 +40,8 @@ def test_the_worker_survives_a_redis_outage_and_runs_a_task_when_redis_returns(t
             with contextlib.ExitStack() as held:
                 held.enter_context(_jobruns_blocked(database_url))
                 stack.manage("shell", "-c", SEND.format(trigger="in-flight"))
-                time.sleep(3)  # taken by the worker, waiting on the lock, not yet acknowledged
+                # Taken by the worker, waiting on the lock, not yet acknowledged.
+                wait_until(lambda: waiting_on_locks(database_url), timeout=60, what="the task to wait on the lock")
                 redis.stop()
             wait_until(lambda: "Connection to broker lost" in stack.output("worker", tail=None), timeout=30,
                        what="the worker to see the broker gone")  # fmt: skip

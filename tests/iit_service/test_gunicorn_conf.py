@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from iit_service.db_wait import bound_database_waits
+
 CONF = Path(__file__).resolve().parents[2] / "iit_service" / "gunicorn_conf.py"
 
 
@@ -23,3 +25,4 @@ def test_a_booted_worker_freezes_what_it_loaded_out_of_the_collectors_walks(conf
         assert gc.get_freeze_count() > 10_000  # Django, DRF, pandas, XGBoost...
     finally:
         gc.unfreeze()
+        bound_database_waits(0)  # the worker's bound on PostgreSQL waits is process-wide: not for later tests

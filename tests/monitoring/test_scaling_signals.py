@@ -147,12 +147,17 @@ def test_a_web_worker_holding_a_slow_request_makes_the_web_tier_busy(stack):
             b"POST /api/v1/auth/token/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b'Content-Length: 64\r\n\r\n{"username": "cli'
         )
+        # The second worker may still be booting when the first answers: both count their slots once booted.
         busy = wait_until(
-            lambda: (found := scrape(f"{web}/metrics")) and value(found, "iit_web_requests_in_flight") == 1 and found,
+            lambda: (
+                (found := scrape(f"{web}/metrics"))
+                and value(found, "iit_web_requests_in_flight") == 1
+                and value(found, "iit_web_request_slots") == 8  # two workers of four threads (GUNICORN_THREADS)
+                and found
+            ),
             timeout=60,
-            what="the slow request to be counted in flight",
+            what="the slow request to be counted in flight by a web tier of two booted workers",
         )
-        assert value(busy, "iit_web_request_slots") == 8  # two workers of four threads (GUNICORN_THREADS)
         assert value(busy, "iit_web_requests_in_flight") / value(busy, "iit_web_request_slots") == 0.125
     finally:
         slow.close()

@@ -43,16 +43,22 @@ def test_two_concurrent_uploads_of_the_same_rows_count_what_each_stored(live_ser
 def _crossed_writers(attempts: int) -> tuple[list[object], list[int]]:
     """Two transactions locking two facilities in opposite orders: PostgreSQL ends one of them (40P01)."""
     first, second = Facility.objects.create(code="X1", name="X1"), Facility.objects.create(code="X2", name="X2")
-    both_hold_one = threading.Barrier(2, timeout=10)
+    both_hold_one = threading.Barrier(2, timeout=120)  # on a loaded machine a thread's connection can take a while
+    one_finished = threading.Event()
     runs: list[int] = []
 
     def locks(order: list[Facility]) -> str:
         runs.append(1)
+        if len(runs) > 2:
+            # Run again once the other writer is through: started at once, the new transaction can take the first
+            # row back before the waiting writer wakes up, and the two deadlock a second time.
+            one_finished.wait(timeout=120)
         with transaction.atomic():
             Facility.objects.filter(pk=order[0].pk).update(name="held")
             if len(runs) <= 2:  # the first round: both hold one lock before asking for the other
                 both_hold_one.wait()
             Facility.objects.filter(pk=order[1].pk).update(name="held")
+        one_finished.set()
         return "done"
 
     def writer(order: list[Facility]) -> object:

@@ -41,7 +41,7 @@ def wait_for(predicate, timeout: float) -> None:
     while time.monotonic() < deadline:
         if predicate():
             return
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError("timed out")
 
 
@@ -62,6 +62,7 @@ def service(tmp_path):
         "IIT_VAR_DIR": str(tmp_path / "var"),
         "DEMO_PATIENTS": "600",
         "DEMO_ADMIN_PASSWORD": "run-script-test-password",
+        "RESTART_DELAY_SECONDS": "0.2",  # a dead process is started again after this pause (2 s by default)
     }
     log = (tmp_path / "run.log").open("w")
     process = subprocess.Popen(
