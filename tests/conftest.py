@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -78,6 +79,14 @@ def trained_once(django_db_setup, django_db_blocker, tmp_path_factory) -> Traine
     """The default cohort's model, trained once for the whole session; ``register()`` puts it in a test."""
     with django_db_blocker.unblock(), override_settings(MODEL_DIR=tmp_path_factory.mktemp("trained-once")):
         return TrainedOnce.train()
+
+
+@pytest.fixture
+def fhir_concept_map(db) -> None:
+    """The concept map its data migration seeds: a transactional test before this one may have flushed it."""
+    from django.apps import apps
+
+    importlib.import_module("patients.migrations.0007_fhir_codes_seed").seed(apps, None)
 
 
 @pytest.fixture

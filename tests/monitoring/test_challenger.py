@@ -157,7 +157,7 @@ def test_promote_activates_a_candidate_that_passes_the_gate_and_audits_the_reque
     event = AuditEvent.objects.get(resource="model_comparison")
     assert (event.action, event.username, event.path) == ("promote", "staff", action_url(comparison, "promote"))
     page = staff_client.get(reverse("admin:monitoring_console_comparisons")).content.decode()
-    assert "Promoted" in page and 'button promote' not in page
+    assert "Promoted" in page and "button promote" not in page
 
 
 def test_the_gate_refuses_a_weaker_candidate_and_the_console_says_why(

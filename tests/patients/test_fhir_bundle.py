@@ -12,6 +12,8 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from patients.models import AuditEvent, Facility, Observation, Patient
 
+pytestmark = pytest.mark.usefixtures("fhir_concept_map")
+
 URL = "/api/v1/fhir/"
 EXAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
 

@@ -10,6 +10,8 @@ from django.core.management import CommandError, call_command
 from patients.models import AuditEvent, Facility, Observation, Patient
 from tests.patients.test_fhir_bundle import example
 
+pytestmark = pytest.mark.usefixtures("fhir_concept_map")
+
 
 @pytest.fixture
 def bulk_export(tmp_path, db):

@@ -13,6 +13,8 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from patients.models import AuditEvent, Observation, Patient, at_risk_q
 from predictions.models import Prediction
 
+pytestmark = pytest.mark.usefixtures("fhir_concept_map")
+
 URL = "/api/v1/fhir/RiskAssessment"
 
 

@@ -17,6 +17,8 @@ from patients.models import ClinicianFacility, Facility, Observation, Patient
 from predictions.models import Prediction
 from predictions.services import batch_job_create, batch_job_run_inline
 
+pytestmark = pytest.mark.usefixtures("fhir_concept_map")
+
 
 def cohort(prefix: str):
     return generate_cohort(
