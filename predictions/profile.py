@@ -56,6 +56,7 @@ from predictions.tiers import TIERS
 
 BINS = 10
 QUANTILES = 100
+EDGE_TOLERANCE = 1e-6
 
 
 def bin_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -64,8 +65,12 @@ def bin_counts(edges: np.ndarray, values: np.ndarray) -> np.ndarray:
     missing = np.isnan(values)
     present = values[~missing]
     m = len(edges) - 1
-    index = np.searchsorted(edges, present, side="right")  # 0 below; i in [e(i-1), e(i)); m + 1 at or above em
-    index[present > edges[-1]] = m + 2
+    # A value within a millionth of an edge counts as on it: a served score (a sum of float32 TreeSHAP
+    # contributions) differs from training's in the 8th digit, and an edge shared by many tied reference
+    # scores would otherwise move all of them into the bin below.
+    slack = EDGE_TOLERANCE * np.abs(present)
+    index = np.searchsorted(edges, present + slack, side="right")  # 0 below; i in [e(i-1), e(i)); m + 1 at em
+    index[present - slack > edges[-1]] = m + 2
     return np.append(np.bincount(index, minlength=m + 3), missing.sum()).astype(np.int64)
 
 
