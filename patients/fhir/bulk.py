@@ -232,7 +232,8 @@ def _import_observations(paths, codes, patients: dict[str, list[Known]], result,
         while (rows := ahead.result()) is not None:
             ahead = reader.submit(next, chunks, None)
             _store_chunk(rows, result)
-    _foreign_keys_checked("DEFERRED")  # as Django declares them, for the rest of a caller's transaction
+    # As Django declares them, for the rest of a caller's transaction (a failure rolls the setting back too).
+    _foreign_keys_checked("DEFERRED")
     _apply_changes(stored.changes)
     patient_schedules_refresh(patient_ids=stored.patients | set(stored.changes))
     return stored.received
