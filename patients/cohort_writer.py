@@ -124,12 +124,16 @@ def _chunks(rows: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
         yield rows.iloc[start : start + size]
 
 
+_COPY_READ = 1 << 24  # characters
+
+
 def rows_copy(table: str, columns: list[str], chunk: pd.DataFrame) -> None:
     buffer = io.StringIO()
     _as_text(chunk, separator="T", zone="Z").to_csv(buffer, header=False, index=False, na_rep="")
     buffer.seek(0)
-    with connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer)
+    # Read in large pieces: each read takes Python's GIL, which another thread may hold for milliseconds.
+    with connection.cursor() as cursor, connection.wrap_database_errors:  # Django's errors, as execute raises
+        cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)", buffer, _COPY_READ)
 
 
 def _insert_many(table: str, columns: list[str], chunk: pd.DataFrame) -> None:

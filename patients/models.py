@@ -136,8 +136,9 @@ class Observation(models.Model):
     before ``observed_at``), ``created_at`` when this service received it.
     """
 
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="observations")
-    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+")
+    # Indexed by the composite indexes below, which lead with them.
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="observations", db_index=False)
+    facility = models.ForeignKey(Facility, on_delete=models.PROTECT, related_name="+", db_index=False)
     concept = models.CharField(max_length=32, choices=CONCEPT_CHOICES)
     observed_at = models.DateTimeField()
     value_numeric = models.FloatField(null=True, blank=True)

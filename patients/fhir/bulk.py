@@ -7,9 +7,10 @@ elsewhere. Resources are not validated one by one with ``fhir.resources`` unless
 
 1. Patients first, from every file (Bulk Data names its files by type, so other types' files are skipped):
    new ones inserted, changed ones updated, each keyed by ``Patient/<id>`` within its facility.
-2. Then every other resource, streamed: mapped, checked, and staged in chunks. On PostgreSQL each chunk is
-   COPied into a temporary table and inserted from there, skipping an ``external_id`` the facility holds
-   (``ON CONFLICT DO NOTHING``), so a re-import adds nothing.
+2. Then every other resource, streamed: mapped, checked, and stored in chunks. On PostgreSQL each chunk is
+   COPied into the table; when that meets an ``external_id`` the facility holds (a re-import), the chunk is
+   COPied into a temporary table instead and inserted from there with ``ON CONFLICT DO NOTHING``, so a
+   re-import adds nothing.
 3. Patient facts recorded as observations (ART start, transfer out), the patients' schedules, one audit row
    per facility.
 A resource that cannot be put on the record is reported with its file and line and left out.
@@ -20,12 +21,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 import pandas as pd
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
@@ -216,10 +218,36 @@ def _known(facility_ids: set[int]) -> dict[str, list[Known]]:
 
 
 def _import_observations(paths, codes, patients: dict[str, list[Known]], result, *, progress, validate) -> Counter:
-    """Stage, check and store every non-Patient resource; return how many rows each facility received."""
-    received: Counter = Counter()
-    changes: dict[int, dict] = {}
-    touched: set[int] = set()
+    """Map, check and store every non-Patient resource; return how many rows each facility received.
+
+    The files are read a chunk ahead, in a thread, while the chunk before is stored: the database's work
+    (COPY, the index entries, the foreign-key checks, here made at each COPY rather than all at the commit)
+    waits on PostgreSQL with Python's GIL released, so the two proceed side by side.
+    """
+    stored = _Stored()
+    chunks = _chunks(paths, codes, patients, result, stored, progress=progress, validate=validate)
+    _foreign_keys_checked("IMMEDIATE")
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = reader.submit(next, chunks, None)
+        while (rows := ahead.result()) is not None:
+            ahead = reader.submit(next, chunks, None)
+            _store_chunk(rows, result)
+    # As Django declares them, for the rest of a caller's transaction (a failure rolls the setting back too).
+    _foreign_keys_checked("DEFERRED")
+    _apply_changes(stored.changes)
+    patient_schedules_refresh(patient_ids=stored.patients | set(stored.changes))
+    return stored.received
+
+
+@dataclass
+class _Stored:
+    received: Counter = field(default_factory=Counter)  # facility id -> rows
+    changes: dict[int, dict] = field(default_factory=dict)  # patient id -> patient fields recorded as observations
+    patients: set[int] = field(default_factory=set)
+
+
+def _chunks(paths, codes, patients, result, stored: _Stored, *, progress, validate) -> Iterator[list[tuple]]:
+    """The rows to store, ``CHUNK`` at a time; what is refused goes to ``result``."""
     rows: list[tuple] = []
     now = timezone.now()
     for where, resource, reason in _resources(paths, patients=False, progress=progress):
@@ -228,22 +256,26 @@ def _import_observations(paths, codes, patients: dict[str, list[Known]], result,
         if mapped is None or patient is None:
             continue
         if mapped.changes:
-            changes.setdefault(patient.pk, {}).update(mapped.changes)
+            stored.changes.setdefault(patient.pk, {}).update(mapped.changes)
         for row in mapped.rows:
             problem = check_row(row, birth_date=patient.birth_date, now=now)
             if problem:
                 result.refuse(where, f"{row['external_id']}: {problem}")
                 continue
             rows.append(_columns(row, patient, now))
-            received[patient.facility_id] += 1
-            touched.add(patient.pk)
+            stored.received[patient.facility_id] += 1
+            stored.patients.add(patient.pk)
         if len(rows) >= CHUNK:
-            _store_chunk(rows, result)
+            yield rows
             rows = []
-    _store_chunk(rows, result)
-    _apply_changes(changes)
-    patient_schedules_refresh(patient_ids=touched | set(changes))
-    return received
+    if rows:
+        yield rows
+
+
+def _foreign_keys_checked(when: str) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET CONSTRAINTS ALL {when}")
 
 
 def _subject(where: str, mapped: Mapped, patients: dict[str, list[Known]], result: ImportResult) -> Known | None:
@@ -288,8 +320,6 @@ def _columns(row: dict, patient: Known, now: dt.datetime) -> tuple:
 
 
 def _store_chunk(rows: list[tuple], result: ImportResult) -> None:
-    if not rows:
-        return
     store: Callable[[list[tuple]], int] = _copy_chunk if connection.vendor == "postgresql" else _orm_chunk
     created = store(rows)
     result.observations_created += created
@@ -297,11 +327,21 @@ def _store_chunk(rows: list[tuple], result: ImportResult) -> None:
 
 
 def _copy_chunk(rows: list[tuple]) -> int:
-    """COPY into a temporary table, then insert what the facility does not hold yet: one statement each."""
+    """COPY straight into the table; when the facility holds some of the rows already (a re-import), or the
+    files hold one twice, COPY them into a temporary table instead and insert what the facility does not hold."""
     frame = pd.DataFrame(rows, columns=OBSERVATION_COLUMNS)
     for name in ("observed_at", "entered_at", "created_at"):
         frame[name] = pd.to_datetime(frame[name], utc=True)
     frame["value_date"] = pd.to_datetime(frame["value_date"])
+    try:
+        with transaction.atomic():  # a savepoint: a conflict undoes this COPY only
+            rows_copy(Observation._meta.db_table, OBSERVATION_COLUMNS, frame)
+        return len(frame)
+    except IntegrityError:
+        return _insert_new(frame)
+
+
+def _insert_new(frame: pd.DataFrame) -> int:
     columns = ", ".join(OBSERVATION_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -78,3 +78,15 @@ def test_the_record_exported_and_imported_again_adds_nothing(bulk_export, tmp_pa
     after = sorted(Observation.objects.values_list("external_id", "concept", "observed_at", "value_numeric"))
     assert after == before
     assert AuditEvent.objects.filter(action="export", resource="fhir.export").count() == 1
+
+
+def test_new_resources_beside_stored_and_repeated_ones_are_added_once(bulk_export):
+    with pytest.raises(SystemExit):
+        call_command("import_fhir", bulk_export, "--no-progress")
+    stored = example("Appointment-example")
+    new = {**stored, "id": "example-2"}
+    (bulk_export / "Appointment.ndjson").write_text("\n".join(json.dumps(r) for r in (stored, new, new)) + "\n")
+    with pytest.raises(SystemExit):
+        call_command("import_fhir", bulk_export, "--no-progress")
+    appointments = Observation.objects.filter(external_id__startswith="Appointment/").values_list("external_id")
+    assert sorted(appointments) == [("Appointment/example",), ("Appointment/example-2",)]
