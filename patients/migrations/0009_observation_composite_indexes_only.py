@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("patients", "0007_fhir_codes_seed"),
+        ("patients", "0008_auditevent_promote_dismiss"),
     ]
 
     operations = [
