@@ -161,6 +161,17 @@ def _line_list(r: dict) -> list[Row]:
     ]
 
 
+def _fhir_import(r: dict) -> list[Row]:
+    return [
+        (
+            f"`import_fhir`, {r['resources']:,} FHIR resources, {r['patients']:,} patients (`bench_fhir_import`)",
+            f"{r['import_seconds']} s (≤ {r['target_seconds']:g} s)",
+            f"JSON bulk endpoint, same rows: {r['json_bulk_seconds_for_same_rows']} s",
+            f"{r['speedup_over_json_bulk']}x",
+        )
+    ]
+
+
 def _soak(r: dict) -> list[Row]:
     growth = max(r["rss_growth"].values())
     return [
@@ -183,6 +194,7 @@ BENCHES: list[tuple[str, str, Callable[[dict], list[Row]]]] = [
     ("bench_estimate", "estimated AUC and multivariate drift against NannyML (`bench_estimate`)", _estimate),
     ("bench_auc", "ROC-AUC against scikit-learn (`bench_auc`)", _auc),
     ("bench_line_list", "line list of one facility (`bench_line_list`)", _line_list),
+    ("bench_fhir_import", "FHIR Bulk Data import against the JSON bulk endpoint (`bench_fhir_import`)", _fhir_import),
     ("bench_metrics", "`/metrics` scrape (`bench_metrics`)", _metrics),
     ("bench_memory", "web worker memory (`bench_memory`)", _memory),
     ("soak", "soak under mixed traffic (`bench.soak`)", _soak),

@@ -167,6 +167,7 @@ def test_the_project_readme_stays_under_2500_words_with_every_bench_at_its_defau
     results = {"bench_http": HTTP, "bench_prediction": PREDICTION, "bench_batch": {**MACHINE, **BATCH},
                "bench_drift": DRIFT, "bench_drift_evidently": evidently, "bench_auc": AUC,
                "bench_metrics": METRICS, "bench_line_list": LINE_LIST, "bench_memory": MEMORY, "soak": SOAK,
+               "bench_fhir_import": FHIR_IMPORT,
                "bench_estimate": {**ESTIMATE, "1000000": {**ESTIMATE["100000"], "rows": 1_000_000}}}  # fmt: skip
     table = render(results)
     assert "not run" not in table and "unreadable" not in table
@@ -194,3 +195,14 @@ def test_the_estimate_bench_gives_its_largest_size_against_nannyml():
         "NannyML 30.20 s",
         "49.5x (≥ 20x)",
     ]
+
+
+FHIR_IMPORT = {**MACHINE, "bench": "bench_fhir_import", "database": "postgresql", "patients": 50_000,
+               "resources": 1_086_087, "import_seconds": 59.7, "target_seconds": 60.0,
+               "json_bulk_seconds_for_same_rows": 234.1, "speedup_over_json_bulk": 3.92}  # fmt: skip
+
+
+def test_the_fhir_import_row_gives_the_import_against_its_target_and_the_json_bulk_endpoint():
+    (row,) = [r for r in rows(render({"bench_fhir_import": FHIR_IMPORT})) if "bench_fhir_import" in r[0]]
+    assert row[1:4] == ["59.7 s (≤ 60 s)", "JSON bulk endpoint, same rows: 234.1 s", "3.92x"]
+    assert "1,086,087" in row[0] and row[4].endswith("PostgreSQL")
