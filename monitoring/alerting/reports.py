@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from monitoring.alerting.console import selectors
+from monitoring.alerting.console.metrics import display_of, format_value
 from monitoring.models import Alert, HealthReport
 
 logger = logging.getLogger(__name__)
@@ -195,15 +196,21 @@ def _workload(*, today: dt.date) -> list[dict]:
 def _service_metrics(*, start: dt.datetime, end: dt.datetime) -> dict:
     latest = selectors.metrics_latest()
     extremes = selectors.metric_extremes(start=start, end=end)
-    return {
-        name: {
+    metrics = {}
+    for name, sample in latest.items():
+        values = {
             "latest": sample.value if sample else None,
-            "latest_at": _iso(sample.recorded_at) if sample else None,
             "avg": extremes.get(name, {}).get("avg"),
             "max": extremes.get(name, {}).get("max"),
         }
-        for name, sample in latest.items()
-    }
+        metrics[name] = {
+            **values,
+            "latest_at": _iso(sample.recorded_at) if sample else None,
+            # As the console shows them: a human name, values with their unit.
+            "label": display_of(name).label,
+            "shown": {key: "-" if value is None else format_value(name, value) for key, value in values.items()},
+        }
+    return metrics
 
 
 def _iso(value: dt.datetime | None) -> str | None:

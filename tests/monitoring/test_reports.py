@@ -106,6 +106,10 @@ def test_the_report_covers_health_jobs_alerts_model_predictions_and_metrics(a_da
     assert content["model"]["drift"]["drifted_features"] == ["days_late_last_visit"]
     assert content["predictions_by_tier"] == {"low": 1, "high": 2, "very_high": 1}
     assert content["service_metrics"]["error_rate_per_hour"]["max"] == 64.0
+    # Read as the console reads them: a name and a unit, not an identifier and a float.
+    assert "error_rate_per_hour" not in report.text and "error_rate_per_hour" not in report.html
+    assert re.search(r"Server errors \(5xx\): (12|64)/h / 64/h\n", report.text)  # latest / period max
+    assert re.search(r"<td>Server errors \(5xx\)</td><td>(12|64)/h</td><td>38/h</td><td>64/h</td>", report.html)
     assert "Model drift detected" in report.text and "Retrain model" in report.text
     assert "0.812" in report.html and "days_late_last_visit" in report.html
     assert report.email_error.startswith("OPS_EMAILS is empty")
