@@ -19,7 +19,7 @@ needs_chromium = pytest.mark.skipif(
 
 @pytest.fixture
 def scored_tonight(db, settings, tmp_path, trained_once):
-    """The session's model, active over the default cohort, and tonight's score_all snapshot of it."""
+    """The shared test model, active over the default cohort, and a score_all snapshot of it taken today."""
     from predictions.services import predictions_score_all
 
     settings.MODEL_DIR = tmp_path / "models"

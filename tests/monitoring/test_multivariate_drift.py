@@ -1,6 +1,6 @@
 """Multivariate drift: a change in how features move together, which per-feature PSI cannot see.
 
-The session's model over its generated cohort, that night's ``score_all`` snapshot, and the same
+The shared test model over its generated cohort, a ``score_all`` snapshot of it, and the same
 snapshot with the links between features broken: each of a few related features (appointment history,
 time on ART, age) shuffled across patients on its own.  Every feature keeps its exact distribution, so
 PSI finds nothing, while the reconstruction error from the reference's principal components leaves its

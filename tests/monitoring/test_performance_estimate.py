@@ -1,6 +1,6 @@
-"""Estimated performance of tonight's snapshot: one figure on /metrics, in the API and on the console.
+"""Estimated performance of a score_all snapshot: one figure on /metrics, in the API and on the console.
 
-The session's model over its generated cohort, tonight's ``score_all`` snapshot, then the
+The shared test model over its generated cohort, a ``score_all`` snapshot of it, then the
 ``performance_estimate`` job as an operator runs it.  Whether the estimate comes true needs outcomes
 in numbers a test cannot afford (the realised AUC of ~100 interruptions varies by ~0.025 on its own):
 ``bench/bench_estimate.py`` checks it against the AUC realised on a 6,000-patient cohort.
