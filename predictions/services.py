@@ -27,6 +27,7 @@ from iit_service.after_response import after_response
 from iit_service.db import insert_together
 from iit_service.db_wait import copy_allowed
 from iit_service.errors import Conflict, Unprocessable
+from monitoring.evaluation import auc
 from monitoring.observability.metrics import PREDICTION_CACHE_REQUESTS, PREDICTION_DURATION, PREDICTIONS
 from patients.models import AuditEvent, Facility, Observation, Patient
 from patients.services import audit_store
@@ -44,7 +45,7 @@ from predictions.training import (
     probabilities,
     recent_resolved,
     reference_rows,
-    roc_auc_on,
+    scores_on,
     train,
     training_set,
 )
@@ -639,6 +640,20 @@ class ActivationCheck:
         )
 
 
+def model_scores_on(
+    *, model: registry.LoadedModel, labels: pd.DataFrame, timeline: Timeline, patients: PatientTable
+) -> np.ndarray:
+    """A loaded version's risk for each labelled appointment, with its own facility aggregates (``scores_on``)."""
+    return scores_on(
+        booster=model.booster,
+        margin_offset=model.margin_offset,
+        facility_stats=model.facility_stats,
+        labels=labels,
+        timeline=timeline,
+        patients=patients,
+    )
+
+
 def model_version_check(*, candidate: ModelVersion, as_of: dt.date | None = None) -> ActivationCheck | None:
     """Score ``candidate`` and the active version on the most recent appointments resolved by ``as_of``
     (default today) that neither trained on; None when no other version is active.
@@ -656,14 +671,8 @@ def model_version_check(*, candidate: ModelVersion, as_of: dt.date | None = None
         return ActivationCheck(candidate.version, active.version, 0, 0, float("nan"), float("nan"), None)
 
     def auc_of(model: registry.LoadedModel) -> float:
-        return roc_auc_on(
-            booster=model.booster,
-            margin_offset=model.margin_offset,
-            facility_stats=model.facility_stats,
-            labels=labels,
-            timeline=timeline,
-            patients=table,
-        )
+        scores = model_scores_on(model=model, labels=labels, timeline=timeline, patients=table)
+        return auc.roc_auc((labels["label"] == IIT).to_numpy(dtype=np.float64), scores)
 
     try:
         theirs = auc_of(registry.artifact_load(active))

@@ -189,27 +189,6 @@ def recent_resolved(*, timeline: Timeline, patients: PatientTable, as_of: dt.dat
     return labels[recent].reset_index(drop=True)
 
 
-def roc_auc_on(
-    *,
-    booster: xgb.Booster,
-    margin_offset: float,
-    facility_stats,
-    labels: pd.DataFrame,
-    timeline: Timeline,
-    patients: PatientTable,
-) -> float:
-    """A model's ROC-AUC on labelled appointments (``scores_on``; NaN with one class only)."""
-    scores = scores_on(
-        booster=booster,
-        margin_offset=margin_offset,
-        facility_stats=facility_stats,
-        labels=labels,
-        timeline=timeline,
-        patients=patients,
-    )
-    return auc.roc_auc((labels["label"] == IIT).to_numpy(dtype=np.float64), scores)
-
-
 def scores_on(
     *,
     booster: xgb.Booster,

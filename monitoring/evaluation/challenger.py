@@ -37,8 +37,14 @@ from patients.services import audit_event
 from predictions import registry, selectors, tiers
 from predictions.labels import IIT
 from predictions.models import ModelVersion
-from predictions.services import ActivationCheck, ActivationRefused, model_train, model_version_promote
-from predictions.training import ACTIVATION_AUC_TOLERANCE, recent_resolved, scores_on
+from predictions.services import (
+    ActivationCheck,
+    ActivationRefused,
+    model_scores_on,
+    model_train,
+    model_version_promote,
+)
+from predictions.training import ACTIVATION_AUC_TOLERANCE, recent_resolved
 
 log = logging.getLogger("iit.monitoring")
 security_log = logging.getLogger("iit.security")
@@ -77,14 +83,8 @@ def model_comparison_create(*, candidate: ModelVersion, as_of: dt.date, trigger:
     facility_ids = table.facility_id[table.rows_of(labels["patient_id"].to_numpy())]
 
     def scored(version: ModelVersion) -> tuple[np.ndarray, np.ndarray]:
-        model = registry.artifact_load(version)
-        scores = scores_on(
-            booster=model.booster,
-            margin_offset=model.margin_offset,
-            facility_stats=model.facility_stats,
-            labels=labels,
-            timeline=timeline,
-            patients=table,
+        scores = model_scores_on(
+            model=registry.artifact_load(version), labels=labels, timeline=timeline, patients=table
         )
         return scores, tier_levels(version, scores, facility_ids)
 
